@@ -1,0 +1,50 @@
+# manifold: `make run` starts it on the examples; `make test` runs every test.
+GO          ?= go
+BIN         := bin/manifold
+STATE       ?= .manifold
+STACK_IMAGE ?= manifold/stack:24
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+export GOTOOLCHAIN := local
+
+# Fuzz targets run briefly in `make test` (package:FuzzName).
+FUZZ        ?=
+FUZZTIME    ?= 5s
+
+.PHONY: build run test test-go fuzz-short bench lint deps stack-image clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/manifold
+
+run: build
+	./$(BIN) validate examples
+
+deps:
+	.ci/deps
+
+# The local stack image (manifold-24): a busybox-static root filesystem imported into
+# the Docker Engine, since no registry can be reached. Built only when missing.
+stack-image:
+	drivers/docker/stack/build.sh $(STACK_IMAGE)
+
+test: deps stack-image test-go fuzz-short
+
+test-go:
+	$(GO) test -race -count=1 -timeout 40m ./...
+
+fuzz-short:
+	@for target in $(FUZZ); do \
+		pkg=$${target%%:*}; name=$${target##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) ./$$pkg || exit 1; \
+	done
+
+bench: deps stack-image
+	$(GO) test -run='^$$' -bench=. -benchmem -timeout 60m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-clean:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+clean:
+	rm -rf bin $(STATE)

@@ -1,0 +1,140 @@
+// Package drivers defines what runs dynos: the Driver interface the reconciler calls
+// and the plain Dyno records drivers report. Implementations live beneath it:
+// process (plain processes, the embedded default) and docker (containers).
+package drivers
+
+import (
+	"context"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/manifold-paas/manifold/logs"
+)
+
+// State is a dyno's state, as `manifold ps` prints it.
+type State string
+
+// The dyno states. A dyno is starting until it is up (a web dyno: bound $PORT and, when
+// set, answered its health check; other types: running), crashed after it exited on its
+// own (the driver restarts it after a cool-off), down once stopped by manifold.
+const (
+	StateStarting State = "starting"
+	StateUp       State = "up"
+	StateCrashed  State = "crashed"
+	StateDown     State = "down"
+)
+
+// DynoSpec is what a driver needs to start one dyno.
+type DynoSpec struct {
+	App string `json:"app"`
+	Env string `json:"env"`
+	// Type is the process type (web, worker) and Index its number: web.1 is Type web, Index 1.
+	Type  string `json:"type"`
+	Index int    `json:"index"`
+	// Release is the ledger version the dyno runs (v7 is 7).
+	Release int `json:"release"`
+	// SlugKey names the slug; SlugPath is its tarball (a gzipped tar of /app) on disk.
+	SlugKey  string `json:"slug_key"`
+	SlugPath string `json:"slug_path"`
+	// Stack is the stack image for container drivers; the process driver ignores it.
+	Stack string `json:"stack"`
+	// Command runs through /bin/sh -c in the slug's root.
+	Command string `json:"command"`
+	// Config is the release's config vars. The driver adds PORT, DYNO and PS.
+	Config map[string]string `json:"config"`
+	// Size is the size name; MemoryBytes and CPUShares its limits (0: no limit).
+	Size        string `json:"size"`
+	MemoryBytes int64  `json:"memory_bytes"`
+	CPUShares   int64  `json:"cpu_shares"`
+	// HealthCheck, when set, is an HTTP path a web dyno must answer 2xx to be up.
+	HealthCheck string `json:"health_check,omitempty"`
+	// StopTimeout is the grace between SIGTERM and SIGKILL (30 s when zero).
+	StopTimeout time.Duration `json:"stop_timeout"`
+}
+
+// Name is the dyno's name within its app: web.1.
+func (s DynoSpec) Name() string { return DynoName(s.Type, s.Index) }
+
+// Dyno is a running (or crashed) dyno as a driver sees it.
+type Dyno struct {
+	// ID is the driver's handle: a container id, or a process driver's dyno id.
+	ID   string   `json:"id"`
+	Spec DynoSpec `json:"spec"`
+	// Name is web.1.
+	Name  string `json:"name"`
+	State State  `json:"state"`
+	// Addr is host:port where the router reaches a web dyno; empty for others.
+	Addr string `json:"addr,omitempty"`
+	// StartedAt is when the dyno last (re)started; StateChangedAt when State last changed.
+	StartedAt      time.Time `json:"started_at"`
+	StateChangedAt time.Time `json:"state_changed_at"`
+	// Restarts counts crash restarts since the dyno was first started.
+	Restarts int `json:"restarts"`
+	// Reason says why the dyno is crashed: "Process exited with status 1", R10, R15.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Event tells that a dyno changed state.
+type Event struct {
+	Dyno Dyno  `json:"dyno"`
+	From State `json:"from"`
+	To   State `json:"to"`
+	// Code is a Heroku error code when one applies (R10 boot timeout, R14, R15).
+	Code string `json:"code,omitempty"`
+}
+
+// OneOff is a one-off dyno (`manifold run`): it runs once, attached, and never restarts.
+type OneOff struct {
+	DynoSpec
+	// Stdin, Stdout and Stderr are attached to the process; Stdin may be nil.
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// LogSink receives every line a driver produces: dyno output (source app) and the
+// platform's own lines (source heroku: state changes, crashes, R10, R15). Publish
+// must never block.
+type LogSink interface {
+	Publish(line logs.Line)
+}
+
+// Driver runs dynos. It is safe for concurrent use. A driver restarts crashed dynos
+// itself with Cooloff, and after its process restarts it adopts the dynos it left
+// running (List shows them) instead of starting them again.
+type Driver interface {
+	// Start starts a dyno and returns at once with it starting; Events tells when it is up.
+	Start(ctx context.Context, spec DynoSpec) (Dyno, error)
+	// Stop sends SIGTERM, waits up to the dyno's StopTimeout, then SIGKILL, and removes it.
+	Stop(ctx context.Context, id string) error
+	// List returns every dyno the driver manages, running or crashed.
+	List(ctx context.Context) ([]Dyno, error)
+	// Run runs a one-off dyno to completion and returns its exit code.
+	Run(ctx context.Context, dyno OneOff) (exitCode int, err error)
+	// Events delivers state changes until Close. Slow readers miss no events: the
+	// driver buffers, then blocks only its own event delivery goroutine.
+	Events() <-chan Event
+	// Close stops watching and releases resources; running dynos keep running.
+	Close() error
+}
+
+// DynoName is Heroku's dyno name: web.1.
+func DynoName(processType string, index int) string {
+	return processType + "." + strconv.Itoa(index)
+}
+
+// Cooloff is how long to wait before restarting a dyno after its n-th consecutive
+// crash (n from 1): Heroku restarts at once the first time, then waits longer each
+// time, capped at 20 minutes.
+func Cooloff(n int) time.Duration {
+	const maxCooloff = 20 * time.Minute
+	if n <= 1 {
+		return 0
+	}
+	d := 10 * time.Second
+	for i := 2; i < n && d < maxCooloff; i++ {
+		d *= 2
+	}
+	return min(d, maxCooloff)
+}

@@ -1,0 +1,125 @@
+// Package spec loads a config repo (apps, environments, platform settings, in HCL or
+// YAML) and the Procfiles of the apps' sources into plain, validated desired state.
+// It is pure: it reads an fs.FS and returns values and file:line:col diagnostics.
+package spec
+
+// Pos is a place in a file of the config repo, for diagnostics. File is relative to
+// the config repo's root, with forward slashes. Line and Col count from 1.
+type Pos struct {
+	File string `json:"file"`
+	Line int    `json:"line"`
+	Col  int    `json:"col"`
+}
+
+// Platform holds the settings of manifold.hcl|yaml.
+type Platform struct {
+	// DomainSuffix makes each app reachable at <app>.<env>.<suffix>. Default "localhost".
+	DomainSuffix string `json:"domain_suffix"`
+	// DefaultSize is the dyno size of a process that names none. Default "standard-1x".
+	DefaultSize string `json:"default_size"`
+	// DefaultStack is the stack of an app that names none. Default "manifold-24".
+	DefaultStack string `json:"default_stack"`
+}
+
+// Source says where an app's code comes from: a folder of the config repo (Path) or a
+// git repository (Git and Ref).
+type Source struct {
+	// Path is the source folder relative to the config repo's root (cleaned, forward
+	// slashes), resolved from the spec's path, which is relative to the spec file.
+	Path string `json:"path,omitempty"`
+	// Git is the URL of a git repository holding the source; Ref its branch, tag or commit.
+	Git string `json:"git,omitempty"`
+	Ref string `json:"ref,omitempty"`
+	// Digest identifies the content of a Path source: "sha256:<hex>" over the folder's
+	// files (names, modes, contents). Two trees with the same Digest build the same slug.
+	// Empty for Git sources until the reconciler resolves the ref.
+	Digest string `json:"digest,omitempty"`
+}
+
+// Process is one process type of an app's formation.
+type Process struct {
+	// Type is the Procfile name: web, worker, clock, …
+	Type string `json:"type"`
+	// Command runs the process through /bin/sh -c. From the Procfile unless the spec sets it.
+	Command string `json:"command"`
+	// Count is the number of dynos. Procfile types the spec does not name run 0, but web,
+	// which runs 1 (Heroku's first-deploy default).
+	Count int `json:"count"`
+	// Size is one of Sizes' names; the platform's default size when left out.
+	Size string `json:"size"`
+	// HealthCheck is an HTTP path a web dyno must answer with 2xx before it takes traffic.
+	HealthCheck string `json:"health_check,omitempty"`
+	// StopTimeoutSeconds is the grace between SIGTERM and SIGKILL. Default 30.
+	StopTimeoutSeconds int `json:"stop_timeout_seconds"`
+}
+
+// Drain forwards an app's log stream. URL schemes: syslog+tcp, syslog+tls, https.
+type Drain struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	// CA is a PEM file (relative to the config repo's root) of private CAs to trust for
+	// syslog+tls and https drains. Empty means the system roots.
+	CA string `json:"ca,omitempty"`
+}
+
+// App is one app in one environment, with the environment's overrides applied.
+type App struct {
+	Name string `json:"name"`
+	Env  string `json:"env"`
+	// Pos is where the app is declared (its base spec).
+	Pos        Pos               `json:"pos"`
+	Source     Source            `json:"source"`
+	Buildpacks []string          `json:"buildpacks,omitempty"`
+	Stack      string            `json:"stack"`
+	Config     map[string]string `json:"config,omitempty"`
+	// Sensitive names config keys whose values are never printed.
+	Sensitive []string `json:"sensitive,omitempty"`
+	// Domains are every host the app answers: <app>.<env>.<suffix> first, then the
+	// spec's domains.
+	Domains []string `json:"domains"`
+	// Processes are sorted by Type. The release process type is not among them.
+	Processes []Process `json:"processes"`
+	// ReleaseCommand is the Procfile's release: command, run before a release goes live.
+	ReleaseCommand string  `json:"release_command,omitempty"`
+	Drains         []Drain `json:"drains,omitempty"`
+	// Suspend stops reconciling the app: what runs keeps running as it is.
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// Desired is the whole config repo, resolved for every environment.
+type Desired struct {
+	Platform Platform `json:"platform"`
+	// Environments are the environments' names, sorted. A repo with no environments/
+	// folder has one environment, "default".
+	Environments []string `json:"environments"`
+	// Apps holds one App per environment and app, sorted by Env then Name.
+	Apps []App `json:"apps"`
+}
+
+// Size is a dyno size, Heroku's names and memory limits.
+type Size struct {
+	Name        string `json:"name"`
+	MemoryBytes int64  `json:"memory_bytes"`
+	// CPUShares is the relative CPU weight (Docker's cpu-shares), 1024 for standard-1x.
+	CPUShares int64 `json:"cpu_shares"`
+}
+
+const mib = 1 << 20
+
+// LookupSize returns the dyno size of that name (basic, standard-1x, standard-2x,
+// performance-m, performance-l) and whether it exists.
+func LookupSize(name string) (Size, bool) {
+	switch name {
+	case "basic":
+		return Size{Name: name, MemoryBytes: 512 * mib, CPUShares: 1024}, true
+	case "standard-1x":
+		return Size{Name: name, MemoryBytes: 512 * mib, CPUShares: 1024}, true
+	case "standard-2x":
+		return Size{Name: name, MemoryBytes: 1024 * mib, CPUShares: 2048}, true
+	case "performance-m":
+		return Size{Name: name, MemoryBytes: 2560 * mib, CPUShares: 4096}, true
+	case "performance-l":
+		return Size{Name: name, MemoryBytes: 14336 * mib, CPUShares: 8192}, true
+	}
+	return Size{}, false
+}
