@@ -1,0 +1,333 @@
+// Package reconciler makes the running world match the config repo: Diff is the pure
+// planner (desired against observed, the same code for `manifold plan` and the live
+// loop) and Reconciler applies a plan through the slug builder, the release ledger,
+// a driver, the router and the logplex.
+package reconciler
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/manifold-paas/manifold/spec"
+)
+
+// Kind is what a Change changes.
+type Kind string
+
+// The kinds of change. Those marked release make a new release when applied.
+const (
+	KindCreateApp  Kind = "create-app"  // release
+	KindDestroyApp Kind = "destroy-app" // stops the app's dynos; its ledger is kept
+	KindSource     Kind = "source"      // release (needs a build unless the slug exists)
+	KindBuildpacks Kind = "buildpacks"  // release (needs a build)
+	KindStack      Kind = "stack"       // release (needs a build)
+	KindConfig     Kind = "config"      // release
+	KindCommand    Kind = "command"     // release: a process type's command
+	KindScale      Kind = "scale"       // no release
+	KindResize     Kind = "resize"      // no release
+	KindDomains    Kind = "domains"     // no release: the router table
+	KindDrains     Kind = "drains"      // no release: the logplex
+	KindSuspend    Kind = "suspend"     // no release
+)
+
+// Change is one difference between desired and observed state of one app in one
+// environment. From and To are nil where a thing is added or removed.
+type Change struct {
+	Env  string `json:"env"`
+	App  string `json:"app"`
+	Kind Kind   `json:"kind"`
+	// Process is the process type of scale, resize and command changes.
+	Process string `json:"process,omitempty"`
+	// Key is the config var of a config change.
+	Key  string `json:"key,omitempty"`
+	From any    `json:"from"`
+	To   any    `json:"to"`
+	// Sensitive hides From and To of a config change: printed as "(sensitive value changed)".
+	Sensitive bool `json:"sensitive,omitempty"`
+	// Release tells whether applying the change makes a new release.
+	Release bool `json:"release"`
+}
+
+// Formation sums the dynos an environment reserves.
+type Formation struct {
+	Dynos       int   `json:"dynos"`
+	MemoryBytes int64 `json:"memory_bytes"`
+}
+
+// EnvSummary is the formation of one environment before and after the plan.
+type EnvSummary struct {
+	Env    string    `json:"env"`
+	Before Formation `json:"before"`
+	After  Formation `json:"after"`
+}
+
+// Plan is what it takes to go from observed to desired.
+type Plan struct {
+	// Changes are sorted by Env, App, then the order Diff emits them in.
+	Changes []Change `json:"changes"`
+	// Envs are the environments the plan covers, sorted.
+	Envs []EnvSummary `json:"envs"`
+}
+
+// HasChanges tells whether applying the plan would do anything.
+func (p Plan) HasChanges() bool { return len(p.Changes) > 0 }
+
+// ForApp returns the changes of one app in one environment.
+func (p Plan) ForApp(env, app string) []Change {
+	var out []Change
+	for _, c := range p.Changes {
+		if c.Env == env && c.App == app {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// NeedsRelease tells whether any of changes makes a new release.
+func NeedsRelease(changes []Change) bool {
+	return slices.ContainsFunc(changes, func(c Change) bool { return c.Release })
+}
+
+// AppKey identifies an app in an environment.
+type AppKey struct{ Env, App string }
+
+func keyOf(app *spec.App) AppKey { return AppKey{Env: app.Env, App: app.Name} }
+
+// Diff is the planner: a pure function from the desired apps (loaded from the spec) and
+// the observed apps (the spec at a base commit, or what runs) to the changes between
+// them. Both slices hold one spec.App per environment and app, in any order.
+func Diff(desired, observed []spec.App) Plan {
+	before := indexApps(observed)
+	after := indexApps(desired)
+	keys := slices.Collect(maps.Keys(before))
+	for k := range after {
+		if _, ok := before[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b AppKey) int {
+		return cmp.Or(cmp.Compare(a.Env, b.Env), cmp.Compare(a.App, b.App))
+	})
+
+	var plan Plan
+	summaries := map[string]*EnvSummary{}
+	summary := func(env string) *EnvSummary {
+		s, ok := summaries[env]
+		if !ok {
+			s = &EnvSummary{Env: env}
+			summaries[env] = s
+		}
+		return s
+	}
+	for _, k := range keys {
+		obs, des := before[k], after[k]
+		s := summary(k.Env)
+		if obs != nil {
+			s.Before.add(formationOf(obs))
+		}
+		if des != nil {
+			s.After.add(formationOf(des))
+		}
+		plan.Changes = appendAppChanges(plan.Changes, k, des, obs)
+	}
+	for _, env := range slices.Sorted(maps.Keys(summaries)) {
+		plan.Envs = append(plan.Envs, *summaries[env])
+	}
+	return plan
+}
+
+func indexApps(apps []spec.App) map[AppKey]*spec.App {
+	index := make(map[AppKey]*spec.App, len(apps))
+	for i := range apps {
+		index[keyOf(&apps[i])] = &apps[i]
+	}
+	return index
+}
+
+func (f *Formation) add(other Formation) {
+	f.Dynos += other.Dynos
+	f.MemoryBytes += other.MemoryBytes
+}
+
+func formationOf(app *spec.App) Formation {
+	var f Formation
+	for _, p := range app.Processes {
+		size, _ := spec.LookupSize(p.Size)
+		f.Dynos += p.Count
+		f.MemoryBytes += int64(p.Count) * size.MemoryBytes
+	}
+	return f
+}
+
+// appendAppChanges appends the changes that turn obs into des (either may be nil).
+func appendAppChanges(changes []Change, k AppKey, des, obs *spec.App) []Change {
+	change := func(kind Kind, from, to any, release bool) Change {
+		return Change{Env: k.Env, App: k.App, Kind: kind, From: from, To: to, Release: release}
+	}
+	switch {
+	case obs == nil:
+		return append(changes, change(KindCreateApp, nil, FormationString(des), true))
+	case des == nil:
+		return append(changes, change(KindDestroyApp, FormationString(obs), nil, false))
+	}
+	if des.Suspend != obs.Suspend {
+		changes = append(changes, change(KindSuspend, obs.Suspend, des.Suspend, false))
+	}
+	if sourceString(obs.Source) != sourceString(des.Source) {
+		changes = append(changes, change(KindSource, sourceString(obs.Source), sourceString(des.Source), true))
+	}
+	if !slices.Equal(obs.Buildpacks, des.Buildpacks) {
+		changes = append(changes, change(KindBuildpacks, listOrNil(obs.Buildpacks), listOrNil(des.Buildpacks), true))
+	}
+	if obs.Stack != des.Stack {
+		changes = append(changes, change(KindStack, obs.Stack, des.Stack, true))
+	}
+	changes = appendConfigChanges(changes, k, des, obs)
+	changes = appendProcessChanges(changes, k, des, obs)
+	if obs.ReleaseCommand != des.ReleaseCommand {
+		c := change(KindCommand, strOrNil(obs.ReleaseCommand), strOrNil(des.ReleaseCommand), true)
+		c.Process = "release"
+		changes = append(changes, c)
+	}
+	if !slices.Equal(obs.Domains, des.Domains) {
+		changes = append(changes, change(KindDomains, listOrNil(obs.Domains), listOrNil(des.Domains), false))
+	}
+	if !slices.Equal(drainStrings(obs.Drains), drainStrings(des.Drains)) {
+		changes = append(changes, change(KindDrains, listOrNil(drainStrings(obs.Drains)), listOrNil(drainStrings(des.Drains)), false))
+	}
+	return changes
+}
+
+func appendConfigChanges(changes []Change, k AppKey, des, obs *spec.App) []Change {
+	keys := slices.Sorted(maps.Keys(des.Config))
+	for key := range obs.Config {
+		if _, ok := des.Config[key]; !ok {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		from, hadFrom := obs.Config[key]
+		to, hasTo := des.Config[key]
+		if hadFrom == hasTo && from == to {
+			continue
+		}
+		c := Change{Env: k.Env, App: k.App, Kind: KindConfig, Key: key, Release: true}
+		c.Sensitive = slices.Contains(des.Sensitive, key) || slices.Contains(obs.Sensitive, key)
+		if !c.Sensitive {
+			if hadFrom {
+				c.From = from
+			}
+			if hasTo {
+				c.To = to
+			}
+		}
+		changes = append(changes, c)
+	}
+	return changes
+}
+
+func appendProcessChanges(changes []Change, k AppKey, des, obs *spec.App) []Change {
+	before := map[string]spec.Process{}
+	for _, p := range obs.Processes {
+		before[p.Type] = p
+	}
+	after := map[string]spec.Process{}
+	for _, p := range des.Processes {
+		after[p.Type] = p
+	}
+	types := slices.Sorted(maps.Keys(after))
+	for t := range before {
+		if _, ok := after[t]; !ok {
+			types = append(types, t)
+		}
+	}
+	slices.Sort(types)
+	for _, t := range types {
+		from, hadFrom := before[t]
+		to, hasTo := after[t]
+		base := Change{Env: k.Env, App: k.App, Process: t}
+		if from.Command != to.Command {
+			c := base
+			c.Kind, c.From, c.To, c.Release = KindCommand, strOrNil(from.Command), strOrNil(to.Command), true
+			changes = append(changes, c)
+		}
+		if from.Count != to.Count {
+			c := base
+			c.Kind, c.From, c.To = KindScale, from.Count, to.Count
+			changes = append(changes, c)
+		}
+		// A size matters only where dynos run; a type coming or going is a scale.
+		if hadFrom && hasTo && from.Size != to.Size && (from.Count > 0 || to.Count > 0) {
+			c := base
+			c.Kind, c.From, c.To = KindResize, from.Size, to.Size
+			changes = append(changes, c)
+		}
+	}
+	return changes
+}
+
+// FormationString describes an app's formation as Heroku's `ps:scale` does:
+// "web=2:standard-1x worker=1:standard-1x". Types scaled to 0 are left out.
+func FormationString(app *spec.App) string {
+	var parts []string
+	for _, p := range app.Processes {
+		if p.Count > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d:%s", p.Type, p.Count, p.Size))
+		}
+	}
+	if len(parts) == 0 {
+		return "no dynos"
+	}
+	return strings.Join(parts, " ")
+}
+
+func sourceString(s spec.Source) string {
+	switch {
+	case s.Git != "":
+		ref := s.Ref
+		if ref == "" {
+			ref = "HEAD"
+		}
+		return s.Git + "@" + ref
+	case s.Digest != "":
+		return s.Path + "@" + shortDigest(s.Digest)
+	default:
+		return s.Path
+	}
+}
+
+// shortDigest is "sha256:1a2b3c4d5e6f" of "sha256:<64 hex>".
+func shortDigest(digest string) string {
+	algo, hex, ok := strings.Cut(digest, ":")
+	if !ok || len(hex) <= 12 {
+		return digest
+	}
+	return algo + ":" + hex[:12]
+}
+
+func drainStrings(drains []spec.Drain) []string {
+	out := make([]string, 0, len(drains))
+	for _, d := range drains {
+		out = append(out, d.Name+"="+d.URL)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func listOrNil(list []string) any {
+	if len(list) == 0 {
+		return nil
+	}
+	return list
+}
+
+func strOrNil(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
