@@ -1,0 +1,403 @@
+package source
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	gogitv5 "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// maxSymlinkHops bounds symlink resolution inside a tree, as the kernel's ELOOP does.
+const maxSymlinkHops = 40
+
+// TreeAt returns a read-only file system over the tree of the commit that rev names
+// in the repository at repoDir (or any directory inside its work tree). rev is
+// anything go-git's ResolveRevision accepts: a branch, a tag, a sha (full or short),
+// HEAD~1, main^2; "" means HEAD. Everything is read from git objects: the work tree
+// and index are never read or touched, so uncommitted changes do not show.
+//
+// The returned fs.FS also implements fs.ReadDirFS, fs.ReadFileFS, fs.StatFS and
+// fs.SubFS. File modes carry the exec bit (0755 vs 0644); directory entries of
+// symlinks report fs.ModeSymlink while Open, Stat, ReadFile and ReadDir follow them
+// inside the tree (a link that leaves the tree is not found). Every file's ModTime is
+// the commit's committer time, since git stores none. Safe for concurrent use.
+func TreeAt(repoDir, rev string) (fs.FS, Revision, error) {
+	repo, err := gogitv5.PlainOpenWithOptions(repoDir, &gogitv5.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return nil, Revision{}, fmt.Errorf("open git repository %s: %w", repoDir, err)
+	}
+	if rev == "" {
+		rev = "HEAD"
+	}
+	hash, err := repo.ResolveRevision(plumbing.Revision(rev))
+	if err != nil {
+		return nil, Revision{}, fmt.Errorf("unknown revision %s in %s: %w", rev, repoDir, err)
+	}
+	commit, err := repo.CommitObject(*hash)
+	if err != nil {
+		return nil, Revision{}, fmt.Errorf("revision %s in %s is not a commit: %w", rev, repoDir, err)
+	}
+	root, err := commit.Tree()
+	if err != nil {
+		return nil, Revision{}, fmt.Errorf("read tree of %s (%s) in %s: %w", rev, commit.Hash, repoDir, err)
+	}
+	tfs := &treeFS{
+		shared: &treeShared{repo: repo, root: root, modTime: commit.Committer.When},
+	}
+	return tfs, revisionOf(commit, rev), nil
+}
+
+// treeShared is the state every sub-view of one tree shares. go-git's trees and
+// storage are not safe for concurrent use, so mu guards every object read.
+type treeShared struct {
+	mu      sync.Mutex
+	repo    *gogitv5.Repository
+	root    *object.Tree
+	modTime time.Time
+}
+
+// treeFS is a view of a commit's tree rooted at prefix ("" for the whole tree).
+type treeFS struct {
+	shared *treeShared
+	prefix string
+}
+
+var (
+	_ fs.ReadDirFS  = (*treeFS)(nil)
+	_ fs.ReadFileFS = (*treeFS)(nil)
+	_ fs.StatFS     = (*treeFS)(nil)
+	_ fs.SubFS      = (*treeFS)(nil)
+)
+
+// node is one resolved tree entry.
+type node struct {
+	name string // base name as the caller spelled it
+	mode filemode.FileMode
+	hash plumbing.Hash
+}
+
+// full joins the view's prefix and a valid fs path.
+func (t *treeFS) full(name string) string {
+	if name == "." {
+		return t.prefix
+	}
+	if t.prefix == "" {
+		return name
+	}
+	return t.prefix + "/" + name
+}
+
+// lookup resolves name (a valid fs path) to its entry, following symlinks in every
+// component and, when follow is set, in the last one too. Callers hold mu.
+func (t *treeFS) lookup(op, name string, follow bool) (node, error) {
+	want := t.full(name)
+	for hop := 0; ; hop++ {
+		if hop > maxSymlinkHops {
+			return node{}, &fs.PathError{Op: op, Path: name, Err: errors.New("too many levels of symbolic links")}
+		}
+		n, next, redirected, err := t.walk(want, follow)
+		if err != nil {
+			return node{}, &fs.PathError{Op: op, Path: name, Err: err}
+		}
+		if !redirected {
+			n.name = path.Base(name)
+			return n, nil
+		}
+		want = next
+	}
+}
+
+// walk descends the tree along p. When it meets a symlink it returns redirected and
+// the path the link sends p to (cleaned, relative to the tree root, "" for the root)
+// instead of a node.
+func (t *treeFS) walk(p string, follow bool) (n node, next string, redirected bool, err error) {
+	cur := t.shared.root
+	n = node{name: ".", mode: filemode.Dir, hash: cur.Hash}
+	if p == "" {
+		return n, "", false, nil
+	}
+	parts := strings.Split(p, "/")
+	for i, part := range parts {
+		if n.mode != filemode.Dir {
+			return node{}, "", false, fs.ErrNotExist
+		}
+		if i > 0 {
+			tree, terr := t.shared.repo.TreeObject(n.hash)
+			if terr != nil {
+				return node{}, "", false, fmt.Errorf("read tree %s: %w", n.hash, terr)
+			}
+			cur = tree
+		}
+		entry, ferr := cur.FindEntry(part)
+		if ferr != nil {
+			return node{}, "", false, fs.ErrNotExist
+		}
+		n = node{name: part, mode: entry.Mode, hash: entry.Hash}
+		last := i == len(parts)-1
+		if n.mode == filemode.Symlink && (!last || follow) {
+			target, berr := t.blob(n.hash)
+			if berr != nil {
+				return node{}, "", false, berr
+			}
+			dir := strings.Join(parts[:i], "/")
+			next := path.Join(dir, string(target))
+			if path.IsAbs(string(target)) || next == ".." || strings.HasPrefix(next, "../") {
+				return node{}, "", false, fmt.Errorf("symlink %s -> %s leaves the tree: %w", strings.Join(parts[:i+1], "/"), target, fs.ErrNotExist)
+			}
+			if !last {
+				next = path.Join(next, strings.Join(parts[i+1:], "/"))
+			}
+			if next == "." {
+				next = ""
+			}
+			return node{}, next, true, nil
+		}
+	}
+	return n, "", false, nil
+}
+
+// blob reads a whole blob. Callers hold mu.
+func (t *treeFS) blob(h plumbing.Hash) ([]byte, error) {
+	b, err := t.shared.repo.BlobObject(h)
+	if err != nil {
+		return nil, fmt.Errorf("read blob %s: %w", h, err)
+	}
+	r, err := b.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("read blob %s: %w", h, err)
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+// blobSize reads a blob's size from its header. Callers hold mu.
+func (t *treeFS) blobSize(h plumbing.Hash) int64 {
+	b, err := t.shared.repo.BlobObject(h)
+	if err != nil {
+		return 0
+	}
+	return b.Size
+}
+
+// isDir reports whether a mode is listed as a directory; submodules show as empty
+// directories because their content is not in this repository.
+func isDir(m filemode.FileMode) bool { return m == filemode.Dir || m == filemode.Submodule }
+
+// entries lists a directory node sorted by name. Callers hold mu.
+func (t *treeFS) entries(n node) ([]fs.DirEntry, error) {
+	if n.mode == filemode.Submodule {
+		return []fs.DirEntry{}, nil
+	}
+	tree, err := t.shared.repo.TreeObject(n.hash)
+	if err != nil {
+		return nil, fmt.Errorf("read tree %s: %w", n.hash, err)
+	}
+	out := make([]fs.DirEntry, 0, len(tree.Entries))
+	for _, e := range tree.Entries {
+		out = append(out, t.info(node{name: e.Name, mode: e.Mode, hash: e.Hash}))
+	}
+	slices.SortFunc(out, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return out, nil
+}
+
+// info builds the FileInfo of a node. Callers hold mu.
+func (t *treeFS) info(n node) *treeInfo {
+	fi := &treeInfo{name: n.name, modTime: t.shared.modTime}
+	switch n.mode {
+	case filemode.Dir, filemode.Submodule:
+		fi.mode = fs.ModeDir | 0o755
+	case filemode.Executable:
+		fi.mode = 0o755
+		fi.size = t.blobSize(n.hash)
+	case filemode.Symlink:
+		fi.mode = fs.ModeSymlink | 0o777
+		fi.size = t.blobSize(n.hash)
+	default:
+		fi.mode = 0o644
+		fi.size = t.blobSize(n.hash)
+	}
+	return fi
+}
+
+// Open implements fs.FS.
+func (t *treeFS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	t.shared.mu.Lock()
+	defer t.shared.mu.Unlock()
+	n, err := t.lookup("open", name, true)
+	if err != nil {
+		return nil, err
+	}
+	fi := t.info(n)
+	if isDir(n.mode) {
+		entries, err := t.entries(n)
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+		return &treeDir{info: fi, path: name, entries: entries}, nil
+	}
+	data, err := t.blob(n.hash)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	return &treeFile{info: fi, Reader: bytes.NewReader(data)}, nil
+}
+
+// ReadFile implements fs.ReadFileFS; the caller owns the returned slice.
+func (t *treeFS) ReadFile(name string) ([]byte, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "readfile", Path: name, Err: fs.ErrInvalid}
+	}
+	t.shared.mu.Lock()
+	defer t.shared.mu.Unlock()
+	n, err := t.lookup("readfile", name, true)
+	if err != nil {
+		return nil, err
+	}
+	if isDir(n.mode) {
+		return nil, &fs.PathError{Op: "readfile", Path: name, Err: errors.New("is a directory")}
+	}
+	data, err := t.blob(n.hash)
+	if err != nil {
+		return nil, &fs.PathError{Op: "readfile", Path: name, Err: err}
+	}
+	return data, nil
+}
+
+// ReadDir implements fs.ReadDirFS: entries sorted by name.
+func (t *treeFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrInvalid}
+	}
+	t.shared.mu.Lock()
+	defer t.shared.mu.Unlock()
+	n, err := t.lookup("readdir", name, true)
+	if err != nil {
+		return nil, err
+	}
+	if !isDir(n.mode) {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: errors.New("not a directory")}
+	}
+	entries, err := t.entries(n)
+	if err != nil {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: err}
+	}
+	return entries, nil
+}
+
+// Stat implements fs.StatFS, following symlinks.
+func (t *treeFS) Stat(name string) (fs.FileInfo, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrInvalid}
+	}
+	t.shared.mu.Lock()
+	defer t.shared.mu.Unlock()
+	n, err := t.lookup("stat", name, true)
+	if err != nil {
+		return nil, err
+	}
+	return t.info(n), nil
+}
+
+// Sub implements fs.SubFS: a view rooted at dir. Symlinks inside the view may
+// still point at anything in the whole commit tree.
+func (t *treeFS) Sub(dir string) (fs.FS, error) {
+	if !fs.ValidPath(dir) {
+		return nil, &fs.PathError{Op: "sub", Path: dir, Err: fs.ErrInvalid}
+	}
+	if dir == "." {
+		return t, nil
+	}
+	t.shared.mu.Lock()
+	defer t.shared.mu.Unlock()
+	// Resolve symlinks in dir so the prefix is a real path in the tree.
+	want := t.full(dir)
+	for hop := 0; ; hop++ {
+		if hop > maxSymlinkHops {
+			return nil, &fs.PathError{Op: "sub", Path: dir, Err: errors.New("too many levels of symbolic links")}
+		}
+		n, next, redirected, err := t.walk(want, true)
+		if err != nil {
+			return nil, &fs.PathError{Op: "sub", Path: dir, Err: err}
+		}
+		if redirected {
+			want = next
+			continue
+		}
+		if !isDir(n.mode) {
+			return nil, &fs.PathError{Op: "sub", Path: dir, Err: errors.New("not a directory")}
+		}
+		return &treeFS{shared: t.shared, prefix: want}, nil
+	}
+}
+
+// treeInfo implements fs.FileInfo and fs.DirEntry.
+type treeInfo struct {
+	name    string
+	size    int64
+	mode    fs.FileMode
+	modTime time.Time
+}
+
+func (fi *treeInfo) Name() string               { return fi.name }
+func (fi *treeInfo) Size() int64                { return fi.size }
+func (fi *treeInfo) Mode() fs.FileMode          { return fi.mode }
+func (fi *treeInfo) ModTime() time.Time         { return fi.modTime }
+func (fi *treeInfo) IsDir() bool                { return fi.mode.IsDir() }
+func (fi *treeInfo) Sys() any                   { return nil }
+func (fi *treeInfo) Type() fs.FileMode          { return fi.mode.Type() }
+func (fi *treeInfo) Info() (fs.FileInfo, error) { return fi, nil }
+func (fi *treeInfo) String() string             { return fs.FormatFileInfo(fi) }
+
+// treeFile is an open regular file; its content was read whole at Open.
+type treeFile struct {
+	info *treeInfo
+	*bytes.Reader
+}
+
+func (f *treeFile) Stat() (fs.FileInfo, error) { return f.info, nil }
+func (f *treeFile) Close() error               { return nil }
+
+// treeDir is an open directory.
+type treeDir struct {
+	info    *treeInfo
+	path    string
+	entries []fs.DirEntry
+	offset  int
+}
+
+func (d *treeDir) Stat() (fs.FileInfo, error) { return d.info, nil }
+func (d *treeDir) Close() error               { return nil }
+func (d *treeDir) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: d.path, Err: errors.New("is a directory")}
+}
+
+// ReadDir implements fs.ReadDirFile.
+func (d *treeDir) ReadDir(count int) ([]fs.DirEntry, error) {
+	rest := d.entries[d.offset:]
+	if count <= 0 {
+		d.offset = len(d.entries)
+		return slices.Clone(rest), nil
+	}
+	if len(rest) == 0 {
+		return nil, io.EOF
+	}
+	if count > len(rest) {
+		count = len(rest)
+	}
+	d.offset += count
+	return slices.Clone(rest[:count]), nil
+}
