@@ -1,0 +1,565 @@
+package spec
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// decode.go turns the common tree into raw specs: every value type-checked and
+// checked on its own (sizes, names, URLs), each remembering where it was written so
+// that the merge and the cross-file checks in load.go can point at it.
+
+// maxCount bounds a process's dyno count, so a typo cannot ask for a billion dynos
+// and memory sums cannot overflow.
+const maxCount = 10000
+
+// maxStopTimeoutSeconds bounds the SIGTERM grace (Heroku's is fixed at 30 s).
+const maxStopTimeoutSeconds = 3600
+
+var (
+	configNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	processTypeRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	// nameRE is for app and environment names, which become DNS labels of the
+	// default domain <app>.<env>.<suffix>.
+	nameRE   = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	domainRE = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+)
+
+type strField struct {
+	set bool
+	v   string
+	pos Pos
+}
+
+type intField struct {
+	set bool
+	v   int
+	pos Pos
+}
+
+type boolField struct {
+	set bool
+	v   bool
+	pos Pos
+}
+
+type listField struct {
+	set   bool
+	items []strField
+	pos   Pos
+}
+
+type configEntry struct {
+	key    string
+	keyPos Pos
+	val    string
+	// remove is a null value: in an environment it deletes the base's key.
+	remove bool
+}
+
+type rawSource struct {
+	pos            Pos
+	path, git, ref strField
+}
+
+type rawProcess struct {
+	typ                        string
+	pos                        Pos
+	count, stopTimeout         intField
+	size, command, healthCheck strField
+}
+
+type rawDrain struct {
+	name    string
+	pos     Pos
+	url, ca strField
+}
+
+// rawApp is an app block as written, in a base spec or in an environment.
+type rawApp struct {
+	name                           string
+	pos                            Pos
+	source                         *rawSource
+	buildpacks, sensitive, domains listField
+	stack                          strField
+	configSet                      bool
+	config                         []configEntry
+	suspend                        boolField
+	processes                      []*rawProcess
+	drains                         []*rawDrain
+}
+
+type rawEnv struct {
+	name string
+	pos  Pos
+	apps []*rawApp
+}
+
+type rawPlatform struct {
+	pos                                     Pos
+	domainSuffix, defaultSize, defaultStack strField
+}
+
+// Schemas, built on demand: the package keeps no global state.
+func sourceSchema() schema  { return schema{} }
+func processSchema() schema { return schema{} }
+func drainSchema() schema   { return schema{} }
+
+func appSchema() schema {
+	return schema{blocks: map[string]blockSchema{
+		"source":  {inner: sourceSchema()},
+		"process": {labelled: true, inner: processSchema()},
+		"drain":   {labelled: true, inner: drainSchema()},
+	}}
+}
+
+func appsFileSchema() schema {
+	return schema{blocks: map[string]blockSchema{"app": {labelled: true, inner: appSchema()}}}
+}
+
+func envFileSchema() schema {
+	return schema{blocks: map[string]blockSchema{"environment": {labelled: true, inner: schema{
+		blocks: map[string]blockSchema{"app": {labelled: true, inner: appSchema()}},
+	}}}}
+}
+
+func platformSchema() schema { return schema{} }
+
+// decoder checks one body against what it accepts.
+type decoder struct{ sink *diagSink }
+
+// shape names what a body accepts, for the unknown-attribute and unknown-block errors.
+type shape struct {
+	what   string   // "app", "process", …
+	attrs  []string // sorted
+	blocks []string // sorted
+}
+
+// checkShape reports attributes and blocks the body does not accept, and duplicates.
+// It returns the attributes to read (first of each name) and the accepted blocks.
+func (d *decoder) checkShape(b *body, s shape) (map[string]attr, []block) {
+	attrs := make(map[string]attr, len(b.attrs))
+	for _, a := range b.attrs {
+		switch {
+		case slices.Contains(s.attrs, a.name):
+			if first, dup := attrs[a.name]; dup {
+				d.sink.add(a.namePos, "duplicate attribute %q (first set at %d:%d)", a.name, first.namePos.Line, first.namePos.Col)
+				continue
+			}
+			attrs[a.name] = a
+		case slices.Contains(s.blocks, a.name):
+			d.sink.add(a.namePos, "%q is a block, not an attribute: write %s { … }", a.name, blockExample(a.name))
+		default:
+			d.sink.add(a.namePos, "unknown attribute %q in %s (%s)", a.name, s.what, accepts(s))
+		}
+	}
+	var blocks []block
+	seen := map[string]Pos{}
+	for _, blk := range b.blocks {
+		switch {
+		case slices.Contains(s.blocks, blk.typ):
+			key := blk.typ + "\x00" + blk.label
+			if first, dup := seen[key]; dup {
+				what := blk.typ
+				if blk.labelled {
+					what = fmt.Sprintf("%s %q", blk.typ, blk.label)
+				}
+				d.sink.add(blockPos(blk), "duplicate %s (first at %d:%d)", what, first.Line, first.Col)
+				continue
+			}
+			seen[key] = blockPos(blk)
+			blocks = append(blocks, blk)
+		case slices.Contains(s.attrs, blk.typ):
+			d.sink.add(blk.typPos, "%q is an attribute, not a block: write %s = …", blk.typ, blk.typ)
+		default:
+			d.sink.add(blk.typPos, "unknown block %q in %s (%s)", blk.typ, s.what, accepts(s))
+		}
+	}
+	return attrs, blocks
+}
+
+func blockExample(typ string) string {
+	if typ == "source" {
+		return typ
+	}
+	return typ + ` "NAME"`
+}
+
+func accepts(s shape) string {
+	var parts []string
+	if len(s.attrs) > 0 {
+		parts = append(parts, "attributes: "+strings.Join(s.attrs, ", "))
+	}
+	if len(s.blocks) > 0 {
+		parts = append(parts, "blocks: "+strings.Join(s.blocks, ", "))
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// blockPos is where a block is named: its label when it has one (in YAML the key that
+// holds the label), else its keyword.
+func blockPos(b block) Pos {
+	if b.labelled {
+		return b.labelPos
+	}
+	return b.typPos
+}
+
+// Typed attribute readers. A null value means "not set".
+
+func (d *decoder) str(a attr, ok bool) strField {
+	if !ok || a.val.kind == kindNull {
+		return strField{}
+	}
+	if a.val.kind != kindString {
+		d.sink.add(a.val.pos, "%s: want a string, got %s", a.name, a.val.kind)
+		return strField{}
+	}
+	return strField{set: true, v: a.val.str, pos: a.val.pos}
+}
+
+func (d *decoder) nonEmptyStr(a attr, ok bool) strField {
+	f := d.str(a, ok)
+	if f.set && strings.TrimSpace(f.v) == "" {
+		d.sink.add(f.pos, "%s: must not be empty", a.name)
+		return strField{}
+	}
+	return f
+}
+
+func (d *decoder) boolean(a attr, ok bool) boolField {
+	if !ok || a.val.kind == kindNull {
+		return boolField{}
+	}
+	if a.val.kind != kindBool {
+		d.sink.add(a.val.pos, "%s: want a bool, got %s", a.name, a.val.kind)
+		return boolField{}
+	}
+	return boolField{set: true, v: a.val.boolean, pos: a.val.pos}
+}
+
+// wholeNumber reads an integer in [lo, hi].
+func (d *decoder) wholeNumber(a attr, ok bool, lo, hi int64) intField {
+	if !ok || a.val.kind == kindNull {
+		return intField{}
+	}
+	v := a.val
+	switch {
+	case v.kind != kindNumber:
+		d.sink.add(v.pos, "%s: want a whole number, got %s", a.name, v.kind)
+	case !v.numIsInt:
+		d.sink.add(v.pos, "%s: want a whole number, got %s", a.name, v.str)
+	case v.num < 0 && lo >= 0:
+		d.sink.add(v.pos, "%s: must not be negative, got %s", a.name, v.str)
+	case v.num < lo:
+		d.sink.add(v.pos, "%s: must be at least %d, got %s", a.name, lo, v.str)
+	case v.num > hi:
+		d.sink.add(v.pos, "%s: must be at most %d, got %s", a.name, hi, v.str)
+	default:
+		return intField{set: true, v: int(v.num), pos: v.pos}
+	}
+	return intField{}
+}
+
+// strList reads a list of non-empty strings, each keeping its position.
+func (d *decoder) strList(a attr, ok bool) listField {
+	if !ok || a.val.kind == kindNull {
+		return listField{}
+	}
+	if a.val.kind != kindList {
+		d.sink.add(a.val.pos, "%s: want a list of strings, got %s", a.name, a.val.kind)
+		return listField{}
+	}
+	f := listField{set: true, pos: a.val.pos}
+	for _, el := range a.val.list {
+		switch {
+		case el.kind != kindString:
+			d.sink.add(el.pos, "%s: want a list of strings, got an element of type %s", a.name, el.kind)
+		case strings.TrimSpace(el.str) == "":
+			d.sink.add(el.pos, "%s: elements must not be empty", a.name)
+		default:
+			f.items = append(f.items, strField{set: true, v: el.str, pos: el.pos})
+		}
+	}
+	return f
+}
+
+func (d *decoder) platform(b *body) *rawPlatform {
+	attrs, _ := d.checkShape(b, shape{what: "platform settings", attrs: []string{"default_size", "default_stack", "domain_suffix"}})
+	p := &rawPlatform{pos: b.pos}
+	a, ok := attrs["domain_suffix"]
+	p.domainSuffix = d.nonEmptyStr(a, ok)
+	if f := p.domainSuffix; f.set {
+		if s := strings.ToLower(f.v); !domainRE.MatchString(s) || strings.HasPrefix(s, "*.") {
+			d.sink.add(f.pos, "domain_suffix: %q is not a valid domain name", f.v)
+			p.domainSuffix = strField{}
+		} else {
+			p.domainSuffix.v = s
+		}
+	}
+	a, ok = attrs["default_size"]
+	p.defaultSize = d.size(a, ok)
+	a, ok = attrs["default_stack"]
+	p.defaultStack = d.nonEmptyStr(a, ok)
+	return p
+}
+
+func (d *decoder) size(a attr, ok bool) strField {
+	f := d.str(a, ok)
+	if f.set {
+		if _, known := LookupSize(f.v); !known {
+			d.sink.add(f.pos, "%s: unknown size %q (sizes: %s)", a.name, f.v, strings.Join(SizeNames(), ", "))
+			return strField{}
+		}
+	}
+	return f
+}
+
+// appsFile reads the app blocks of a file of apps/.
+func (d *decoder) appsFile(b *body) []*rawApp {
+	_, blocks := d.checkShape(b, shape{what: "an apps file", blocks: []string{"app"}})
+	var apps []*rawApp
+	for _, blk := range blocks {
+		if app := d.app(blk, false); app != nil {
+			apps = append(apps, app)
+		}
+	}
+	return apps
+}
+
+// envFile reads the environment blocks of a file of environments/.
+func (d *decoder) envFile(b *body) []*rawEnv {
+	_, blocks := d.checkShape(b, shape{what: "an environment file", blocks: []string{"environment"}})
+	var envs []*rawEnv
+	for _, blk := range blocks {
+		if !blk.labelled {
+			d.sink.add(blk.typPos, `environment block needs a name: environment "NAME" { … }`)
+			continue
+		}
+		env := &rawEnv{name: blk.label, pos: blk.labelPos}
+		if !nameRE.MatchString(blk.label) {
+			d.sink.add(blk.labelPos, "invalid environment name %q: want lowercase letters, digits and dashes, starting with a letter (it is part of domain names)", blk.label)
+		}
+		_, appBlocks := d.checkShape(blk.body, shape{what: fmt.Sprintf("environment %q", blk.label), blocks: []string{"app"}})
+		for _, ab := range appBlocks {
+			if app := d.app(ab, true); app != nil {
+				env.apps = append(env.apps, app)
+			}
+		}
+		envs = append(envs, env)
+	}
+	return envs
+}
+
+// app reads an app block; inEnv marks an environment's override, where every part is
+// optional.
+func (d *decoder) app(blk block, inEnv bool) *rawApp {
+	if !blk.labelled {
+		d.sink.add(blk.typPos, `app block needs a name: app "NAME" { … }`)
+		return nil
+	}
+	app := &rawApp{name: blk.label, pos: blk.labelPos}
+	if !nameRE.MatchString(blk.label) {
+		d.sink.add(blk.labelPos, "invalid app name %q: want lowercase letters, digits and dashes, starting with a letter (it is part of domain names)", blk.label)
+	}
+	attrs, blocks := d.checkShape(blk.body, shape{
+		what:   fmt.Sprintf("app %q", blk.label),
+		attrs:  []string{"buildpacks", "config", "domains", "sensitive", "stack", "suspend"},
+		blocks: []string{"drain", "process", "source"},
+	})
+	a, ok := attrs["buildpacks"]
+	app.buildpacks = d.strList(a, ok)
+	a, ok = attrs["stack"]
+	app.stack = d.nonEmptyStr(a, ok)
+	a, ok = attrs["suspend"]
+	app.suspend = d.boolean(a, ok)
+	a, ok = attrs["sensitive"]
+	app.sensitive = d.strList(a, ok)
+	for _, s := range app.sensitive.items {
+		if !configNameRE.MatchString(s.v) {
+			d.sink.add(s.pos, "sensitive: invalid config var name %q: want [A-Za-z_][A-Za-z0-9_]*", s.v)
+		}
+	}
+	a, ok = attrs["domains"]
+	app.domains = d.strList(a, ok)
+	for i, dom := range app.domains.items {
+		lower := strings.ToLower(strings.TrimSuffix(dom.v, "."))
+		if !domainRE.MatchString(lower) {
+			d.sink.add(dom.pos, "domains: %q is not a valid domain name", dom.v)
+		}
+		app.domains.items[i].v = lower
+	}
+	if a, ok := attrs["config"]; ok {
+		app.configSet, app.config = d.config(a)
+	}
+
+	for _, b := range blocks {
+		switch b.typ {
+		case "source":
+			if b.labelled {
+				d.sink.add(b.labelPos, "source block takes no label")
+			}
+			app.source = d.source(b, inEnv)
+		case "process":
+			if p := d.process(b); p != nil {
+				app.processes = append(app.processes, p)
+			}
+		case "drain":
+			if dr := d.drain(b); dr != nil {
+				app.drains = append(app.drains, dr)
+			}
+		}
+	}
+	if app.source == nil && !inEnv {
+		d.sink.add(blk.labelPos, `app %q has no source block: add source { path = "…" } or source { git = "…", ref = "…" }`, blk.label)
+	}
+	return app
+}
+
+func (d *decoder) config(a attr) (bool, []configEntry) {
+	switch a.val.kind {
+	case kindNull:
+		return false, nil
+	case kindMap:
+	default:
+		d.sink.add(a.val.pos, "config: want a map of strings, got %s", a.val.kind)
+		return false, nil
+	}
+	var out []configEntry
+	seen := map[string]bool{}
+	for _, e := range a.val.entries {
+		if !configNameRE.MatchString(e.key) {
+			d.sink.add(e.keyPos, "config: invalid config var name %q: want [A-Za-z_][A-Za-z0-9_]*", e.key)
+			continue
+		}
+		if seen[e.key] {
+			d.sink.add(e.keyPos, "config: duplicate key %q", e.key)
+			continue
+		}
+		seen[e.key] = true
+		switch e.val.kind {
+		case kindNull:
+			out = append(out, configEntry{key: e.key, keyPos: e.keyPos, remove: true})
+		case kindString, kindNumber, kindBool:
+			// Config vars are strings; a number or bool becomes its text, as a
+			// YAML user writing `WEB_CONCURRENCY: 4` expects.
+			out = append(out, configEntry{key: e.key, keyPos: e.keyPos, val: e.val.str})
+		default:
+			d.sink.add(e.val.pos, "config: %s: want a string, got %s", e.key, e.val.kind)
+		}
+	}
+	return true, out
+}
+
+func (d *decoder) source(b block, inEnv bool) *rawSource {
+	attrs, _ := d.checkShape(b.body, shape{what: "source", attrs: []string{"git", "path", "ref"}})
+	src := &rawSource{pos: b.typPos}
+	a, ok := attrs["path"]
+	src.path = d.nonEmptyStr(a, ok)
+	a, ok = attrs["git"]
+	src.git = d.nonEmptyStr(a, ok)
+	a, ok = attrs["ref"]
+	src.ref = d.nonEmptyStr(a, ok)
+	switch {
+	case src.path.set && src.git.set:
+		d.sink.add(src.git.pos, "source: set either path or git, not both")
+	case !src.path.set && !src.git.set && !inEnv:
+		d.sink.add(b.typPos, `source: set path = "…" (a folder of this repo) or git = "URL"`)
+	}
+	return src
+}
+
+func (d *decoder) process(b block) *rawProcess {
+	if !b.labelled {
+		d.sink.add(b.typPos, `process block needs a type: process "web" { … }`)
+		return nil
+	}
+	p := &rawProcess{typ: b.label, pos: b.labelPos}
+	if !processTypeRE.MatchString(b.label) {
+		d.sink.add(b.labelPos, "invalid process type %q: want letters, digits, _ and -", b.label)
+		return nil
+	}
+	if b.label == "release" {
+		d.sink.add(b.labelPos, `"release" is the release-phase command, not a process type: set it in the Procfile`)
+		return nil
+	}
+	attrs, _ := d.checkShape(b.body, shape{
+		what:  fmt.Sprintf("process %q", b.label),
+		attrs: []string{"command", "count", "health_check", "size", "stop_timeout"},
+	})
+	a, ok := attrs["count"]
+	p.count = d.wholeNumber(a, ok, 0, maxCount)
+	a, ok = attrs["size"]
+	p.size = d.size(a, ok)
+	a, ok = attrs["command"]
+	p.command = d.nonEmptyStr(a, ok)
+	a, ok = attrs["health_check"]
+	p.healthCheck = d.str(a, ok)
+	if f := p.healthCheck; f.set && !strings.HasPrefix(f.v, "/") {
+		d.sink.add(f.pos, "health_check: want an HTTP path starting with /, got %q", f.v)
+		p.healthCheck = strField{}
+	}
+	a, ok = attrs["stop_timeout"]
+	p.stopTimeout = d.wholeNumber(a, ok, 1, maxStopTimeoutSeconds)
+	return p
+}
+
+func (d *decoder) drain(b block) *rawDrain {
+	if !b.labelled {
+		d.sink.add(b.typPos, `drain block needs a name: drain "NAME" { url = "…" }`)
+		return nil
+	}
+	dr := &rawDrain{name: b.label, pos: b.labelPos}
+	attrs, _ := d.checkShape(b.body, shape{what: fmt.Sprintf("drain %q", b.label), attrs: []string{"ca", "url"}})
+	a, ok := attrs["url"]
+	dr.url = d.nonEmptyStr(a, ok)
+	a, ok = attrs["ca"]
+	dr.ca = d.nonEmptyStr(a, ok)
+	if dr.url.set {
+		if msg := checkDrainURL(dr.url.v); msg != "" {
+			d.sink.add(dr.url.pos, "drain %q: %s", b.label, msg)
+			dr.url = strField{}
+		}
+	}
+	return dr
+}
+
+// checkDrainURL returns what is wrong with a drain URL, or "".
+func checkDrainURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Sprintf("invalid URL %q: %v", raw, unwrapURLError(err))
+	}
+	switch u.Scheme {
+	case "syslog+tcp", "syslog+tls", "https":
+	case "":
+		return fmt.Sprintf("URL %q has no scheme (supported: syslog+tcp, syslog+tls, https)", raw)
+	default:
+		return fmt.Sprintf("unsupported URL scheme %q (supported: syslog+tcp, syslog+tls, https)", u.Scheme)
+	}
+	if u.Host == "" {
+		return fmt.Sprintf("URL %q has no host", raw)
+	}
+	if u.Scheme != "https" && u.Port() == "" {
+		return fmt.Sprintf("URL %q needs a port (e.g. %s://%s:6514)", raw, u.Scheme, u.Hostname())
+	}
+	return ""
+}
+
+func unwrapURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+// SizeNames lists the dyno sizes LookupSize knows, smallest first.
+func SizeNames() []string {
+	return []string{"basic", "standard-1x", "standard-2x", "performance-m", "performance-l"}
+}
