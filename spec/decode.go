@@ -524,7 +524,6 @@ func (d *decoder) drain(b block) *rawDrain {
 	if dr.url.set {
 		if msg := checkDrainURL(dr.url.v); msg != "" {
 			d.sink.add(dr.url.pos, "drain %q: %s", b.label, msg)
-			dr.url = strField{}
 		}
 	}
 	return dr

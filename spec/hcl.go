@@ -96,7 +96,7 @@ func hclBody(name string, syn *hclsyntax.Body, start Pos, sink *diagSink) *body 
 // so that each element keeps its own position (a bad domain or config key is reported
 // where it is written, not at the start of the list).
 func hclValue(name string, expr hclsyntax.Expression, sink *diagSink) value {
-	pos := hclPos(name, expr.StartRange().Start)
+	pos := hclPos(name, expr.Range().Start)
 	switch e := expr.(type) {
 	case *hclsyntax.TupleConsExpr:
 		v := value{pos: pos, kind: kindList}
@@ -107,7 +107,7 @@ func hclValue(name string, expr hclsyntax.Expression, sink *diagSink) value {
 	case *hclsyntax.ObjectConsExpr:
 		v := value{pos: pos, kind: kindMap}
 		for _, item := range e.Items {
-			kpos := hclPos(name, item.KeyExpr.StartRange().Start)
+			kpos := hclPos(name, item.KeyExpr.Range().Start)
 			kv, diags := item.KeyExpr.Value(nil)
 			if diags.HasErrors() {
 				addHCLDiags(name, diags, sink)
