@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -30,7 +31,12 @@ func main() {
 func run(ctx context.Context, args []string) int {
 	root := newRootCmd()
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	return exitCode(root.ExecuteContext(ctx), os.Stderr)
+}
+
+// exitCode turns a subcommand's error into the exit code, printing it to stderr
+// unless it is an exitError (which has said what it had to).
+func exitCode(err error, stderr io.Writer) int {
 	var exit exitError
 	switch {
 	case err == nil:
@@ -38,7 +44,7 @@ func run(ctx context.Context, args []string) int {
 	case errors.As(err, &exit):
 		return exit.code
 	default:
-		fmt.Fprintln(os.Stderr, "manifold:", err)
+		fmt.Fprintln(stderr, "manifold:", err)
 		return 1
 	}
 }

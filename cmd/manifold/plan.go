@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/manifold-paas/manifold/reconciler"
+	"github.com/manifold-paas/manifold/reconciler/source"
+	"github.com/manifold-paas/manifold/spec"
+)
+
+func newPlanCmd() *cobra.Command {
+	var repo, subdir, base, head, env, format string
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Print what a change to the config repo would do (exit 0: none, 2: changes, 1: error)",
+		Long: `Plan compares the config repo at two git revisions (--base and --head, read from git
+objects: nothing is checked out) and prints the changes per environment: apps created or
+destroyed, builds, config vars, scaling, sizes, domains, drains, and whether each makes a
+new release. Without --head the work tree is planned; without --base, against nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			write, err := planWriter(format)
+			if err != nil {
+				return err
+			}
+			var observed []spec.App
+			if base != "" {
+				if observed, err = loadAppsAt(repo, subdir, base, env); err != nil {
+					return err
+				}
+			}
+			desired, err := loadAppsAt(repo, subdir, head, env)
+			if err != nil {
+				return err
+			}
+			plan := reconciler.Diff(desired, observed)
+			if err := write(plan, out); err != nil {
+				return err
+			}
+			if plan.HasChanges() {
+				return exitError{code: 2}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&repo, "repo", ".", "the git repository (or folder) holding the config repo")
+	cmd.Flags().StringVar(&subdir, "path", "", "the config repo's folder inside --repo")
+	cmd.Flags().StringVar(&base, "base", "", "the revision to compare from (empty: nothing runs)")
+	cmd.Flags().StringVar(&head, "head", "", "the revision to compare to (empty: the work tree)")
+	cmd.Flags().StringVarP(&env, "env", "e", "", "only this environment")
+	cmd.Flags().StringVar(&format, "format", "text", "text, markdown or json")
+	return cmd
+}
+
+func planWriter(format string) (func(reconciler.Plan, io.Writer) error, error) {
+	switch format {
+	case "text", "":
+		return reconciler.Plan.WriteText, nil
+	case "markdown", "md":
+		return reconciler.Plan.WriteMarkdown, nil
+	case "json":
+		return reconciler.Plan.WriteJSON, nil
+	}
+	return nil, fmt.Errorf("--format: want text, markdown or json, got %q", format)
+}
+
+// loadAppsAt loads the config repo at a revision ("": the work tree) and
+// returns its apps, of one environment when env is set.
+func loadAppsAt(repo, subdir, rev, env string) ([]spec.App, error) {
+	var fsys fs.FS
+	where := filepath.Join(repo, subdir)
+	if rev == "" {
+		fsys = os.DirFS(where)
+	} else {
+		tree, revision, err := source.TreeAt(repo, rev)
+		if err != nil {
+			return nil, err
+		}
+		where = fmt.Sprintf("%s at %s (%s)", path.Join(repo, subdir), rev, revision.Short())
+		if subdir != "" && subdir != "." {
+			if tree, err = fs.Sub(tree, path.Clean(filepath.ToSlash(subdir))); err != nil {
+				return nil, err
+			}
+		}
+		fsys = tree
+	}
+	return loadApps(fsys, where, env)
+}
+
+// loadApps loads a config repo; every problem is reported with its file:line:col.
+func loadApps(fsys fs.FS, where, env string) ([]spec.App, error) {
+	desired, diags := spec.Load(fsys, spec.LoadOptions{})
+	if len(diags) > 0 {
+		return nil, fmt.Errorf("the config repo %s does not load:\n%w", where, diags)
+	}
+	if env == "" {
+		return desired.Apps, nil
+	}
+	var apps []spec.App
+	for _, app := range desired.Apps {
+		if app.Env == env {
+			apps = append(apps, app)
+		}
+	}
+	return apps, nil
+}
