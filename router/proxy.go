@@ -153,7 +153,7 @@ func (ex *exchange) serve(w http.ResponseWriter, req *http.Request, rt *route, h
 
 	var body *bodyReader
 	if req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
-		body = &bodyReader{src: req.Body, rc: http.NewResponseController(w), idle: r.opts.IdleTimeout}
+		body = &bodyReader{src: req.Body, rc: http.NewResponseController(w), idle: r.opts.IdleTimeout, http1: req.ProtoMajor == 1}
 		defer body.detach()
 	}
 
@@ -307,6 +307,10 @@ func (ex *exchange) respond(w http.ResponseWriter, req *http.Request, rt *route,
 		code = H18
 	}
 	if code != "" {
+		if flusher, ok := w.(http.Flusher); ok && code != H27 {
+			// Hand over what the dyno did send before the connection is cut.
+			flusher.Flush()
+		}
 		if code == H27 {
 			ex.status = H27.Status()
 		}
@@ -352,7 +356,8 @@ func (ex *exchange) copyBody(w http.ResponseWriter, body io.Reader, flusher http
 // fail answers with the error page for code and logs the error line.
 func (ex *exchange) fail(w http.ResponseWriter, req *http.Request, rt *route, host string, code Code, tried bool) {
 	ex.status = code.Status()
-	if code != H27 && code != H28 || req.Context().Err() == nil {
+	// A client that went away gets no page; one that stalled (H28) still may read it.
+	if code != H27 || req.Context().Err() == nil {
 		ex.bytes = int64(writeError(w, code))
 	}
 	ex.log(req, rt, host, code, tried)
@@ -518,9 +523,10 @@ func newRequestID() string {
 // mid-body (H18). The transport may still read it after the handler returned, so it
 // locks its state and is detached at the end of the request.
 type bodyReader struct {
-	src  io.ReadCloser
-	rc   *http.ResponseController
-	idle time.Duration
+	src   io.ReadCloser
+	rc    *http.ResponseController
+	idle  time.Duration
+	http1 bool
 
 	mu       sync.Mutex
 	started  bool
@@ -576,11 +582,14 @@ func (b *bodyReader) midway() bool {
 }
 
 // detach stops the body from touching the client connection once the handler is done.
+// A body left unfinished gets an expired read deadline on HTTP/1: the server would
+// otherwise wait to discard its rest (from a client that may be stalled) before
+// answering, and with the deadline it answers and closes the connection instead.
 func (b *bodyReader) detach() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.detached && !b.eof {
-		_ = b.rc.SetReadDeadline(time.Time{})
+	if !b.detached && !b.eof && b.http1 {
+		_ = b.rc.SetReadDeadline(time.Now())
 	}
 	b.detached = true
 }
