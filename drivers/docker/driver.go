@@ -1,0 +1,280 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+
+	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/logs"
+)
+
+// Defaults of Options.
+const (
+	DefaultStack          = "manifold/stack:24"
+	DefaultBootTimeout    = 60 * time.Second
+	DefaultRelistInterval = 10 * time.Second
+	DefaultInstance       = "default"
+	defaultStopTimeout    = 30 * time.Second
+)
+
+// Options configure a Driver. The zero value of every field but Logs is usable.
+type Options struct {
+	// Logs receives dyno output (source app) and platform lines (source heroku).
+	Logs drivers.LogSink
+	// Logger is the daemon's own log (slog.Default when nil).
+	Logger *slog.Logger
+	// Host is the engine's address (unix:///var/run/docker.sock, tcp://…); empty means
+	// DOCKER_HOST and the other DOCKER_* variables, then the default socket.
+	Host string
+	// DefaultStack is the image of dynos whose spec names no stack (manifold/stack:24).
+	DefaultStack string
+	// BootTimeout is how long a web dyno has to accept a TCP connection on $PORT (and
+	// answer its health check) before R10 (60 s).
+	BootTimeout time.Duration
+	// RelistInterval is how often the driver lists its containers to catch what the
+	// event stream dropped (10 s).
+	RelistInterval time.Duration
+	// Instance is the manifold.instance label value: a driver sees and touches only
+	// containers and networks with its own value, so several daemons (and tests) can
+	// share one engine ("default").
+	Instance string
+	// StateDir, when set, holds docker-logs.json: the timestamp of the last output line
+	// published per container, so that after a restart the driver resumes each
+	// container's log where it stopped, without duplicates. Without it, adopted
+	// containers' logs resume from the moment of adoption.
+	StateDir string
+	// Cooloff is the wait before the n-th consecutive crash restart (drivers.Cooloff);
+	// tests shorten it.
+	Cooloff func(n int) time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.DefaultStack == "" {
+		o.DefaultStack = DefaultStack
+	}
+	if o.BootTimeout <= 0 {
+		o.BootTimeout = DefaultBootTimeout
+	}
+	if o.RelistInterval <= 0 {
+		o.RelistInterval = DefaultRelistInterval
+	}
+	if o.Instance == "" {
+		o.Instance = DefaultInstance
+	}
+	if o.Cooloff == nil {
+		o.Cooloff = drivers.Cooloff
+	}
+}
+
+// ErrEngineUnreachable is wrapped by New's error when the engine does not answer; the
+// caller retries later.
+var ErrEngineUnreachable = errors.New("docker engine unreachable")
+
+// ErrUnknownDyno is returned by Stop for an id that is neither a dyno nor a container
+// of this driver's instance.
+var ErrUnknownDyno = errors.New("no such dyno")
+
+// Driver runs dynos as Docker containers. It is safe for concurrent use.
+type Driver struct {
+	opts Options
+	cli  *client.Client
+	log  *slog.Logger
+
+	// ctx is cancelled by Close; it owns every goroutine, which wg counts.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	dynos   map[string]*dyno // by current container id
+	aliases map[string]*dyno // container ids of dynos since replaced
+	runSeq  int
+	closed  bool
+
+	networks *networks
+	slugDirs *slugDirs
+	logState *logState
+	events   *eventQueue
+}
+
+var _ drivers.Driver = (*Driver)(nil)
+
+// New connects to the engine (API version negotiated, so a 20.10 engine speaking 1.41
+// works), adopts the containers of opts.Instance left by an earlier daemon (none is
+// restarted; crashed ones are restarted after their cool-off) and starts watching the
+// engine's events. When the engine does not answer, the error wraps
+// ErrEngineUnreachable and says where it looked.
+func New(ctx context.Context, opts Options) (*Driver, error) {
+	opts.setDefaults()
+	if opts.Logs == nil {
+		return nil, errors.New("docker driver: Options.Logs is nil")
+	}
+	clientOpts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if opts.Host != "" {
+		clientOpts = append(clientOpts, client.WithHost(opts.Host))
+	}
+	cli, err := client.NewClientWithOpts(clientOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	pingCtx, cancelPing := context.WithTimeout(ctx, 10*time.Second)
+	_, err = cli.Ping(pingCtx)
+	cancelPing()
+	if err != nil {
+		_ = cli.Close()
+		return nil, fmt.Errorf("%w: Docker Engine not reachable at %s: %v", ErrEngineUnreachable, cli.DaemonHost(), err)
+	}
+	state, err := loadLogState(opts.StateDir)
+	if err != nil {
+		_ = cli.Close()
+		return nil, err
+	}
+	dctx, cancel := context.WithCancel(context.Background())
+	d := &Driver{
+		opts:     opts,
+		cli:      cli,
+		log:      opts.Logger.With("driver", "docker", "instance", opts.Instance),
+		ctx:      dctx,
+		cancel:   cancel,
+		dynos:    make(map[string]*dyno),
+		aliases:  make(map[string]*dyno),
+		networks: newNetworks(),
+		slugDirs: newSlugDirs(),
+		logState: state,
+		events:   newEventQueue(),
+	}
+	if _, err := cli.ImageInspect(ctx, opts.DefaultStack); err != nil {
+		d.log.Warn("stack image missing: run `make stack-image`", "image", opts.DefaultStack, "err", err)
+	}
+	if err := d.adopt(ctx); err != nil {
+		cancel()
+		_ = cli.Close()
+		return nil, err
+	}
+	d.wg.Add(3)
+	go func() { defer d.wg.Done(); d.events.deliver(dctx) }()
+	go func() { defer d.wg.Done(); d.watchEvents(dctx) }()
+	go func() { defer d.wg.Done(); d.logState.flushLoop(dctx, d.log) }()
+	return d, nil
+}
+
+// Events delivers dyno state changes until Close.
+func (d *Driver) Events() <-chan drivers.Event { return d.events.out }
+
+// Close stops watching the engine and following logs; running containers keep running
+// and a new Driver adopts them. Close waits for the driver's goroutines.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.mu.Unlock()
+	d.cancel()
+	d.wg.Wait()
+	close(d.events.out)
+	err := d.logState.flush()
+	return errors.Join(err, d.cli.Close())
+}
+
+// instanceFilter selects the containers (and networks) of this driver's instance.
+func (d *Driver) instanceFilter(extra ...filters.KeyValuePair) filters.Args {
+	return filters.NewArgs(append([]filters.KeyValuePair{filters.Arg("label", LabelInstance+"="+d.opts.Instance)}, extra...)...)
+}
+
+// List returns every dyno of this instance: the containers labelled with it (from
+// their labels, so containers the driver did not start are reported too and the
+// reconciler can stop them) and dynos being restarted or replaced right now. One-off
+// containers are not listed.
+func (d *Driver) List(ctx context.Context) ([]drivers.Dyno, error) {
+	containers, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: d.instanceFilter()})
+	if err != nil {
+		return nil, fmt.Errorf("list containers of instance %s: %w", d.opts.Instance, err)
+	}
+	var out []drivers.Dyno
+	seen := make(map[*dyno]bool)
+	for _, c := range containers {
+		if c.Labels[LabelOneOff] != "" {
+			continue
+		}
+		d.mu.Lock()
+		dy := d.dynos[c.ID]
+		if dy != nil {
+			seen[dy] = true
+			out = append(out, dy.snapshotLocked())
+		}
+		d.mu.Unlock()
+		if dy != nil {
+			continue
+		}
+		spec, err := specFromLabels(c.Labels)
+		if err != nil {
+			d.log.Warn("container with a bad spec label", "container", c.ID, "err", err)
+			continue
+		}
+		state := drivers.StateCrashed
+		switch c.State {
+		case "running":
+			state = drivers.StateUp
+		case "created", "restarting":
+			state = drivers.StateStarting
+		}
+		dyno := drivers.Dyno{ID: c.ID, Spec: spec, Name: spec.Name(), State: state, StartedAt: time.Unix(c.Created, 0)}
+		if spec.Type == "web" && c.NetworkSettings != nil {
+			if ep := c.NetworkSettings.Networks[networkName(spec.App, spec.Env)]; ep != nil && ep.IPAddress != "" {
+				dyno.Addr = ep.IPAddress + ":" + strconv.Itoa(containerPort)
+			}
+		}
+		out = append(out, dyno)
+	}
+	d.mu.Lock()
+	for _, dy := range d.dynos {
+		if !seen[dy] {
+			out = append(out, dy.snapshotLocked())
+		}
+	}
+	d.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].Spec, out[j].Spec
+		if a.App != b.App {
+			return a.App < b.App
+		}
+		if a.Env != b.Env {
+			return a.Env < b.Env
+		}
+		if a.Type != b.Type {
+			return a.Type < b.Type
+		}
+		if a.Index != b.Index {
+			return a.Index < b.Index
+		}
+		return a.Release < b.Release
+	})
+	return out, nil
+}
+
+// platform publishes a platform line (source heroku) of a dyno.
+func (d *Driver) platform(spec drivers.DynoSpec, dynoName, text string) {
+	d.opts.Logs.Publish(logs.Line{
+		Time:   time.Now().UTC(),
+		App:    spec.App,
+		Env:    spec.Env,
+		Source: logs.SourceHeroku,
+		Dyno:   dynoName,
+		Text:   text,
+	})
+}

@@ -1,0 +1,332 @@
+package docker_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+
+	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/docker"
+	"github.com/manifold-paas/manifold/logs"
+)
+
+// engineProblem is why the Docker tests cannot run here ("" when they can); set once
+// by TestMain before any test runs.
+var engineProblem string
+
+func TestMain(m *testing.M) {
+	engineProblem = prepareEngine()
+	if engineProblem != "" && os.Getenv("CI") == "true" {
+		fmt.Fprintln(os.Stderr, "docker tests: CI=true and "+engineProblem)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+// prepareEngine checks the engine answers and builds the stack image when missing.
+func prepareEngine() string {
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return "no Docker client: " + err.Error()
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(ctx); err != nil {
+		return "the Docker Engine is not reachable at " + cli.DaemonHost() + ": " + err.Error()
+	}
+	if _, err := cli.ImageInspect(ctx, docker.DefaultStack); err != nil {
+		_, file, _, _ := runtime.Caller(0)
+		build := exec.Command(filepath.Join(filepath.Dir(file), "stack", "build.sh"), docker.DefaultStack)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return "building the stack image failed: " + err.Error()
+		}
+	}
+	return ""
+}
+
+// needEngine skips (or, with CI=true, TestMain already failed) without an engine.
+func needEngine(t testing.TB) {
+	t.Helper()
+	if engineProblem != "" {
+		t.Skip("skipping: needs the Docker Engine: " + engineProblem)
+	}
+}
+
+// sink collects published lines; tests poll it.
+type sink struct {
+	mu    sync.Mutex
+	lines []logs.Line
+}
+
+func (s *sink) Publish(l logs.Line) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lines = append(s.lines, l)
+}
+
+func (s *sink) all() []logs.Line {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]logs.Line(nil), s.lines...)
+}
+
+// has reports whether a line of the dyno and source contains text.
+func (s *sink) count(dyno, source, text string) int {
+	n := 0
+	for _, l := range s.all() {
+		if (dyno == "" || l.Dyno == dyno) && l.Source == source && strings.Contains(l.Text, text) {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *sink) dump() string {
+	var b strings.Builder
+	for _, l := range s.all() {
+		fmt.Fprintf(&b, "%s %s[%s]: %s\n", l.Time.Format(time.StampMicro), l.Source, l.Dyno, l.Text)
+	}
+	return b.String()
+}
+
+func randomName(prefix string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// rawClient is a client of the engine that bypasses the driver, as a user would.
+func rawClient(t testing.TB) *client.Client {
+	t.Helper()
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// env is one test's driver setup: its own instance label, sink and raw client.
+type env struct {
+	t        testing.TB
+	instance string
+	logs     *sink
+	raw      *client.Client
+	stateDir string
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	needEngine(t)
+	e := &env{t: t, instance: randomName("test-"), logs: &sink{}, raw: rawClient(t), stateDir: t.TempDir()}
+	t.Cleanup(e.cleanup)
+	return e
+}
+
+func (e *env) options() docker.Options {
+	return docker.Options{
+		Logs:           e.logs,
+		Instance:       e.instance,
+		BootTimeout:    20 * time.Second,
+		RelistInterval: time.Second,
+		StateDir:       e.stateDir,
+		Cooloff:        func(int) time.Duration { return 100 * time.Millisecond },
+	}
+}
+
+// driver starts a Driver for the env; it is closed at cleanup (before the containers
+// are removed).
+func (e *env) driver(opts docker.Options) *docker.Driver {
+	e.t.Helper()
+	d, err := docker.New(context.Background(), opts)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func (e *env) filter() filters.Args {
+	return filters.NewArgs(filters.Arg("label", docker.LabelInstance+"="+e.instance))
+}
+
+// containers lists the env's containers, one-offs included.
+func (e *env) containers() []container.Summary {
+	e.t.Helper()
+	list, err := e.raw.ContainerList(context.Background(), container.ListOptions{All: true, Filters: e.filter()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return list
+}
+
+func (e *env) networks() []network.Summary {
+	e.t.Helper()
+	list, err := e.raw.NetworkList(context.Background(), network.ListOptions{Filters: e.filter()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return list
+}
+
+// cleanup removes what the test left and fails when a passing test left anything.
+func (e *env) cleanup() {
+	ctx := context.Background()
+	left := e.containers()
+	nets := e.networks()
+	for _, c := range left {
+		_ = e.raw.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+	}
+	for _, n := range e.networks() {
+		_ = e.raw.NetworkRemove(ctx, n.ID)
+	}
+	if !e.t.Failed() && (len(left) > 0 || len(nets) > 0) {
+		e.t.Errorf("test left %d containers and %d networks behind", len(left), len(nets))
+	}
+	if len(e.containers()) > 0 || len(e.networks()) > 0 {
+		e.t.Errorf("could not remove everything of instance %s", e.instance)
+	}
+}
+
+// stopAll stops every dyno of a driver, as the reconciler does when an app goes.
+func stopAll(t testing.TB, d *docker.Driver) {
+	t.Helper()
+	ctx := context.Background()
+	list, err := d.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dy := range list {
+		if err := d.Stop(ctx, dy.ID); err != nil {
+			t.Errorf("stop %s: %v", dy.Name, err)
+		}
+	}
+}
+
+// slug writes a gzipped tarball of files (relative to /app) and returns its path.
+// Files under bin/ are executable.
+func slug(t testing.TB, files map[string]string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	dirs := map[string]bool{}
+	for name, body := range files {
+		for dir := filepath.Dir(name); dir != "." && !dirs[dir]; dir = filepath.Dir(dir) {
+			dirs[dir] = true
+			if err := tw.WriteHeader(&tar.Header{Name: "./" + dir + "/", Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mode := int64(0o644)
+		if strings.HasPrefix(name, "bin/") {
+			mode = 0o755
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: "./" + name, Mode: mode, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "slug.tgz")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// webCommand serves /app/public with busybox httpd on $PORT and writes the dyno's
+// environment to /env.txt.
+const webCommand = `mkdir -p /tmp/www && cp -r /app/public/. /tmp/www/ && echo "$DYNO $PS $HOME $PORT $GREETING" > /tmp/www/env.txt && exec busybox httpd -f -p $PORT -h /tmp/www`
+
+func webSlug(t testing.TB) string {
+	return slug(t, map[string]string{"public/index.html": "hello from a slug\n", "Procfile": "web: " + webCommand + "\n"})
+}
+
+func webSpec(app string, index int, slugPath string) drivers.DynoSpec {
+	return drivers.DynoSpec{
+		App: app, Env: "production", Type: "web", Index: index, Release: 3,
+		SlugKey: "sha256-test", SlugPath: slugPath, Command: webCommand,
+		Config:      map[string]string{"GREETING": "hi"},
+		StopTimeout: 5 * time.Second,
+	}
+}
+
+// waitDyno polls List until a dyno named name of app satisfies ok.
+func waitDyno(t testing.TB, d *docker.Driver, app, name string, ok func(drivers.Dyno) bool) drivers.Dyno {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	var last []drivers.Dyno
+	for time.Now().Before(deadline) {
+		list, err := d.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = list
+		for _, dy := range list {
+			if dy.Spec.App == app && dy.Name == name && ok(dy) {
+				return dy
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("dyno %s of %s never reached the wanted state; last list: %+v", name, app, last)
+	return drivers.Dyno{}
+}
+
+func isUp(dy drivers.Dyno) bool { return dy.State == drivers.StateUp }
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func mustRead(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustWrite(t testing.TB, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

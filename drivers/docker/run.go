@@ -1,0 +1,115 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/manifold-paas/manifold/drivers"
+)
+
+// Run runs a one-off dyno (`manifold run`): a container on the app's network with the
+// slug at /app, attached to o's streams (stdout and stderr demultiplexed), removed
+// after it exits, never restarted. It returns the process's exit status. A zero Index
+// is numbered by the driver (run.1, run.2, …); Type defaults to run. Cancelling ctx
+// kills the container.
+func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
+	spec := o.DynoSpec
+	if spec.Type == "" {
+		spec.Type = "run"
+	}
+	if spec.Index == 0 {
+		d.mu.Lock()
+		d.runSeq++
+		spec.Index = d.runSeq
+		d.mu.Unlock()
+	}
+	if spec.Stack == "" {
+		spec.Stack = d.opts.DefaultStack
+	}
+	if err := validateSpec(spec); err != nil {
+		return -1, err
+	}
+	labels, err := d.dynoLabels(spec)
+	if err != nil {
+		return -1, err
+	}
+	labels[LabelOneOff] = "1"
+	id, _, err := d.createDynoContainer(ctx, spec, labels, &o)
+	if err != nil {
+		return -1, err
+	}
+	// Removal must happen even when ctx is cancelled.
+	defer func() {
+		d.removeContainer(spec, id)
+		d.removeNetworkIfUnused(context.WithoutCancel(ctx), spec.App, spec.Env)
+	}()
+
+	attach, err := d.cli.ContainerAttach(ctx, id, container.AttachOptions{
+		Stream: true, Stdin: o.Stdin != nil, Stdout: true, Stderr: true,
+	})
+	if err != nil {
+		return -1, fmt.Errorf("run %s: attach: %w", dynoRef(spec), err)
+	}
+	defer attach.Close()
+	stdout, stderr := o.Stdout, o.Stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	outputDone := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(stdout, stderr, attach.Reader)
+		outputDone <- err
+	}()
+
+	d.platform(spec, spec.Name(), "Starting process with command `"+spec.Command+"`")
+	if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return -1, fmt.Errorf("run %s: start container: %w", dynoRef(spec), err)
+	}
+	d.platform(spec, spec.Name(), "State changed from starting to up")
+	if o.Stdin != nil {
+		go func() {
+			_, _ = io.Copy(attach.Conn, o.Stdin)
+			_ = attach.CloseWrite()
+		}()
+	}
+
+	waitCh, errCh := d.cli.ContainerWait(ctx, id, container.WaitConditionNotRunning)
+	var status int
+	select {
+	case res := <-waitCh:
+		if res.Error != nil {
+			return -1, fmt.Errorf("run %s: wait: %s", dynoRef(spec), res.Error.Message)
+		}
+		status = int(res.StatusCode)
+	case err := <-errCh:
+		if ctx.Err() != nil {
+			killCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			_ = d.cli.ContainerKill(killCtx, id, "SIGKILL")
+			cancel()
+			return -1, fmt.Errorf("run %s: %w", dynoRef(spec), ctx.Err())
+		}
+		if cerrdefs.IsNotFound(err) {
+			return -1, fmt.Errorf("run %s: container removed while running", dynoRef(spec))
+		}
+		return -1, fmt.Errorf("run %s: wait: %w", dynoRef(spec), err)
+	}
+	// The output stream ends once the engine has sent everything the process wrote.
+	select {
+	case <-outputDone:
+	case <-time.After(5 * time.Second):
+		d.log.Warn("one-off output did not end after exit", "dyno", dynoRef(spec))
+	case <-ctx.Done():
+	}
+	d.platform(spec, spec.Name(), fmt.Sprintf("Process exited with status %d", status))
+	d.platform(spec, spec.Name(), "State changed from up to complete")
+	return status, nil
+}

@@ -1,0 +1,314 @@
+package docker
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+
+	"github.com/manifold-paas/manifold/drivers"
+)
+
+// ErrImageMissing is wrapped by Start and Run when the stack image is not in the
+// engine; no registry is ever asked for it.
+var ErrImageMissing = errors.New("stack image missing")
+
+// validName is what may appear in container and network names (and so in app, env and
+// process type names).
+var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]*$`)
+
+func validateSpec(spec drivers.DynoSpec) error {
+	for _, f := range []struct{ field, value string }{{"app", spec.App}, {"env", spec.Env}, {"type", spec.Type}} {
+		if !validName.MatchString(f.value) {
+			return fmt.Errorf("dyno %s: %s %q: want letters, digits, - and _", dynoRef(spec), f.field, f.value)
+		}
+	}
+	if spec.Index < 1 {
+		return fmt.Errorf("dyno %s: index %d: want 1 or more", dynoRef(spec), spec.Index)
+	}
+	if spec.SlugPath == "" {
+		return fmt.Errorf("dyno %s: no slug path", dynoRef(spec))
+	}
+	if spec.MemoryBytes < 0 || spec.CPUShares < 0 {
+		return fmt.Errorf("dyno %s: negative size limits", dynoRef(spec))
+	}
+	return nil
+}
+
+// Start creates the dyno's container on its app network, copies the slug to /app,
+// starts it and returns with the dyno starting; the Up event follows once a web dyno
+// accepts connections on $PORT (others: at once). On any error nothing is left behind.
+func (d *Driver) Start(ctx context.Context, spec drivers.DynoSpec) (drivers.Dyno, error) {
+	if err := validateSpec(spec); err != nil {
+		return drivers.Dyno{}, err
+	}
+	if spec.Stack == "" {
+		spec.Stack = d.opts.DefaultStack
+	}
+	labels, err := d.dynoLabels(spec)
+	if err != nil {
+		return drivers.Dyno{}, err
+	}
+	id, name, err := d.createDynoContainer(ctx, spec, labels, nil)
+	if err != nil {
+		return drivers.Dyno{}, err
+	}
+	dy := d.newDyno(spec, id, name, drivers.StateStarting)
+	d.register(dy)
+	d.events.push(drivers.Event{Dyno: d.snapshot(dy), From: drivers.StateDown, To: drivers.StateStarting})
+	if err := d.startContainer(ctx, dy); err != nil {
+		d.unregister(dy)
+		dy.cancel()
+		d.removeContainer(spec, id)
+		d.removeNetworkIfUnused(context.WithoutCancel(ctx), spec.App, spec.Env)
+		return drivers.Dyno{}, fmt.Errorf("start %s: %w", dynoRef(spec), err)
+	}
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.supervise(dy, outcome{}) }()
+	return d.snapshot(dy), nil
+}
+
+// startContainer starts (or restarts) the dyno's current container, logs it, records
+// its address and follows its output.
+func (d *Driver) startContainer(ctx context.Context, dy *dyno) error {
+	d.mu.Lock()
+	id := dy.id
+	prevLog := dy.logDone
+	d.mu.Unlock()
+	if prevLog != nil {
+		// The container's previous run has ended; let its log follower drain so the
+		// next one resumes after its last line.
+		select {
+		case <-prevLog:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	d.platform(dy.spec, dy.spec.Name(), "Starting process with command `"+dy.spec.Command+"`")
+	if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return fmt.Errorf("start container %s: %w", short(id), err)
+	}
+	info, err := d.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return fmt.Errorf("inspect container %s: %w", short(id), err)
+	}
+	addr := ""
+	if ep := info.NetworkSettings.Networks[networkName(dy.spec.App, dy.spec.Env)]; ep != nil && ep.IPAddress != "" {
+		addr = ep.IPAddress + ":" + strconv.Itoa(containerPort)
+	}
+	startedAt := time.Now()
+	if t, err := time.Parse(time.RFC3339Nano, info.State.StartedAt); err == nil {
+		startedAt = t
+	}
+	d.mu.Lock()
+	if dy.spec.Type == "web" {
+		dy.addr = addr
+	}
+	dy.startedAt = startedAt
+	dy.logDone = d.followLogs(dy.spec, dy.spec.Name(), id, time.Time{})
+	d.mu.Unlock()
+	return nil
+}
+
+// createDynoContainer makes a dyno's (or one-off's) container: network, container,
+// slug. It returns the container's id and name; on error it removes what it made.
+func (d *Driver) createDynoContainer(ctx context.Context, spec drivers.DynoSpec, labels map[string]string, oneOff *drivers.OneOff) (string, string, error) {
+	slugDst, err := d.slugDirs.dest(spec.SlugPath)
+	if err != nil {
+		return "", "", fmt.Errorf("start %s: slug %s: %w", dynoRef(spec), spec.SlugPath, err)
+	}
+	stopTimeout := spec.StopTimeout
+	if stopTimeout <= 0 {
+		stopTimeout = defaultStopTimeout
+	}
+	stopSecs := int((stopTimeout + time.Second - 1) / time.Second)
+	env := make([]string, 0, len(spec.Config)+5)
+	for k, v := range spec.Config {
+		env = append(env, k+"="+v)
+	}
+	env = append(env,
+		"PORT="+strconv.Itoa(containerPort),
+		"DYNO="+spec.Name(),
+		"PS="+spec.Name(),
+		"HOME=/app",
+	)
+	cfg := &container.Config{
+		Image:       spec.Stack,
+		Cmd:         []string{"/bin/sh", "-c", spec.Command},
+		Entrypoint:  []string{},
+		Env:         env,
+		WorkingDir:  "/app",
+		Labels:      labels,
+		StopSignal:  "SIGTERM",
+		StopTimeout: &stopSecs,
+	}
+	if oneOff != nil {
+		cfg.AttachStdout, cfg.AttachStderr = true, true
+		if oneOff.Stdin != nil {
+			cfg.AttachStdin, cfg.OpenStdin, cfg.StdinOnce = true, true, true
+		}
+	}
+	init := true
+	netName := networkName(spec.App, spec.Env)
+	host := &container.HostConfig{
+		NetworkMode: container.NetworkMode(netName),
+		// docker-init (tini) as PID 1 forwards SIGTERM to the process and reaps
+		// zombies; a shell as PID 1 would ignore SIGTERM and sit out the grace.
+		Init: &init,
+		Resources: container.Resources{
+			Memory:     spec.MemoryBytes,
+			MemorySwap: spec.MemoryBytes,
+			CPUShares:  spec.CPUShares,
+		},
+		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "2"}},
+	}
+	if spec.MemoryBytes == 0 {
+		host.Resources.MemorySwap = 0
+	}
+	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{netName: {}}}
+
+	unlock := d.networks.lock(netName)
+	if err := d.ensureNetwork(ctx, spec.App, spec.Env); err != nil {
+		unlock()
+		return "", "", fmt.Errorf("start %s: %w", dynoRef(spec), err)
+	}
+	var names []string
+	if oneOff != nil {
+		names = []string{containerName(spec), containerName(spec) + "." + randomSuffix()}
+	} else {
+		names = containerNames(spec)
+	}
+	var created container.CreateResponse
+	var name string
+	for _, name = range names {
+		created, err = d.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, name)
+		if err == nil || !cerrdefs.IsConflict(err) {
+			break
+		}
+	}
+	unlock()
+	if err != nil {
+		if cerrdefs.IsNotFound(err) && strings.Contains(strings.ToLower(err.Error()), "image") {
+			err = fmt.Errorf("%w: %q is not in the Docker Engine (no registry is used): run `make stack-image`, or name a local image as the stack: %v", ErrImageMissing, spec.Stack, err)
+		}
+		d.removeNetworkIfUnused(context.WithoutCancel(ctx), spec.App, spec.Env)
+		return "", "", fmt.Errorf("start %s: create container: %w", dynoRef(spec), err)
+	}
+	if err := d.copySlug(ctx, created.ID, spec.SlugPath, slugDst); err != nil {
+		d.removeContainer(spec, created.ID)
+		d.removeNetworkIfUnused(context.WithoutCancel(ctx), spec.App, spec.Env)
+		return "", "", fmt.Errorf("start %s: copy slug %s into container: %w", dynoRef(spec), spec.SlugPath, err)
+	}
+	return created.ID, name, nil
+}
+
+// copySlug streams the gzipped slug tarball into the container; the engine unpacks it.
+func (d *Driver) copySlug(ctx context.Context, id, slugPath, dst string) error {
+	f, err := os.Open(slugPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return d.cli.CopyToContainer(ctx, id, dst, f, container.CopyToContainerOptions{})
+}
+
+// removeContainer force-removes a container, logging failures; used to leave nothing
+// behind after a failed start.
+func (d *Driver) removeContainer(spec drivers.DynoSpec, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		d.log.Warn("remove container", "dyno", dynoRef(spec), "container", id, "err", err)
+	}
+	d.logState.forget(id)
+}
+
+// slugDirs remembers where each slug tarball unpacks: a tarball of /app's contents
+// (./Procfile, ./bin/web) goes to /app; one whose every entry is under app/ (Heroku's
+// own slug layout, ./app/Procfile) goes to /. Reading the tarball once also rejects a
+// corrupt slug before any container is made.
+type slugDirs struct {
+	mu    sync.Mutex
+	known map[slugFile]string
+}
+
+type slugFile struct {
+	path  string
+	size  int64
+	mtime time.Time
+}
+
+func newSlugDirs() *slugDirs { return &slugDirs{known: make(map[slugFile]string)} }
+
+func (s *slugDirs) dest(slugPath string) (string, error) {
+	st, err := os.Stat(slugPath)
+	if err != nil {
+		return "", err
+	}
+	key := slugFile{slugPath, st.Size(), st.ModTime()}
+	s.mu.Lock()
+	dst, ok := s.known[key]
+	s.mu.Unlock()
+	if ok {
+		return dst, nil
+	}
+	dst, err = scanSlug(slugPath)
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	s.known[key] = dst
+	s.mu.Unlock()
+	return dst, nil
+}
+
+func scanSlug(slugPath string) (string, error) {
+	f, err := os.Open(slugPath)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return "", fmt.Errorf("not a gzipped tarball: %w", err)
+	}
+	tr := tar.NewReader(zr)
+	allUnderApp, entries := true, 0
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("read tarball: %w", err)
+		}
+		entries++
+		name := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
+		if name != "" && name != "app" && !strings.HasPrefix(name, "app/") {
+			allUnderApp = false
+		}
+	}
+	// The gzip trailer is checked only once the stream is read to its end.
+	if _, err := io.Copy(io.Discard, zr); err != nil {
+		return "", fmt.Errorf("read tarball: %w", err)
+	}
+	if entries == 0 {
+		return "", errors.New("empty tarball")
+	}
+	if allUnderApp {
+		return "/", nil
+	}
+	return "/app", nil
+}
