@@ -243,7 +243,9 @@ func (d *drain) stats() DrainStats {
 	}
 }
 
-// offer queues line, or drops and counts it when the buffer is full. It never blocks.
+// offer queues line. When the buffer is full it drops the oldest queued line, as
+// Heroku's logplex does, so that a receiver coming back gets the newest lines; the
+// drop is counted for Stats and L10. It never blocks.
 func (d *drain) offer(line Line) {
 	d.mu.Lock()
 	d.published++
@@ -253,6 +255,11 @@ func (d *drain) offer(line Line) {
 			d.dropsSince = d.p.opts.Now()
 		}
 		d.pendingDrops++
+		d.queue[d.head] = line // the oldest goes; line becomes the newest
+		d.head++
+		if d.head == len(d.queue) {
+			d.head = 0
+		}
 		d.mu.Unlock()
 		return
 	}
@@ -328,8 +335,9 @@ func (d *drain) setConnected(connected bool) {
 }
 
 // wait blocks until lines are queued (true) or the drain stops (false), reporting
-// drops in the meantime.
-func (d *drain) wait() bool {
+// drops in the meantime. If dead (may be nil) closes first, it calls onDead once and
+// goes on waiting.
+func (d *drain) wait(dead <-chan struct{}, onDead func()) bool {
 	for {
 		d.report()
 		d.mu.Lock()
@@ -349,6 +357,9 @@ func (d *drain) wait() bool {
 			return false
 		case <-d.wake:
 		case <-tick:
+		case <-dead:
+			onDead()
+			dead = nil
 		}
 		if timer != nil {
 			timer.Stop()

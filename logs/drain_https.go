@@ -39,7 +39,7 @@ func (d *drain) runHTTPS() {
 	var batch []Line
 	var body []byte
 	for {
-		if !d.wait() {
+		if !d.wait(nil, nil) {
 			return
 		}
 		batch = d.take(batch[:0], httpsBatchLines, httpsBatchBytes)

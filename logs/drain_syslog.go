@@ -42,7 +42,9 @@ func (d *drain) runSyslog() {
 	defer hangUp()
 	for {
 		if len(batch) == 0 {
-			if !d.wait() {
+			// A receiver that leaves while the stream is quiet shows as disconnected
+			// at once; the next line reconnects.
+			if !d.wait(dead, func() { hangUp(); d.failed(errPeerClosed) }) {
 				return
 			}
 			batch = d.take(batch[:0], syslogBatchLines, syslogBatchBytes)

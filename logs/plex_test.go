@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +34,9 @@ func line(i int, dyno, text string) logs.Line {
 
 func newPlex(t *testing.T, opts logs.Options) *logs.Plex {
 	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	p := logs.New(opts)
 	t.Cleanup(p.Close)
 	return p

@@ -1,0 +1,197 @@
+package logs_test
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/manifold-paas/manifold/logs"
+)
+
+// waitStats polls (bounded) until the only drain's stats satisfy ok.
+func waitStats(t *testing.T, p *logs.Plex, what string, ok func(logs.DrainStats) bool) logs.DrainStats {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		all := p.DrainStats()
+		if len(all) == 1 && ok(all[0]) {
+			return all[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("drain stats after 20s: %+v; want %s", all, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestSyslogDrainToRsyslog(t *testing.T) {
+	t.Parallel()
+	for _, scheme := range []string{"syslog+tcp", "syslog+tls"} {
+		t.Run(scheme, func(t *testing.T) {
+			t.Parallel()
+			var pki *testPKI
+			var ca []byte
+			if scheme == "syslog+tls" {
+				k := newPKI(t, t.TempDir())
+				pki, ca = &k, k.CAPEM
+			}
+			receiver := startRsyslog(t, pki)
+			p := newPlex(t, logs.Options{})
+			err := p.SetDrains("shop", "production", []logs.DrainConfig{{Name: "papertrail", URL: scheme + "://" + receiver.addr(), CAPEM: ca}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent := []logs.Line{
+				line(0, "web.1", "GET / 200"),
+				line(1, "router", "at=info method=GET path=/ host=shop.example.com status=200"),
+				{Time: base, App: "shop", Env: "production", Source: logs.SourceAPI, Dyno: "api", Text: "Deploy 1a2b3c4 by alice@example.com"},
+				line(3, "worker.2", "two\nlines"),
+				line(4, "web.1", strings.Repeat("long ", 3000)), // cut to 10 KB
+			}
+			for _, l := range sent {
+				p.Publish(l)
+			}
+			got := receiver.waitMessages(len(sent))
+			for i, want := range sent {
+				r := got[i]
+				if r.Hostname != "production" || r.AppName != "shop" || r.ProcID != want.Dyno || r.MsgID != want.Source || r.Pri != "190" {
+					t.Errorf("message %d header = %+v, want production shop %s %s 190", i, r, want.Dyno, want.Source)
+				}
+				if wantTime := want.Time.UTC().Format("2006-01-02T15:04:05.000000-07:00"); r.Time != wantTime {
+					t.Errorf("message %d time = %s, want %s", i, r.Time, wantTime)
+				}
+			}
+			if got[0].Msg != "GET / 200" || got[3].Msg != "two#012lines" {
+				t.Errorf("messages = %q, %q", got[0].Msg, got[3].Msg)
+			}
+			if !strings.HasSuffix(got[4].Msg, "[line truncated: 15000 bytes]") || len(got[4].Msg) > logs.DefaultMaxLineBytes {
+				t.Errorf("long line arrived as %d bytes ending %q", len(got[4].Msg), got[4].Msg[len(got[4].Msg)-40:])
+			}
+			st := waitStats(t, p, "5 sent", func(s logs.DrainStats) bool { return s.Sent == 5 })
+			if !st.Connected || st.Dropped != 0 || st.Published != 5 || st.Buffered != 0 {
+				t.Errorf("stats = %+v", st)
+			}
+		})
+	}
+}
+
+func TestSyslogTLSVerifiesServer(t *testing.T) {
+	t.Parallel()
+	pki := newPKI(t, t.TempDir())
+	receiver := startRsyslog(t, &pki)
+	other := newPKI(t, t.TempDir()) // a CA that did not sign the receiver's certificate
+	p := newPlex(t, logs.Options{MaxBackoff: 200 * time.Millisecond})
+	url := "syslog+tls://" + receiver.addr()
+	if err := p.SetDrains("shop", "production", []logs.DrainConfig{{Name: "d", URL: url, CAPEM: other.CAPEM}}); err != nil {
+		t.Fatal(err)
+	}
+	p.Publish(line(0, "web.1", "kept while the CA is wrong"))
+	st := waitStats(t, p, "a failed handshake", func(s logs.DrainStats) bool { return s.Retries >= 2 })
+	if st.Connected || st.Sent != 0 || !strings.Contains(st.LastError, "certificate") {
+		t.Errorf("stats with the wrong CA = %+v", st)
+	}
+
+	// Fixing the CA takes effect at once, without restarting anything else.
+	if err := p.SetDrains("shop", "production", []logs.DrainConfig{{Name: "d", URL: url, CAPEM: pki.CAPEM}}); err != nil {
+		t.Fatal(err)
+	}
+	p.Publish(line(1, "web.1", "after the CA is fixed"))
+	got := receiver.waitMessages(1)
+	if got[0].Msg != "after the CA is fixed" {
+		t.Errorf("received %q", got[0].Msg)
+	}
+}
+
+// TestSyslogDrainReceiverDown stops the receiver for a while: Publish goes on, the
+// overflow is dropped, counted and reported as L10, and once the receiver is back the
+// buffered lines arrive whole and in order.
+func TestSyslogDrainReceiverDown(t *testing.T) {
+	t.Parallel()
+	receiver := startRsyslog(t, nil)
+	p := newPlex(t, logs.Options{MaxBackoff: 200 * time.Millisecond})
+	if err := p.SetDrains("shop", "production", []logs.DrainConfig{{Name: "d", URL: "syslog+tcp://" + receiver.addr()}}); err != nil {
+		t.Fatal(err)
+	}
+	seq := 0
+	publish := func(n int) {
+		for range n {
+			p.Publish(line(seq, "web.1", "seq "+strconv.Itoa(seq)))
+			seq++
+		}
+	}
+	publish(10)
+	receiver.waitMessages(10)
+
+	receiver.stop()
+	waitStats(t, p, "the drain to notice the receiver left", func(s logs.DrainStats) bool { return !s.Connected })
+	publish(3000) // twice the buffer and more: returns at once
+	st := waitStats(t, p, "drops", func(s logs.DrainStats) bool { return s.Dropped > 0 })
+	if st.Published != st.Sent+st.Dropped+uint64(st.Buffered) {
+		t.Errorf("while down: published %d != sent %d + dropped %d + buffered %d", st.Published, st.Sent, st.Dropped, st.Buffered)
+	}
+	var l10 logs.Line
+	for deadline := time.Now().Add(20 * time.Second); l10.Text == "" && time.Now().Before(deadline); {
+		for _, l := range p.Recent(logs.Filter{App: "shop", Source: logs.SourceHeroku, Dyno: "logplex"}, 0) {
+			l10 = l
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	want := fmt.Sprintf("Error L10 (output buffer overflow): %d messages dropped since ", st.Dropped)
+	if !strings.HasPrefix(l10.Text, "Error L10 (output buffer overflow): ") || !strings.HasSuffix(l10.Text, ".") {
+		t.Fatalf("no L10 line in the app's stream; last: %+v (want like %q)", l10, want)
+	}
+
+	receiver.start()
+	// Every drop is reported: the L10 lines of the stream add up to Dropped (an L10
+	// line can itself be dropped; the next one counts it).
+	var st2 logs.DrainStats
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		st2 = p.DrainStats()[0]
+		reported := uint64(0)
+		for _, l := range p.Recent(logs.Filter{App: "shop", Dyno: "logplex"}, 0) {
+			var n uint64
+			if _, err := fmt.Sscanf(l.Text, "Error L10 (output buffer overflow): %d messages dropped since", &n); err != nil {
+				t.Fatalf("bad L10 line %q: %v", l.Text, err)
+			}
+			reported += n
+		}
+		if st2.Buffered == 0 && st2.Connected && reported == st2.Dropped {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20s: stats %+v, L10 lines report %d drops", st2, reported)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st2.Published != st2.Sent+st2.Dropped {
+		t.Errorf("after: published %d != sent %d + dropped %d", st2.Published, st2.Sent, st2.Dropped)
+	}
+	got := receiver.waitMessages(int(st2.Sent))
+	var seqs []int
+	sawL10 := false
+	for _, r := range got {
+		if r.ProcID == "logplex" {
+			sawL10 = sawL10 || strings.HasPrefix(r.Msg, "Error L10")
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimPrefix(r.Msg, "seq "))
+		if err != nil || r.AppName != "shop" || r.ProcID != "web.1" {
+			t.Fatalf("corrupt message after reconnect: %+v", r)
+		}
+		seqs = append(seqs, n)
+	}
+	if !sawL10 {
+		t.Error("no L10 line reached the drain")
+	}
+	// In order, without a gap before the outage, and ending with the newest line
+	// (the buffer drops its oldest lines first).
+	if !slices.IsSorted(seqs) || seqs[9] != 9 || len(seqs) < 10+logs.DefaultDrainBuffer/2 || seqs[len(seqs)-1] != seq-1 {
+		t.Errorf("received %d lines, first %v last %v; want in order, the buffer's worth, ending at %d", len(seqs), seqs[:10], seqs[len(seqs)-1], seq-1)
+	}
+	if uint64(len(got)) != st2.Sent {
+		t.Errorf("receiver got %d messages, drain says %d sent", len(got), st2.Sent)
+	}
+}
