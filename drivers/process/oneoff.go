@@ -1,0 +1,90 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/logs"
+)
+
+// oneOffWaitDelay bounds how long Run waits for the attached streams after the process
+// exits (a grandchild holding them open is killed with the group anyway).
+const oneOffWaitDelay = 2 * time.Second
+
+// Run runs a one-off dyno (`manifold run`, the release phase) to completion, attached
+// to the given streams, and returns its exit code: the process's, or 128+N when signal
+// N ended it. It is never restarted and leaves no state behind. Its name is
+// Type.Index: run.N by default, N counting up within this driver when Index is 0.
+// Cancelling ctx kills its process group; the error then says so.
+func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
+	spec := oneOff.DynoSpec
+	if spec.Type == "" {
+		spec.Type = "run"
+	}
+	if err := validateSpec(spec, true); err != nil {
+		return -1, err
+	}
+	if spec.Index == 0 {
+		spec.Index = int(d.runSeq.Add(1))
+	}
+	name := spec.Name()
+	fail := func(err error) (int, error) {
+		return -1, fmt.Errorf("run app %s dyno %s: %w", spec.App, name, err)
+	}
+	if d.isClosed() {
+		return fail(ErrClosed)
+	}
+	dir, err := d.slugs.unpack(ctx, spec.SlugKey, spec.SlugPath)
+	if err != nil {
+		return fail(err)
+	}
+	port, err := d.ports.get()
+	if err != nil {
+		return fail(err)
+	}
+	defer d.ports.release(port)
+
+	heroku := func(format string, args ...any) {
+		d.sink.Publish(logs.Line{Time: now(), App: spec.App, Env: spec.Env, Source: logs.SourceHeroku, Dyno: name, Text: fmt.Sprintf(format, args...)})
+	}
+	cmd := exec.Command("/bin/sh", "-c", shellScript(dir, spec.Command))
+	cmd.Dir = dir
+	cmd.Env = dynoEnv(dir, spec, name, port)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = oneOff.Stdin, oneOff.Stdout, oneOff.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = oneOffWaitDelay
+
+	heroku("State changed from down to starting")
+	heroku("Starting process with command `%s`", spec.Command)
+	if err := cmd.Start(); err != nil {
+		heroku("Error starting process: %v", err)
+		return fail(err)
+	}
+	pgid := cmd.Process.Pid
+	heroku("State changed from starting to up")
+	// exec.CommandContext would kill only the leader; a one-off's children go too.
+	stopKill := context.AfterFunc(ctx, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+	waitErr := cmd.Wait()
+	stopKill()
+	_ = syscall.Kill(-pgid, syscall.SIGKILL) // what the leader left behind
+
+	code := -1
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
+		code = statusCode(ws)
+	}
+	heroku("Process exited with status %d", code)
+	heroku("State changed from up to complete")
+	var exitErr *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		return code, fmt.Errorf("run app %s dyno %s: killed: %w", spec.App, name, ctx.Err())
+	case waitErr != nil && !errors.As(waitErr, &exitErr):
+		return code, fmt.Errorf("run app %s dyno %s: %w", spec.App, name, waitErr)
+	}
+	return code, nil
+}

@@ -1,0 +1,174 @@
+package process
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// proc is one running process group: its leader's pid, the leader's start time (so a
+// reused pid is never taken for it) and, when the kernel has them, a pidfd to learn
+// of its exit without polling. Exactly one goroutine calls wait, which owns the pidfd.
+type proc struct {
+	pid       int
+	startTime uint64
+	pidfd     int // -1: none, /proc is polled instead
+}
+
+// exitStatus is how a process ended. Known is false for a process this daemon did not
+// start (adopted after a restart): only its parent learns the status.
+type exitStatus struct {
+	Code  int
+	Known bool
+}
+
+// String is the Heroku wording's tail: "status 143" or why it is unknown.
+func (s exitStatus) String() string {
+	if !s.Known {
+		return "status unknown (adopted process: manifold is not its parent)"
+	}
+	return "status " + strconv.Itoa(s.Code)
+}
+
+// procPollInterval is how often /proc is read when no pidfd is at hand.
+const procPollInterval = 100 * time.Millisecond
+
+// procStat reads the process state (R, S, Z, …) and start time (field 22 of
+// /proc/<pid>/stat, clock ticks after boot) of pid.
+func procStat(pid int) (state byte, startTime uint64, err error) {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces or ')'.
+	end := bytes.LastIndexByte(raw, ')')
+	if end < 0 || end+2 > len(raw) {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	fields := bytes.Fields(raw[end+2:])
+	// fields[0] is field 3 (state); field 22 is fields[19].
+	if len(fields) < 20 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(fields)+2)
+	}
+	startTime, err = strconv.ParseUint(string(fields[19]), 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: start time: %w", pid, err)
+	}
+	return fields[0][0], startTime, nil
+}
+
+// alive reports whether pid runs and is the process that started at startTime.
+// A zombie is not alive: it has exited and only waits to be reaped.
+func alive(pid int, startTime uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	state, st, err := procStat(pid)
+	return err == nil && st == startTime && state != 'Z' && state != 'X'
+}
+
+// newProc watches pid, which started at startTime.
+func newProc(pid int, startTime uint64) *proc {
+	p := &proc{pid: pid, startTime: startTime, pidfd: -1}
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		p.pidfd = fd
+	}
+	return p
+}
+
+// adoptProc returns a handle on a process a previous daemon left running, or nil when
+// it is gone (or its pid now names another process).
+func adoptProc(pid int, startTime uint64) *proc {
+	if !alive(pid, startTime) {
+		return nil
+	}
+	p := newProc(pid, startTime)
+	// The pidfd pins the process; check again that it is the same one.
+	if !alive(pid, startTime) {
+		p.closeFD()
+		return nil
+	}
+	return p
+}
+
+// wait blocks until the process exits or ctx ends (then it returns ctx's error), and
+// closes the pidfd: call it once. The status is known when this process is the parent.
+func (p *proc) wait(ctx context.Context) (exitStatus, error) {
+	defer p.closeFD()
+	for {
+		if err := ctx.Err(); err != nil {
+			return exitStatus{}, err
+		}
+		if p.pidfd >= 0 {
+			fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
+			n, err := unix.Poll(fds, int(procPollInterval/time.Millisecond))
+			if err != nil && !errors.Is(err, unix.EINTR) {
+				return exitStatus{}, fmt.Errorf("poll pidfd of %d: %w", p.pid, err)
+			}
+			if n > 0 {
+				return p.reap(), nil
+			}
+			continue
+		}
+		if !alive(p.pid, p.startTime) {
+			return p.reap(), nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(procPollInterval):
+		}
+	}
+}
+
+// reap collects the exit status of a child of this process; for any other process it
+// reports the status unknown (its own parent, usually init, reaps it).
+func (p *proc) reap() exitStatus {
+	for range 50 {
+		var ws syscall.WaitStatus
+		wpid, err := syscall.Wait4(p.pid, &ws, syscall.WNOHANG, nil)
+		switch {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case err != nil: // ECHILD: not our child
+			return exitStatus{}
+		case wpid == p.pid:
+			return exitStatus{Code: statusCode(ws), Known: true}
+		}
+		// wpid 0: our child has not turned into a zombie yet.
+		time.Sleep(2 * time.Millisecond)
+	}
+	return exitStatus{}
+}
+
+// statusCode is the shell's view of a wait status: the exit code, or 128+N when
+// signal N ended the process (143 for SIGTERM, 137 for SIGKILL), as Heroku prints it.
+func statusCode(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// signalGroup signals the whole process group (the leader is its group's leader).
+// A group already gone is not an error.
+func (p *proc) signalGroup(sig syscall.Signal) error {
+	err := syscall.Kill(-p.pid, sig)
+	if err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("signal process group %d with %v: %w", p.pid, sig, err)
+	}
+	return nil
+}
+
+func (p *proc) closeFD() {
+	if p.pidfd >= 0 {
+		_ = unix.Close(p.pidfd)
+		p.pidfd = -1
+	}
+}
