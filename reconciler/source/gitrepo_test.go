@@ -10,12 +10,12 @@ import (
 
 // gitRepo is a real repository made with the git CLI in a temp dir.
 type gitRepo struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 }
 
 // newGitRepo makes a repository whose default branch is main.
-func newGitRepo(t *testing.T) *gitRepo {
+func newGitRepo(t testing.TB) *gitRepo {
 	t.Helper()
 	r := &gitRepo{t: t, dir: t.TempDir()}
 	r.git("init", "-q", "-b", "main")
