@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/drivers/docker"
@@ -329,4 +331,13 @@ func mustWrite(t testing.TB, path string, b []byte) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+var containerLogsAll = container.LogsOptions{ShowStdout: true, ShowStderr: true}
+
+// readAll reads a multiplexed log stream's payloads (good enough for substring checks).
+func readAll(r io.Reader) string {
+	var out, errOut bytes.Buffer
+	_, _ = stdcopy.StdCopy(&out, &errOut, r)
+	return out.String() + errOut.String()
 }

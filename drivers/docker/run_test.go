@@ -1,0 +1,110 @@
+package docker_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/manifold-paas/manifold/drivers"
+)
+
+func oneOff(app, env, command, slugPath string) drivers.OneOff {
+	return drivers.OneOff{DynoSpec: drivers.DynoSpec{
+		App: app, Env: env, Release: 3, SlugKey: "k", SlugPath: slugPath, Command: command,
+	}}
+}
+
+func TestRunOneOff(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d := e.driver(e.options())
+	app := randomName("run")
+	slugPath := slug(t, map[string]string{"bin/hello": "#!/bin/sh\necho \"hello $1 from $DYNO in $(pwd)\"\n"})
+	tests := []struct {
+		name, command, stdin string
+		wantCode             int
+		wantOut, wantErr     string
+	}{
+		{"exit code passed through", "bin/hello you; echo oops >&2; exit 7", "", 7, "hello you from run.1 in /app\n", "oops\n"},
+		{"stdin attached", "tr a-z A-Z", "shout\n", 0, "SHOUT\n", ""},
+		{"command not found", "no-such-command", "", 127, "", "no-such-command: not found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			o := oneOff(app, "staging", tc.command, slugPath)
+			o.Index = 1
+			o.Stdout, o.Stderr = &stdout, &stderr
+			if tc.stdin != "" {
+				o.Stdin = strings.NewReader(tc.stdin)
+			}
+			code, err := d.Run(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.wantCode {
+				t.Errorf("exit code %d, want %d", code, tc.wantCode)
+			}
+			if stdout.String() != tc.wantOut {
+				t.Errorf("stdout %q, want %q", stdout.String(), tc.wantOut)
+			}
+			if !strings.Contains(stderr.String(), tc.wantErr) {
+				t.Errorf("stderr %q, want %q in it", stderr.String(), tc.wantErr)
+			}
+			if n := len(e.containers()); n != 0 {
+				t.Errorf("%d containers left after the one-off", n)
+			}
+		})
+	}
+	list, err := d.List(context.Background())
+	if err != nil || len(list) != 0 {
+		t.Errorf("one-offs listed as dynos: %+v, %v", list, err)
+	}
+}
+
+// A dyno of one app cannot open a connection to another app's dyno; it can reach its
+// own app's.
+func TestAppNetworksAreIsolated(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d := e.driver(e.options())
+	ctx := context.Background()
+	slugPath := webSlug(t)
+	appA, appB := randomName("a"), randomName("b")
+	for _, app := range []string{appA, appB} {
+		if _, err := d.Start(ctx, webSpec(app, 1, slugPath)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	webA := waitDyno(t, d, appA, "web.1", isUp)
+	webB := waitDyno(t, d, appB, "web.1", isUp)
+	probe := func(addr string) string {
+		host, port, _ := strings.Cut(addr, ":")
+		// busybox nc: -w 1 bounds the connect; a refused or dropped connect exits 1.
+		return `printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 1 ` + host + " " + port
+	}
+	tests := []struct {
+		name, target string
+		wantCode     int
+	}{
+		{"own app", webA.Addr, 0},
+		{"other app", webB.Addr, 1},
+	}
+	for _, tc := range tests {
+		var stdout bytes.Buffer
+		o := oneOff(appA, "production", probe(tc.target), slugPath)
+		o.Stdout = &stdout
+		code, err := d.Run(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.wantCode {
+			t.Errorf("%s: nc exit %d, want %d (output %q)", tc.name, code, tc.wantCode, stdout.String())
+		}
+		if tc.wantCode == 0 && !strings.Contains(stdout.String(), "hello from a slug") {
+			t.Errorf("%s: got %q", tc.name, stdout.String())
+		}
+	}
+	stopAll(t, d)
+}
