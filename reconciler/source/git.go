@@ -49,8 +49,8 @@ type Git struct {
 	// fetchMu serialises fetches (Fetch and Watch's polls) and guards the fields below.
 	fetchMu   sync.Mutex
 	cloner    cloner
-	current   Snapshot // the newest commit fetched whose tree is usable
-	previous  string   // checkout dir of the snapshot before current, kept for readers
+	current   Snapshot  // the newest commit fetched whose tree is usable
+	handedOut [2]string // checkout dirs of the last two snapshots Fetch returned, kept for readers
 	failedID  string   // a commit fetched but rejected (Path missing), not retried until it moves
 	failedErr error
 
@@ -101,7 +101,7 @@ func NewGit(opts GitOptions) (*Git, error) {
 // Fetch implements Source: it asks the remote where the ref points and clones only
 // when that moved since the last fetch.
 func (g *Git) Fetch(ctx context.Context) (Snapshot, error) {
-	snap, err := g.update(ctx)
+	snap, err := g.update(ctx, true)
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -111,8 +111,9 @@ func (g *Git) Fetch(ctx context.Context) (Snapshot, error) {
 	return snap, nil
 }
 
-// update fetches and returns the newest usable snapshot.
-func (g *Git) update(ctx context.Context) (Snapshot, error) {
+// update fetches and returns the newest usable snapshot; handOut records that the
+// caller gives it to a reader, so its checkout outlives the next commit.
+func (g *Git) update(ctx context.Context, handOut bool) (Snapshot, error) {
 	g.fetchMu.Lock()
 	defer g.fetchMu.Unlock()
 	target, err := normalizeURL(g.opts.URL)
@@ -131,6 +132,7 @@ func (g *Git) update(ctx context.Context) (Snapshot, error) {
 		if g.failedID != "" {
 			return Snapshot{}, g.failedErr
 		}
+		g.recordHandOut(handOut)
 		return g.current, nil
 	}
 	final := filepath.Join(g.checkout, rev.ID)
@@ -152,16 +154,22 @@ func (g *Git) update(ctx context.Context) (Snapshot, error) {
 		}
 	}
 	g.failedID, g.failedErr = "", nil
-	if g.current.Root != "" && g.current.Root != final {
-		g.previous = g.current.Root
-	}
 	g.current = snap
+	g.recordHandOut(handOut)
 	g.prune(final)
 	return snap, nil
 }
 
-// prune removes checkouts other than current, previous and keep (and temporary
-// directories left by a crash); fetches are serialised, so none is in progress.
+// recordHandOut notes that current is being handed to a reader. Callers hold fetchMu.
+func (g *Git) recordHandOut(handOut bool) {
+	if handOut && g.handedOut[0] != g.current.Root {
+		g.handedOut[1], g.handedOut[0] = g.handedOut[0], g.current.Root
+	}
+}
+
+// prune removes checkouts other than current, the last two handed out and keep
+// (and temporary directories left by a crash); fetches are serialised, so none is
+// in progress.
 func (g *Git) prune(keep string) {
 	entries, err := os.ReadDir(g.checkout)
 	if err != nil {
@@ -169,7 +177,7 @@ func (g *Git) prune(keep string) {
 	}
 	for _, e := range entries {
 		p := filepath.Join(g.checkout, e.Name())
-		if p == keep || p == g.current.Root || p == g.previous {
+		if p == keep || p == g.current.Root || p == g.handedOut[0] || p == g.handedOut[1] {
 			continue
 		}
 		if err := os.RemoveAll(p); err != nil {
@@ -218,7 +226,7 @@ func (g *Git) Watch(ctx context.Context, notify func(reason string)) error {
 				}
 			}
 		}
-		snap, err := g.update(ctx)
+		snap, err := g.update(ctx, false)
 		timer.Reset(jittered(g.opts.Interval))
 		if err != nil {
 			if ctx.Err() != nil {

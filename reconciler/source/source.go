@@ -33,8 +33,9 @@ type Snapshot struct {
 	Rev Revision `json:"rev"`
 	// Dir holds the config repository tree at Rev: the checkout, or its Path
 	// subdirectory. Read it with os.DirFS(Dir). For git sources the directory is
-	// never modified after Fetch returns it and stays on disk at least until the
-	// Fetch after next, so a reconcile may read it while a newer commit arrives.
+	// never modified after Fetch returns it and stays on disk until two later
+	// Fetch calls have returned other commits, so a reconcile may read it while
+	// newer commits arrive. A folder source's Dir is the live folder.
 	Dir string `json:"dir"`
 	// Root is the whole checkout (or folder); Dir is Root when Path is empty.
 	// Spec paths that climb out of Path ("../apps/hello") resolve against it.

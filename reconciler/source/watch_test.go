@@ -337,3 +337,28 @@ func TestHashDir(t *testing.T) {
 		t.Error("NewDir accepted a missing folder")
 	}
 }
+
+// TestGitSourceKeepsHandedOutSnapshot: polls that run ahead of the reader never
+// remove the checkout the reader was given.
+func TestGitSourceKeepsHandedOutSnapshot(t *testing.T) {
+	t.Parallel()
+	repo := newGitRepo(t)
+	repo.commit("a", map[string]string{"f": "a"})
+	src, err := source.NewGit(source.GitOptions{URL: repo.url(), Ref: "main", Dir: t.TempDir(), Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := src.Fetch(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := watch(t, src)
+	for i, content := range []string{"b", "c", "d"} {
+		repo.commit(content, map[string]string{"f": content})
+		src.Trigger("push " + content)
+		waitFor(t, "notify for commit "+content, 10*time.Second, func() bool { return len(n.list()) == i+1 })
+	}
+	if got := readFile(t, snap.Dir, "f"); got != "a" {
+		t.Errorf("handed-out snapshot reads %q, want a", got)
+	}
+}
