@@ -1,0 +1,94 @@
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/manifold-paas/manifold/drivers"
+)
+
+// roleEnv makes the test binary play a part instead of running tests: a tiny web
+// server dyno (no external dependency), or a mini daemon that a test kills with -9.
+const roleEnv = "MANIFOLD_PROCESS_TEST_ROLE"
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(roleEnv) {
+	case "":
+		os.Exit(m.Run())
+	case "web":
+		webRole()
+	case "daemon":
+		daemonRole()
+	default:
+		fmt.Fprintln(os.Stderr, "unknown role", os.Getenv(roleEnv))
+		os.Exit(2)
+	}
+}
+
+// webRole serves / (hello from $DYNO), /env (the environment as JSON) and /health.
+func webRole() {
+	port := os.Getenv("PORT")
+	if delay, err := time.ParseDuration(os.Getenv("BIND_DELAY")); err == nil {
+		time.Sleep(delay)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		fmt.Println("listen:", err)
+		os.Exit(1)
+	}
+	fmt.Println("web listening on", port)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s", os.Getenv("DYNO"))
+	})
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
+	mux.HandleFunc("/missing", http.NotFound)
+	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+		env := map[string]string{}
+		for _, kv := range os.Environ() {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+		_ = json.NewEncoder(w).Encode(env)
+	})
+	_ = http.Serve(l, mux)
+	os.Exit(1)
+}
+
+// daemonRole starts the dyno described by DAEMON_SPEC in DAEMON_STATE, prints
+// "READY <id> <pid>" once it is up and waits to be killed.
+func daemonRole() {
+	var spec drivers.DynoSpec
+	if err := json.Unmarshal([]byte(os.Getenv("DAEMON_SPEC")), &spec); err != nil {
+		fmt.Println("spec:", err)
+		os.Exit(2)
+	}
+	ctx := context.Background()
+	d, err := New(ctx, Options{StateDir: os.Getenv("DAEMON_STATE"), SlugDir: os.Getenv("DAEMON_SLUGS")})
+	if err != nil {
+		fmt.Println("new:", err)
+		os.Exit(2)
+	}
+	dyno, err := d.Start(ctx, spec)
+	if err != nil {
+		fmt.Println("start:", err)
+		os.Exit(2)
+	}
+	for ev := range d.Events() {
+		if ev.Dyno.ID == dyno.ID && ev.To == drivers.StateUp {
+			break
+		}
+	}
+	d.mu.Lock()
+	pid := d.dynos[dyno.ID].pid
+	d.mu.Unlock()
+	fmt.Println("READY", dyno.ID, pid)
+	select {}
+}
