@@ -362,3 +362,49 @@ func TestGitSourceKeepsHandedOutSnapshot(t *testing.T) {
 		t.Errorf("handed-out snapshot reads %q, want a", got)
 	}
 }
+
+func TestGitSourceFollowsRefs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		ref  string
+		move func(r *gitRepo) string // moves the followed ref, returns the new sha
+	}{
+		{"branch", "main", func(r *gitRepo) string { return r.commit("next", map[string]string{"f": "2"}) }},
+		{"moving tag", "live", func(r *gitRepo) string {
+			sha := r.commit("next", map[string]string{"f": "2"})
+			r.git("tag", "-f", "-a", "live", "-m", "promote")
+			return sha
+		}},
+		{"remote HEAD", "", func(r *gitRepo) string { return r.commit("next", map[string]string{"f": "2"}) }},
+		{"full ref name", "refs/heads/main", func(r *gitRepo) string { return r.commit("next", map[string]string{"f": "2"}) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			repo := newGitRepo(t)
+			first := repo.commit("first", map[string]string{"f": "1"})
+			repo.git("tag", "-a", "live", "-m", "first release")
+			src, err := source.NewGit(source.GitOptions{URL: repo.url(), Ref: tt.ref, Dir: t.TempDir(), Interval: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := testCtx(t)
+			snap, err := src.Fetch(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if snap.Rev.ID != first {
+				t.Fatalf("first fetch at %s, want %s", snap.Rev.ID, first)
+			}
+			next := tt.move(repo)
+			snap, err = src.Fetch(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if snap.Rev.ID != next || readFile(t, snap.Dir, "f") != "2" {
+				t.Errorf("after the ref moved: %+v", snap.Rev)
+			}
+		})
+	}
+}
