@@ -51,7 +51,7 @@ type Git struct {
 	cloner    cloner
 	current   Snapshot  // the newest commit fetched whose tree is usable
 	handedOut [2]string // checkout dirs of the last two snapshots Fetch returned, kept for readers
-	failedID  string   // a commit fetched but rejected (Path missing), not retried until it moves
+	failedID  string    // a commit fetched but rejected (Path missing), not retried until it moves
 	failedErr error
 
 	// notifyMu guards what Watch has told and what Fetch has handed out.
