@@ -45,7 +45,7 @@ type rsyslog struct {
 
 // testPKI is a CA and a server certificate for 127.0.0.1, as PEM files.
 type testPKI struct {
-	CAPEM                    []byte
+	CAPEM                     []byte
 	CAFile, CertFile, KeyFile string
 }
 

@@ -119,7 +119,8 @@ func SanitizeHeaderFields(line Line) Line {
 
 // ParseFrame decodes the first octet-counted RFC 5424 frame of data into a Line (the
 // inverse of AppendFrame: HOSTNAME is Env, APP-NAME App, PROCID Dyno, MSGID Source;
-// nil values "-" become empty; structured data is skipped) and returns how many bytes
+// nil values "-" become empty; structured data is skipped, and may be missing as in
+// Heroku's own frames) and returns how many bytes
 // it used. It returns ErrShortFrame, possibly wrapped, when data holds only part of a
 // frame; any other error means the stream is corrupt from here on.
 func ParseFrame(data []byte) (line Line, n int, err error) {
@@ -213,7 +214,10 @@ func parseMessage(msg []byte) (Line, error) {
 			rest = rest[close+1:]
 		}
 	default:
-		return line, errors.New("want STRUCTURED-DATA ('-' or '[')")
+		// No STRUCTURED-DATA at all: Heroku's own frames look like this
+		// (`… host app web.3 - State changed …`), so read the rest as MSG.
+		line.Text = string(rest)
+		return line, nil
 	}
 	if len(rest) > 0 {
 		if rest[0] != ' ' {
