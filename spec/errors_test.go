@@ -155,7 +155,7 @@ func TestLoadErrors(t *testing.T) {
 				`  process "web" { count = 1e30 }`,
 				`}`,
 			)},
-			want: []string{`apps/a.hcl:3:27: count: must be at most 10000, got 1000000000000000000000000000000`},
+			want: []string{`apps/a.hcl:3:27: count: must be at most 10000, got 1e+30`},
 		},
 		{
 			name: "unknown size",

@@ -171,15 +171,18 @@ func ctyValue(pos Pos, cv cty.Value) value {
 // numberValue classifies a number: whole numbers that overflow int64 are clamped, so
 // range checks reject them as too large rather than as fractions.
 func numberValue(pos Pos, f *big.Float) value {
-	v := value{pos: pos, kind: kindNumber, str: f.Text('f', -1)}
-	if f.IsInf() {
-		return v
+	v := value{pos: pos, kind: kindNumber}
+	i, acc := f.Int64()
+	if acc == big.Exact {
+		v.str = f.Text('f', -1)
+	} else {
+		// Never 'f' for a huge number: 1e100000000 would print a hundred million digits.
+		v.str = f.Text('g', 12)
 	}
-	if !f.IsInt() {
+	if f.IsInf() || !f.IsInt() {
 		return v
 	}
 	v.numIsInt = true
-	i, acc := f.Int64()
 	switch {
 	case acc == big.Exact:
 		v.num = i

@@ -237,8 +237,39 @@ func (l *loader) readFile(name string, sch schema) *specFile {
 	return &specFile{name: name, body: b}
 }
 
+// maxNesting bounds bracket nesting: the parsers recurse per level, and a file of a
+// million '[' must end in a diagnostic, not a stack overflow (which no recover stops).
+const maxNesting = 256
+
+// nestingError returns where src nests brackets deeper than maxNesting, counting
+// brackets inside strings too (a spec never comes close).
+func nestingError(name string, src []byte) (Pos, bool) {
+	depth, line, col := 0, 1, 0
+	for _, c := range src {
+		if c&0xC0 != 0x80 { // columns count characters, not UTF-8 continuation bytes
+			col++
+		}
+		switch c {
+		case '\n':
+			line, col = line+1, 0
+		case '(', '[', '{':
+			depth++
+			if depth > maxNesting {
+				return Pos{File: name, Line: line, Col: col}, true
+			}
+		case ')', ']', '}':
+			depth = max(depth-1, 0)
+		}
+	}
+	return Pos{}, false
+}
+
 // parseSpec parses src by its extension into one body.
 func parseSpec(name string, src []byte, sch schema, sink *diagSink) *body {
+	if pos, deep := nestingError(name, src); deep {
+		sink.add(pos, "brackets nested more than %d deep", maxNesting)
+		return nil
+	}
 	if path.Ext(name) == ".hcl" {
 		return parseHCL(name, src, sink)
 	}

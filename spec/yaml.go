@@ -41,6 +41,7 @@ func parseYAML(name string, src []byte, root schema, sink *diagSink) (bodies []*
 		}
 	}()
 	dec := yaml.NewDecoder(bytes.NewReader(src))
+	reader := &yamlReader{name: name, sink: sink}
 	for {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
@@ -61,7 +62,7 @@ func parseYAML(name string, src []byte, root schema, sink *diagSink) (bodies []*
 		if len(doc.Content) == 0 {
 			continue
 		}
-		if b := yamlBody(name, doc.Content[0], root, sink); b != nil {
+		if b := reader.body(doc.Content[0], root); b != nil {
 			bodies = append(bodies, b)
 		}
 	}
@@ -96,11 +97,12 @@ func yamlKind(n *yaml.Node) string {
 	return "unsupported value"
 }
 
-// yamlBody reads a mapping as a body under sch. A null body (`source:` with nothing
+// body reads a mapping as a body under sch. A null body (`source:` with nothing
 // after it) is an empty body.
-func yamlBody(name string, n *yaml.Node, sch schema, sink *diagSink) *body {
+func (r *yamlReader) body(n *yaml.Node, sch schema) *body {
+	name, sink := r.name, r.sink
 	n = deref(n)
-	if n == nil {
+	if n == nil || !r.count(n) {
 		return nil
 	}
 	b := &body{pos: yamlPos(name, n)}
@@ -124,9 +126,9 @@ func yamlBody(name string, n *yaml.Node, sch schema, sink *diagSink) *body {
 		bs, isBlock := sch.blocks[key]
 		switch {
 		case !isBlock:
-			b.attrs = append(b.attrs, attr{name: key, namePos: keyPos, val: yamlValue(name, v, sink)})
+			b.attrs = append(b.attrs, attr{name: key, namePos: keyPos, val: r.value(v, 0)})
 		case !bs.labelled:
-			if inner := yamlBody(name, v, bs.inner, sink); inner != nil {
+			if inner := r.body(v, bs.inner); inner != nil {
 				inner.pos = keyPos
 				b.blocks = append(b.blocks, block{typ: key, typPos: keyPos, body: inner})
 			}
@@ -148,7 +150,7 @@ func yamlBody(name string, n *yaml.Node, sch schema, sink *diagSink) *body {
 					continue
 				}
 				labelPos := yamlPos(name, lk)
-				inner := yamlBody(name, lv, bs.inner, sink)
+				inner := r.body(lv, bs.inner)
 				if inner == nil {
 					continue
 				}
@@ -174,20 +176,60 @@ func yamlKey(name string, k *yaml.Node, sink *diagSink) (string, bool) {
 	return k.Value, true
 }
 
-// yamlValue reads an attribute's value.
-func yamlValue(name string, n *yaml.Node, sink *diagSink) value {
+// Aliases may point at their own ancestors (`a: &a [*a]`) or fan out exponentially
+// (the "billion laughs"); a value is read at most maxYAMLDepth deep and a file yields
+// at most maxYAMLValues values.
+const (
+	maxYAMLDepth  = 32
+	maxYAMLValues = 100_000
+)
+
+// yamlReader reads one file within the limits above.
+type yamlReader struct {
+	name   string
+	sink   *diagSink
+	values int
+	capped bool
+}
+
+// count charges one node to the file's budget; false (reported once) when spent.
+func (r *yamlReader) count(n *yaml.Node) bool {
+	r.values++
+	if r.values <= maxYAMLValues {
+		return true
+	}
+	if !r.capped {
+		r.capped = true
+		r.sink.add(yamlPos(r.name, n), "file too large: more than %d values (YAML aliases expand too far?)", maxYAMLValues)
+	}
+	return false
+}
+
+// value reads an attribute's value.
+func (r *yamlReader) value(n *yaml.Node, depth int) value {
+	name := r.name
 	n = deref(n)
 	if n == nil {
 		return value{kind: kindNull}
 	}
 	pos := yamlPos(name, n)
+	if !r.count(n) {
+		return value{pos: pos, kind: kindOther}
+	}
+	if depth > maxYAMLDepth {
+		if !r.capped {
+			r.capped = true
+			r.sink.add(pos, "value nested more than %d deep (an alias inside itself?)", maxYAMLDepth)
+		}
+		return value{pos: pos, kind: kindOther}
+	}
 	switch n.Kind {
 	case yaml.ScalarNode:
 		return yamlScalar(pos, n)
 	case yaml.SequenceNode:
 		v := value{pos: pos, kind: kindList}
 		for _, el := range n.Content {
-			v.list = append(v.list, yamlValue(name, el, sink))
+			v.list = append(v.list, r.value(el, depth+1))
 		}
 		return v
 	case yaml.MappingNode:
@@ -197,11 +239,11 @@ func yamlValue(name string, n *yaml.Node, sink *diagSink) value {
 			if k == nil {
 				continue
 			}
-			key, ok := yamlKey(name, k, sink)
+			key, ok := yamlKey(name, k, r.sink)
 			if !ok {
 				continue
 			}
-			v.entries = append(v.entries, entry{key: key, keyPos: yamlPos(name, k), val: yamlValue(name, n.Content[i+1], sink)})
+			v.entries = append(v.entries, entry{key: key, keyPos: yamlPos(name, k), val: r.value(n.Content[i+1], depth+1)})
 		}
 		return v
 	}
