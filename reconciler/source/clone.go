@@ -27,6 +27,13 @@ import (
 // that a commit is not in it). Test for it with errors.Is.
 var ErrUnknownRef = errors.New("unknown ref")
 
+// refError is an error that says which ref is unknown where; errors.Is(err,
+// ErrUnknownRef) holds for it.
+type refError struct{ msg string }
+
+func (e *refError) Error() string        { return e.msg }
+func (e *refError) Is(target error) bool { return target == ErrUnknownRef }
+
 // fullSHA matches a full SHA-1 commit id; only a full id is cloned as a commit,
 // because a short one cannot be told apart from a branch named like hex.
 var fullSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
@@ -142,7 +149,6 @@ func (c *cloner) fetchFresh(ctx context.Context, target, parent, last string) (t
 			kinds = []refKind{kindBranch, kindTag}
 		}
 	}
-	var notFound error
 	for _, kind := range kinds {
 		if kind == kindCommit && last == c.ref {
 			return "", Revision{}, true, nil
@@ -155,7 +161,6 @@ func (c *cloner) fetchFresh(ctx context.Context, target, parent, last string) (t
 		if err != nil {
 			os.RemoveAll(tmp)
 			if isRefNotFound(err) {
-				notFound = err
 				continue
 			}
 			return "", Revision{}, false, fmt.Errorf("clone %s at %q: %w", c.url, c.ref, err)
@@ -179,11 +184,11 @@ func (c *cloner) fetchFresh(ctx context.Context, target, parent, last string) (t
 			Time:       commit.Author.When,
 		}, false, nil
 	}
-	what := fmt.Sprintf("no branch or tag %q", c.ref)
+	what := "no branch or tag of that name"
 	if len(kinds) == 1 && kinds[0] == kindCommit {
-		what = fmt.Sprintf("no commit %s", c.ref)
+		what = "no such commit"
 	}
-	return "", Revision{}, false, fmt.Errorf("clone %s: %s: %w (%v)", c.url, what, ErrUnknownRef, notFound)
+	return "", Revision{}, false, &refError{msg: fmt.Sprintf("clone %s: unknown ref %q: %s", c.url, c.ref, what)}
 }
 
 // cloneOnce runs one fluxcd clone of kind into the empty directory tmp.

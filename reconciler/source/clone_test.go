@@ -125,7 +125,7 @@ func TestCloneErrors(t *testing.T) {
 		unknownRef          bool
 		wantIn              []string
 	}{
-		{"missing branch", repo.url(), "nope", "", true, []string{"nope", repo.url()}},
+		{"missing branch", repo.url(), "nope", "", true, []string{`unknown ref "nope"`, repo.url()}},
 		{"missing commit", repo.url(), strings.Repeat("ab", 20), "", true, []string{"abab"}},
 		{"missing repo", "file://" + filepath.Join(t.TempDir(), "none"), "main", "", false, []string{"none"}},
 		{"empty url", "", "main", "", false, []string{"empty repository URL"}},

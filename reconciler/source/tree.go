@@ -42,7 +42,9 @@ func TreeAt(repoDir, rev string) (fs.FS, Revision, error) {
 	}
 	hash, err := repo.ResolveRevision(plumbing.Revision(rev))
 	if err != nil {
-		return nil, Revision{}, fmt.Errorf("unknown revision %s in %s: %w", rev, repoDir, err)
+		// go-git's reason is often a bare EOF or "reference not found"; the rev and
+		// the repository say it better.
+		return nil, Revision{}, &refError{msg: fmt.Sprintf("unknown revision %s in %s", rev, repoDir)}
 	}
 	commit, err := repo.CommitObject(*hash)
 	if err != nil {

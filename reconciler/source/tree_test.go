@@ -198,6 +198,9 @@ func TestTreeAtErrors(t *testing.T) {
 					t.Errorf("error %q does not contain %q", err, want)
 				}
 			}
+			if wantUnknown := tt.dir == repo.dir; errors.Is(err, source.ErrUnknownRef) != wantUnknown {
+				t.Errorf("errors.Is(%v, ErrUnknownRef) != %v", err, wantUnknown)
+			}
 		})
 	}
 	tree, _, err := source.TreeAt(filepath.Join(repo.dir, "examples", "apps"), "main")
