@@ -187,7 +187,7 @@ func (d *Driver) adopt(st stateFile) {
 		p = adoptProc(st.PID, st.StartTime)
 	}
 	if p != nil {
-		dy.port = st.Port
+		dy.port, dy.pid, dy.startTime = st.Port, st.PID, st.StartTime
 		d.ports.claim(st.Port)
 		dy.setAddr()
 		d.log.Info("adopted dyno", "dyno", st.ID, "pid", st.PID, "state", st.State)

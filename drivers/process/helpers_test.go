@@ -150,7 +150,7 @@ var testSlugFiles = map[string]string{
 }
 
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	opts  Options
 	sink  *recorder
 	d     *Driver
@@ -162,7 +162,7 @@ type harness struct {
 // newHarness makes a driver over fresh directories and, at cleanup, closes it and
 // stops every dyno left in its state directory (through a new driver, so dynos of a
 // closed driver go too).
-func newHarness(t *testing.T, opts Options) *harness {
+func newHarness(t testing.TB, opts Options) *harness {
 	t.Helper()
 	root := t.TempDir()
 	opts.StateDir = filepath.Join(root, "dynos")

@@ -1,0 +1,79 @@
+package process
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/logs"
+)
+
+func TestRunOneOff(t *testing.T) {
+	h := newHarness(t, Options{})
+	for _, tc := range []struct {
+		name, command, stdin string
+		code                 int
+		stdout, stderr       string
+	}{
+		{"exit code", "exit 7", "", 7, "", ""},
+		{"streams", "hello; echo oops >&2", "", 0, "hello-from-slug-bin\n", "oops\n"},
+		{"stdin", `read line; echo "got $line"`, "ping\n", 0, "got ping\n", ""},
+		{"env", `echo "$DYNO $PS ${PORT:+port}"`, "", 0, "run.N run.N port\n", ""},
+		{"signal", "kill -TERM $$", "", 143, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			spec := h.spec("", 0, tc.command, nil)
+			code, err := h.d.Run(context.Background(), drivers.OneOff{DynoSpec: spec, Stdin: strings.NewReader(tc.stdin), Stdout: &stdout, Stderr: &stderr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := stdout.String()
+			if tc.name == "env" {
+				fields := strings.Fields(out)
+				if len(fields) == 3 && fields[0] == fields[1] && strings.HasPrefix(fields[0], "run.") {
+					out = "run.N run.N " + fields[2] + "\n"
+				}
+			}
+			if code != tc.code || out != tc.stdout || stderr.String() != tc.stderr {
+				t.Fatalf("code %d stdout %q stderr %q; want %d %q %q", code, stdout.String(), stderr.String(), tc.code, tc.stdout, tc.stderr)
+			}
+		})
+	}
+	if dynos, _ := h.d.List(context.Background()); len(dynos) != 0 {
+		t.Errorf("one-offs in List: %+v", dynos)
+	}
+	inOrder(t, h.sink.texts("run.1", logs.SourceHeroku),
+		"Starting process with command `exit 7`",
+		"State changed from starting to up",
+		"Process exited with status 7",
+		"State changed from up to complete")
+}
+
+func TestRunOneOffCancelKillsIt(t *testing.T) {
+	h := newHarness(t, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout bytes.Buffer
+	spec := h.spec("release", 1, `echo started; sleep 60 & wait`, nil)
+	done := make(chan struct{})
+	var code int
+	var err error
+	go func() {
+		code, err = h.d.Run(ctx, drivers.OneOff{DynoSpec: spec, Stdout: &stdout})
+		close(done)
+	}()
+	h.sink.waitLine(t, "release.1", logs.SourceHeroku, "State changed from starting to up")
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(waitLimit):
+		t.Fatal("Run did not return after cancel")
+	}
+	if code != 137 || !errors.Is(err, context.Canceled) {
+		t.Fatalf("code %d err %v, want 137 and context.Canceled", code, err)
+	}
+}
