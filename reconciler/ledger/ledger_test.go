@@ -248,6 +248,21 @@ func TestOpenRefusesForeignAndCorruptFiles(t *testing.T) {
 	must(t, err)
 	copy(raw[:8192], garbage)
 	must(t, os.WriteFile(damaged, raw, 0o600))
+	// And one whose meta pages are intact but whose data pages are not.
+	damagedData := filepath.Join(dir, "damaged-data.db")
+	l, err = ledger.Open(damagedData, nil)
+	must(t, err)
+	for range 50 {
+		_, err = l.Append(context.Background(), deploy("a", "e", "1234567x", nil))
+		must(t, err)
+	}
+	must(t, l.Close())
+	raw, err = os.ReadFile(damagedData)
+	must(t, err)
+	for off := 8192; off < len(raw); off += len(garbage) {
+		copy(raw[off:], garbage)
+	}
+	must(t, os.WriteFile(damagedData, raw, 0o600))
 
 	files := map[string][]byte{
 		"text.db":    []byte("this is a README, not a ledger\n"),
@@ -256,7 +271,7 @@ func TestOpenRefusesForeignAndCorruptFiles(t *testing.T) {
 	for name, content := range files {
 		must(t, os.WriteFile(filepath.Join(dir, name), content, 0o600))
 	}
-	for _, name := range []string{"foreign.db", "damaged.db", "text.db", "garbage.db"} {
+	for _, name := range []string{"foreign.db", "damaged.db", "damaged-data.db", "text.db", "garbage.db"} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(dir, name)
 			before, _ := os.ReadFile(path)
@@ -265,6 +280,7 @@ func TestOpenRefusesForeignAndCorruptFiles(t *testing.T) {
 				l.Close()
 				t.Fatal("opened")
 			}
+			t.Log(err)
 			if !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(err.Error(), path) {
 				t.Errorf("error %v: want ErrCorrupt naming %s", err, path)
 			}
