@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/big"
 	"slices"
+	"strconv"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -174,9 +175,9 @@ func numberValue(pos Pos, f *big.Float) value {
 	v := value{pos: pos, kind: kindNumber}
 	i, acc := f.Int64()
 	if acc == big.Exact {
-		v.str = f.Text('f', -1)
+		v.str = strconv.FormatInt(i, 10)
 	} else {
-		// Never 'f' for a huge number: 1e100000000 would print a hundred million digits.
+		// 'g', never 'f': 1e100000000 would print a hundred million digits.
 		v.str = f.Text('g', 12)
 	}
 	if f.IsInf() || !f.IsInt() {

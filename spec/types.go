@@ -28,6 +28,9 @@ type Source struct {
 	// slashes), resolved from the spec's path, which is relative to the spec file.
 	Path string `json:"path,omitempty"`
 	// Git is the URL of a git repository holding the source; Ref its branch, tag or commit.
+	// With a Path, Ref (optional, e.g. pinned by an environment) names the revision of
+	// the config repo whose copy of the folder to build; Load records it as written and
+	// takes Digest from the tree it was given.
 	Git string `json:"git,omitempty"`
 	Ref string `json:"ref,omitempty"`
 	// Digest identifies the content of a Path source: "sha256:<hex>" over the folder's
@@ -40,21 +43,28 @@ type Source struct {
 type Process struct {
 	// Type is the Procfile name: web, worker, clock, …
 	Type string `json:"type"`
-	// Command runs the process through /bin/sh -c. From the Procfile unless the spec sets it.
+	// Command runs the process through /bin/sh -c. From the Procfile unless the spec sets
+	// it. Empty for a Git source whose spec does not set it: its Procfile is only known
+	// once the reconciler has fetched the ref.
 	Command string `json:"command"`
-	// Count is the number of dynos. Procfile types the spec does not name run 0, but web,
-	// which runs 1 (Heroku's first-deploy default).
+	// Count is the number of dynos, 0 to 10000. Without a count (the spec does not name
+	// the type, or names it without one) a type runs 0, but web, which runs 1 (Heroku's
+	// first-deploy default).
 	Count int `json:"count"`
 	// Size is one of Sizes' names; the platform's default size when left out.
 	Size string `json:"size"`
 	// HealthCheck is an HTTP path a web dyno must answer with 2xx before it takes traffic.
 	HealthCheck string `json:"health_check,omitempty"`
-	// StopTimeoutSeconds is the grace between SIGTERM and SIGKILL. Default 30.
+	// StopTimeoutSeconds is the grace between SIGTERM and SIGKILL, 1 to 3600 (spec
+	// attribute stop_timeout). Default 30.
 	StopTimeoutSeconds int `json:"stop_timeout_seconds"`
 }
 
-// Drain forwards an app's log stream. URL schemes: syslog+tcp, syslog+tls, https.
+// Drain forwards an app's log stream. URL schemes: syslog+tcp, syslog+tls (both with a
+// port), https.
 type Drain struct {
+	// Name is the drain block's label; an environment's drain of the same name
+	// replaces the fields it sets.
 	Name string `json:"name"`
 	URL  string `json:"url"`
 	// CA is a PEM file (relative to the config repo's root) of private CAs to trust for
@@ -67,21 +77,29 @@ type App struct {
 	Name string `json:"name"`
 	Env  string `json:"env"`
 	// Pos is where the app is declared (its base spec).
-	Pos        Pos               `json:"pos"`
-	Source     Source            `json:"source"`
-	Buildpacks []string          `json:"buildpacks,omitempty"`
-	Stack      string            `json:"stack"`
-	Config     map[string]string `json:"config,omitempty"`
-	// Sensitive names config keys whose values are never printed.
+	Pos    Pos    `json:"pos"`
+	Source Source `json:"source"`
+	// Buildpacks are the buildpacks in order; nil means detect them.
+	Buildpacks []string `json:"buildpacks,omitempty"`
+	// Stack is the base image the slug runs on; the platform's default stack when left out.
+	Stack string `json:"stack"`
+	// Config holds the config vars (names [A-Za-z_][A-Za-z0-9_]*), nil when there are
+	// none. An environment's config merges over the base key by key, and a null value
+	// there removes the key; numbers and bools become their text.
+	Config map[string]string `json:"config,omitempty"`
+	// Sensitive names config keys whose values are never printed, sorted; the base's
+	// and the environment's together.
 	Sensitive []string `json:"sensitive,omitempty"`
 	// Domains are every host the app answers: <app>.<env>.<suffix> first, then the
 	// spec's domains.
 	Domains []string `json:"domains"`
-	// Processes are sorted by Type. The release process type is not among them.
+	// Processes are sorted by Type, never nil. The release process type is not among
+	// them; neither is a type the spec names that has no command to run and count 0.
 	Processes []Process `json:"processes"`
 	// ReleaseCommand is the Procfile's release: command, run before a release goes live.
-	ReleaseCommand string  `json:"release_command,omitempty"`
-	Drains         []Drain `json:"drains,omitempty"`
+	ReleaseCommand string `json:"release_command,omitempty"`
+	// Drains are sorted by Name.
+	Drains []Drain `json:"drains,omitempty"`
 	// Suspend stops reconciling the app: what runs keeps running as it is.
 	Suspend bool `json:"suspend,omitempty"`
 }
