@@ -46,6 +46,13 @@ type Release struct {
 	Config map[string]string `json:"config"`
 	// ProcessTypes maps each process type to its command.
 	ProcessTypes map[string]string `json:"process_types"`
+	// ReleaseCommand is the release phase's command, run once before the release goes
+	// live; empty when there is none.
+	ReleaseCommand string `json:"release_command,omitempty"`
+	// SpecDigest identifies the app's spec (code, config, commands) the release was
+	// made for. A rollback records the spec that was current when it was asked for,
+	// so that the reconciler keeps the rollback until a commit changes the app.
+	SpecDigest string `json:"spec_digest,omitempty"`
 	// Description says why the release exists: "Deploy 1a2b3c4", "Set GREETING config
 	// vars", "Rollback to v3".
 	Description string `json:"description"`
@@ -417,10 +424,11 @@ func (l *Ledger) Apps() ([]AppEnv, error) {
 	return apps, nil
 }
 
-// Rollback appends a copy of release v<to> (its slug, config, process types and
-// commit) as a new pending release "Rollback to v<to>" by author, and pins the app to
-// it: Pinned reports it until Unpin. v<to> must have gone live (ErrNotLive).
-func (l *Ledger) Rollback(ctx context.Context, app, env string, to int, author string) (Release, error) {
+// Rollback appends a copy of release v<to> (its slug, config, process types, release
+// command and commit) as a new pending release "Rollback to v<to>" by author, made for
+// the spec specDigest, and pins the app to it: Pinned reports it until Unpin. v<to>
+// must have gone live (ErrNotLive).
+func (l *Ledger) Rollback(ctx context.Context, app, env string, to int, author, specDigest string) (Release, error) {
 	if err := ctx.Err(); err != nil {
 		return Release{}, err
 	}
@@ -446,17 +454,19 @@ func (l *Ledger) Rollback(ctx context.Context, app, env string, to int, author s
 			return fmt.Errorf("%w: v%d is %s", ErrNotLive, to, target.Status)
 		}
 		stored, err = appendTx(tx, aek, Release{
-			App:          app,
-			Env:          env,
-			SlugKey:      target.SlugKey,
-			Config:       target.Config,
-			ProcessTypes: target.ProcessTypes,
-			Description:  fmt.Sprintf("Rollback to v%d", to),
-			Commit:       target.Commit,
-			Author:       author,
-			CreatedAt:    time.Now().UTC(),
-			Status:       StatusPending,
-			RollbackOf:   to,
+			App:            app,
+			Env:            env,
+			SlugKey:        target.SlugKey,
+			Config:         target.Config,
+			ProcessTypes:   target.ProcessTypes,
+			ReleaseCommand: target.ReleaseCommand,
+			SpecDigest:     specDigest,
+			Description:    fmt.Sprintf("Rollback to v%d", to),
+			Commit:         target.Commit,
+			Author:         author,
+			CreatedAt:      time.Now().UTC(),
+			Status:         StatusPending,
+			RollbackOf:     to,
 		})
 		if err != nil {
 			return err

@@ -135,7 +135,9 @@ func TestStatusChangesOnce(t *testing.T) {
 func TestRollbackThenNewCommit(t *testing.T) {
 	ctx := context.Background()
 	l := open(t, filepath.Join(t.TempDir(), "ledger.db"))
-	v1, _ := l.Append(ctx, deploy("hello", "prod", "slug1111", map[string]string{"GREETING": "hi"}))
+	first := deploy("hello", "prod", "slug1111", map[string]string{"GREETING": "hi"})
+	first.ReleaseCommand, first.SpecDigest = "bin/migrate", "sha256:spec1"
+	v1, _ := l.Append(ctx, first)
 	must(t, l.SetStatus(ctx, "hello", "prod", v1.Version, ledger.StatusSucceeded, ""))
 	v2, _ := l.Append(ctx, deploy("hello", "prod", "slug2222", map[string]string{"GREETING": "yo"}))
 	must(t, l.SetStatus(ctx, "hello", "prod", v2.Version, ledger.StatusSucceeded, ""))
@@ -145,16 +147,16 @@ func TestRollbackThenNewCommit(t *testing.T) {
 	if _, ok := l.Pinned("hello", "prod"); ok {
 		t.Error("pinned before any rollback")
 	}
-	if _, err := l.Rollback(ctx, "hello", "prod", 3, "bob"); !errors.Is(err, ledger.ErrNotLive) {
+	if _, err := l.Rollback(ctx, "hello", "prod", 3, "bob", ""); !errors.Is(err, ledger.ErrNotLive) {
 		t.Errorf("rollback to a failed release: %v", err)
 	}
-	if _, err := l.Rollback(ctx, "hello", "prod", 12, "bob"); !errors.Is(err, ledger.ErrNotFound) {
+	if _, err := l.Rollback(ctx, "hello", "prod", 12, "bob", ""); !errors.Is(err, ledger.ErrNotFound) {
 		t.Errorf("rollback to a missing release: %v", err)
 	}
-	rb, err := l.Rollback(ctx, "hello", "prod", 1, "bob@example.com")
+	rb, err := l.Rollback(ctx, "hello", "prod", 1, "bob@example.com", "sha256:spec3")
 	must(t, err)
 	want := ledger.Release{Version: 4, App: "hello", Env: "prod", SlugKey: "slug1111", Config: map[string]string{"GREETING": "hi"},
-		ProcessTypes: v1.ProcessTypes, Description: "Rollback to v1", Commit: v1.Commit, Author: "bob@example.com",
+		ProcessTypes: v1.ProcessTypes, ReleaseCommand: "bin/migrate", SpecDigest: "sha256:spec3", Description: "Rollback to v1", Commit: v1.Commit, Author: "bob@example.com",
 		CreatedAt: rb.CreatedAt, Status: ledger.StatusPending, RollbackOf: 1}
 	if !reflect.DeepEqual(rb, want) {
 		t.Errorf("rollback release\n got %+v\nwant %+v", rb, want)
@@ -313,7 +315,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	ctx := context.Background()
 	r, err := l.Append(ctx, deploy("a", "e", "1234567x", map[string]string{"K": "V"}))
 	must(t, err)
-	_, err = l.Rollback(ctx, "a", "e", 1, "x")
+	_, err = l.Rollback(ctx, "a", "e", 1, "x", "")
 	if !errors.Is(err, ledger.ErrNotLive) {
 		t.Errorf("rollback to pending: %v", err)
 	}
