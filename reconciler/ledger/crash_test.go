@@ -23,7 +23,7 @@ func TestCrashChild(t *testing.T) {
 	if path == "" {
 		return // only meaningful as TestSurvivesKill's child
 	}
-	l, err := ledger.Open(path, nil)
+	l, err := ledger.Open(path)
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(3)
@@ -86,7 +86,7 @@ func TestSurvivesKill(t *testing.T) {
 			t.Fatal("child acknowledged nothing")
 		}
 		// Reopen: every acknowledged version is there, none is damaged, no gap.
-		l, err := ledger.Open(path, nil)
+		l, err := ledger.Open(path)
 		if err != nil {
 			t.Fatalf("reopen after kill -9 (round %d): %v", round, err)
 		}

@@ -7,23 +7,14 @@ import (
 	"time"
 )
 
-// FormatTable prints releases the way `heroku releases` does: a header naming the app
-// and its current release, then one line per release (version, description, author,
-// age relative to now, status with its reason when failed). releases come newest
-// first, as List returns them.
+// FormatTable prints releases the way `heroku releases` does, one aligned line per
+// release: version, description, author, age relative to now, status (with its
+// reason when there is one). releases come newest first, as List returns them. The
+// "=== app Releases" header is the caller's, which knows the app when the list is
+// empty.
 func FormatTable(w io.Writer, releases []Release, now time.Time) error {
 	if len(releases) == 0 {
 		_, err := fmt.Fprintln(w, "No releases yet.")
-		return err
-	}
-	head := fmt.Sprintf("=== %s (%s) Releases", releases[0].App, releases[0].Env)
-	for _, r := range releases {
-		if r.Status == StatusSucceeded {
-			head += fmt.Sprintf(" - Current: v%d", r.Version)
-			break
-		}
-	}
-	if _, err := fmt.Fprintln(w, head); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -24,8 +24,7 @@ func TestFormatTable(t *testing.T) {
 	if err := ledger.FormatTable(&out, releases, now); err != nil {
 		t.Fatal(err)
 	}
-	want := `=== hello (production) Releases - Current: v2
-v4  Rollback to v2            bob@example.com    3m ago   pending
+	want := `v4  Rollback to v2            bob@example.com    3m ago   pending
 v3  Deploy 1a2b3c4            alice@example.com  2h ago   failed (release command exited with status 1)
 v2  Set GREETING config vars  alice@example.com  2d ago   succeeded
 v1  Deploy 0f0f0f0            unknown            10d ago  succeeded

@@ -115,13 +115,16 @@ type Ledger struct {
 	path string
 }
 
-// Open opens the ledger at path, creating it when missing. A file there that is not a
+// Open opens the ledger at path with the default Options (see OpenWithOptions).
+func Open(path string) (*Ledger, error) { return OpenWithOptions(path, Options{}) }
+
+// OpenWithOptions opens the ledger at path, creating it when missing. A file there that is not a
 // manifold ledger (corrupt, or another program's database) is an error wrapping
 // ErrCorrupt and naming the file, never a silent reset; a file another process holds
 // is an error wrapping ErrLocked.
-func Open(path string, opts *Options) (l *Ledger, err error) {
+func OpenWithOptions(path string, opts Options) (l *Ledger, err error) {
 	timeout := DefaultLockTimeout
-	if opts != nil && opts.LockTimeout > 0 {
+	if opts.LockTimeout > 0 {
 		timeout = opts.LockTimeout
 	}
 	// bbolt trusts the pages it reads; a damaged file must be an error, not a crash.

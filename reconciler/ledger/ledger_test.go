@@ -18,7 +18,7 @@ import (
 
 func open(t *testing.T, path string) *ledger.Ledger {
 	t.Helper()
-	l, err := ledger.Open(path, nil)
+	l, err := ledger.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestOpenRefusesForeignAndCorruptFiles(t *testing.T) {
 	}
 	// A real ledger whose first pages are then overwritten.
 	damaged := filepath.Join(dir, "damaged.db")
-	l, err := ledger.Open(damaged, nil)
+	l, err := ledger.Open(damaged)
 	must(t, err)
 	_, err = l.Append(context.Background(), deploy("a", "e", "1234567x", nil))
 	must(t, err)
@@ -252,7 +252,7 @@ func TestOpenRefusesForeignAndCorruptFiles(t *testing.T) {
 	must(t, os.WriteFile(damaged, raw, 0o600))
 	// And one whose meta pages are intact but whose data pages are not.
 	damagedData := filepath.Join(dir, "damaged-data.db")
-	l, err = ledger.Open(damagedData, nil)
+	l, err = ledger.Open(damagedData)
 	must(t, err)
 	for range 50 {
 		_, err = l.Append(context.Background(), deploy("a", "e", "1234567x", nil))
@@ -277,7 +277,7 @@ func TestOpenRefusesForeignAndCorruptFiles(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(dir, name)
 			before, _ := os.ReadFile(path)
-			l, err := ledger.Open(path, nil)
+			l, err := ledger.Open(path)
 			if err == nil {
 				l.Close()
 				t.Fatal("opened")
@@ -299,7 +299,7 @@ func TestOpenLockedByAnotherProcess(t *testing.T) {
 	// flock locks belong to the open file, so a second Open in this process is
 	// refused just as a second daemon's would be.
 	start := time.Now()
-	_, err := ledger.Open(path, &ledger.Options{LockTimeout: 100 * time.Millisecond})
+	_, err := ledger.OpenWithOptions(path, ledger.Options{LockTimeout: 100 * time.Millisecond})
 	if !errors.Is(err, ledger.ErrLocked) || !strings.Contains(err.Error(), "locked by another process") || !strings.Contains(err.Error(), path) {
 		t.Errorf("second open: %v", err)
 	}
@@ -310,7 +310,7 @@ func TestOpenLockedByAnotherProcess(t *testing.T) {
 
 func TestReopenKeepsEverything(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ledger.db")
-	l, err := ledger.Open(path, nil)
+	l, err := ledger.Open(path)
 	must(t, err)
 	ctx := context.Background()
 	r, err := l.Append(ctx, deploy("a", "e", "1234567x", map[string]string{"K": "V"}))

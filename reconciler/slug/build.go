@@ -190,7 +190,12 @@ func (b *Builder) Build(ctx context.Context, req Request) (Slug, error) {
 	skip := b.ownDirs()
 	digest := req.SourceDigest
 	if digest == "" {
-		if digest, err = digestDir(srcDir, skip); err != nil {
+		if insideAny(srcDir, skip) {
+			digest, err = digestDir(srcDir, skip)
+		} else {
+			digest, err = DigestDir(srcDir)
+		}
+		if err != nil {
 			return Slug{}, fmt.Errorf("build slug for %s: %w", req.App, err)
 		}
 	}
@@ -235,6 +240,16 @@ func (b *Builder) ownDirs() map[string]bool {
 		}
 	}
 	return skip
+}
+
+// insideAny reports whether one of dirs lies inside src.
+func insideAny(src string, dirs map[string]bool) bool {
+	for d := range dirs {
+		if rel, err := filepath.Rel(src, d); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+			return true
+		}
+	}
+	return false
 }
 
 // candidates are the buildpacks of a build: the named ones, all of which must apply,

@@ -161,3 +161,7 @@ func (s *Store) commit(key, tarball string, meta slugMeta) error {
 	}
 	return nil
 }
+
+// SlugPath is where the tarball of the slug with this key is (Store.Path), so that a
+// Builder is all a caller needs to build slugs and start dynos from them.
+func (b *Builder) SlugPath(key string) string { return b.Store.Path(key) }

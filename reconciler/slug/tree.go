@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/manifold-paas/manifold/spec"
 )
 
 // walkSource calls fn for every entry of the source tree at root, in lexical order,
@@ -33,13 +35,20 @@ func walkSource(root string, skip map[string]bool, fn func(rel string, path stri
 	})
 }
 
-// DigestDir returns "sha256:<hex>" over the source tree at dir: every entry's path,
-// type and permission bits, file contents and symlink targets; .git is left out.
-// It is what Build uses when Request.SourceDigest is empty.
+// DigestDir returns "sha256:<hex>" over the source tree at dir, computed as
+// spec.DigestDir does for spec.Source.Digest (so `manifold build` and the daemon agree
+// on keys). It is what Build uses when Request.SourceDigest is empty.
 func DigestDir(dir string) (string, error) {
-	return digestDir(dir, nil)
+	d, err := spec.DigestDir(os.DirFS(dir), ".")
+	if err != nil {
+		return "", fmt.Errorf("digest source %s: %w", dir, err)
+	}
+	return d, nil
 }
 
+// digestDir is DigestDir leaving out the folders in skip (the builder's own state,
+// when it lives inside the source: `manifold build .` with ./.manifold). Its digests
+// differ from spec's, which is fine: such a tree is only ever built from here.
 func digestDir(dir string, skip map[string]bool) (string, error) {
 	tree := sha256.New()
 	err := walkSource(dir, skip, func(rel, path string, d fs.DirEntry) error {
