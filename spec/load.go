@@ -504,10 +504,6 @@ func (l *loader) drains(layers []*rawApp) []Drain {
 	}
 	var out []Drain
 	for _, m := range merged {
-		if !m.url.set {
-			l.sink.add(m.pos, "drain %q has no url", m.name)
-			continue
-		}
 		d := Drain{Name: m.name, URL: m.url.v}
 		if m.ca.set {
 			if ca, ok := l.repoPath(m.ca, "ca"); ok {
@@ -516,6 +512,10 @@ func (l *loader) drains(layers []*rawApp) []Drain {
 				}
 				d.CA = ca
 			}
+		}
+		if !m.url.set {
+			l.sink.add(m.pos, "drain %q has no url", m.name)
+			continue
 		}
 		out = append(out, d)
 	}
