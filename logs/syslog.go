@@ -25,9 +25,6 @@ const (
 	maxFrameDigits = 9
 )
 
-// syslogTime is RFC 3339 with microseconds and a numeric offset, as Heroku writes it.
-const syslogTime = "2006-01-02T15:04:05.000000-07:00"
-
 // ErrShortFrame says the data ends before the frame does: a stream reader should
 // read more and try again.
 var ErrShortFrame = errors.New("syslog frame: incomplete")
@@ -39,21 +36,28 @@ var ErrShortFrame = errors.New("syslog frame: incomplete")
 // US-ASCII become '_' and an empty field is written as the nil value "-". The text
 // is written as is: octet counting needs no escaping, so newlines survive.
 func AppendFrame(dst []byte, line Line) []byte {
-	// Reserve room for the length prefix, write the message, then move it into place:
-	// one pass, no temporary buffer.
-	const reserve = maxFrameDigits + 1
-	start := len(dst)
-	for range reserve {
-		dst = append(dst, ' ')
+	// The length prefix comes first, so compute the message's length before writing
+	// it: one pass and no copy.
+	stamped := !line.Time.IsZero()
+	if year := line.Time.UTC().Year(); year < 0 || year > 9999 {
+		stamped = false
 	}
-	msgStart := len(dst)
-	dst = append(dst, '<')
-	dst = strconv.AppendInt(dst, FramePriority, 10)
-	dst = append(dst, ">1 "...)
-	if year := line.Time.UTC().Year(); line.Time.IsZero() || year < 0 || year > 9999 {
-		dst = append(dst, '-')
+	msgLen := len(framePrefix) + 4 + 3 + len(line.Text) // 4 spaces, " - "
+	if stamped {
+		msgLen += timestampBytes
 	} else {
-		dst = line.Time.UTC().AppendFormat(dst, syslogTime)
+		msgLen++ // "-"
+	}
+	msgLen += fieldBytes(line.Env, maxHostnameBytes) + fieldBytes(line.App, maxAppNameBytes) +
+		fieldBytes(line.Dyno, maxProcIDBytes) + fieldBytes(line.Source, maxMsgIDBytes)
+
+	dst = strconv.AppendInt(dst, int64(msgLen), 10)
+	dst = append(dst, ' ')
+	dst = append(dst, framePrefix...)
+	if stamped {
+		dst = appendTimestamp(dst, line.Time)
+	} else {
+		dst = append(dst, '-')
 	}
 	dst = append(dst, ' ')
 	dst = appendHeaderField(dst, line.Env, maxHostnameBytes)
@@ -64,16 +68,54 @@ func AppendFrame(dst []byte, line Line) []byte {
 	dst = append(dst, ' ')
 	dst = appendHeaderField(dst, line.Source, maxMsgIDBytes)
 	dst = append(dst, " - "...)
-	dst = append(dst, line.Text...)
-	msgLen := len(dst) - msgStart
+	return append(dst, line.Text...)
+}
 
-	var digits [20]byte
-	prefix := strconv.AppendInt(digits[:0], int64(msgLen), 10)
-	prefix = append(prefix, ' ')
-	shift := reserve - len(prefix)
-	copy(dst[start+shift:], prefix)
-	copy(dst[start:], dst[start+shift:])
-	return dst[:len(dst)-shift]
+// framePrefix is PRI and VERSION; FramePriority is 190.
+const framePrefix = "<190>1 "
+
+// timestampBytes is the length of appendTimestamp's output.
+const timestampBytes = len("2026-11-23T08:00:00.123456+00:00")
+
+// fieldBytes is how many bytes appendHeaderField writes for value.
+func fieldBytes(value string, limit int) int {
+	if value == "" {
+		return 1
+	}
+	return min(len(value), limit)
+}
+
+// appendTimestamp appends t in UTC as RFC 3339 with microseconds and a numeric offset,
+// as Heroku writes it (2026-11-23T08:00:00.123456+00:00; years 0-9999). By hand:
+// time.AppendFormat was a third of a frame's cost.
+func appendTimestamp(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, second := t.Clock()
+	dst = appendDigits(dst, year, 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int(month), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, day, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, hour, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, minute, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, second, 2)
+	dst = append(dst, '.')
+	dst = appendDigits(dst, t.Nanosecond()/1000, 6)
+	return append(dst, "+00:00"...)
+}
+
+// appendDigits appends v (>= 0) zero-padded to width digits.
+func appendDigits(dst []byte, v, width int) []byte {
+	var buf [8]byte
+	for i := width - 1; i >= 0; i-- {
+		buf[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(dst, buf[:width]...)
 }
 
 // appendHeaderField writes a sanitised RFC 5424 header field.
