@@ -2,6 +2,7 @@ package logs_test
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -193,5 +194,80 @@ func TestSyslogDrainReceiverDown(t *testing.T) {
 	}
 	if uint64(len(got)) != st2.Sent {
 		t.Errorf("receiver got %d messages, drain says %d sent", len(got), st2.Sent)
+	}
+}
+
+// TestStalledDrainBlocksNothing: a receiver that accepts and never reads fills its
+// socket; its drain drops and counts, while another drain of the same app and a tail
+// get every line.
+func TestStalledDrainBlocksNothing(t *testing.T) {
+	t.Parallel()
+	stalled, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	held := make(chan net.Conn, 16)
+	go func() {
+		for {
+			conn, err := stalled.Accept()
+			if err != nil {
+				return
+			}
+			held <- conn // keep it open, never read
+		}
+	}()
+	t.Cleanup(func() {
+		for len(held) > 0 {
+			(<-held).Close()
+		}
+	})
+	receiver := startRsyslog(t, nil)
+	p := newPlex(t, logs.Options{IOTimeout: 500 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	err = p.SetDrains("shop", "production", []logs.DrainConfig{
+		{Name: "healthy", URL: "syslog+tcp://" + receiver.addr()},
+		{Name: "stalled", URL: "syslog+tcp://" + stalled.Addr().String()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail := p.Tail(t.Context(), logs.Filter{App: "shop", Dyno: "web"}, 0)
+	const n = 20000
+	payload := strings.Repeat("y", 500) // 10 MB in all: more than any socket buffer
+	tailed := 0
+	for i := range n {
+		p.Publish(line(i, "web.1", payload))
+		for len(tail) > 0 { // read the tail as a quick reader would
+			<-tail
+			tailed++
+		}
+		if i%500 == 499 {
+			// Keep the healthy drain within its buffer (bounded wait).
+			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				if st := p.DrainStats(); st[0].Buffered < 300 {
+					break
+				}
+			}
+		}
+	}
+	stats := func() (healthy, stuck logs.DrainStats) { all := p.DrainStats(); return all[0], all[1] }
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		h, s := stats()
+		if h.Buffered == 0 && s.Dropped > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20s: healthy %+v, stalled %+v", h, s)
+		}
+	}
+	h, s := stats()
+	if h.Name != "healthy" || h.Dropped != 0 || h.Sent < n {
+		t.Errorf("healthy drain: %+v", h)
+	}
+	if s.Name != "stalled" || s.Sent >= n || s.Published != s.Sent+s.Dropped+uint64(s.Buffered) {
+		t.Errorf("stalled drain: %+v", s)
+	}
+	if tailed != n {
+		t.Errorf("tail got %d lines, want %d", tailed, n)
 	}
 }
