@@ -363,7 +363,7 @@ func (b *Builder) build(ctx context.Context, req Request, srcDir, digest string,
 			return Slug{}, err
 		}
 		if timedOut() {
-			return Slug{}, &BuildError{App: req.App, Buildpack: bp.name, Err: ErrTimeout, Output: out.tail()}
+			return Slug{}, b.timeoutErr(req.App, bp.name, out)
 		}
 		if err != nil {
 			return fail(bp.name, fmt.Errorf("%w: bin/detect: %w", ErrBuildpack, err))
@@ -394,14 +394,19 @@ func (b *Builder) build(ctx context.Context, req Request, srcDir, digest string,
 			return Slug{}, err
 		}
 		if timedOut() {
-			return Slug{}, &BuildError{App: req.App, Buildpack: bp.name,
-				Err: fmt.Errorf("%w: over the %s limit; the build was killed", ErrTimeout, b.timeLimit()), Output: out.tail()}
+			return Slug{}, b.timeoutErr(req.App, bp.name, out)
 		}
 		if err != nil {
 			return Slug{}, &BuildError{App: req.App, Buildpack: bp.name,
 				Err: fmt.Errorf("%w: bin/compile: %w", ErrCompile, err), Output: out.tail()}
 		}
 		types, err := release(ctx, bp, env, buildDir, out)
+		if err := parentDone(); err != nil {
+			return Slug{}, err
+		}
+		if timedOut() {
+			return Slug{}, b.timeoutErr(req.App, bp.name, out)
+		}
 		if err != nil {
 			return Slug{}, &BuildError{App: req.App, Buildpack: bp.name, Err: fmt.Errorf("%w: %w", ErrCompile, err), Output: out.tail()}
 		}
@@ -442,7 +447,7 @@ func (b *Builder) build(ctx context.Context, req Request, srcDir, digest string,
 		return Slug{}, err
 	}
 	if timedOut() {
-		return fail("", fmt.Errorf("%w: over the %s limit while compressing", ErrTimeout, b.timeLimit()))
+		return Slug{}, b.timeoutErr(req.App, "", out)
 	}
 	if err != nil {
 		return ioFail("pack slug", err)
@@ -464,6 +469,12 @@ func (b *Builder) build(ctx context.Context, req Request, srcDir, digest string,
 	committed = true
 	out.printf("-----> Slug %s", key)
 	return Slug{Key: key, Path: b.Store.Path(key), Size: size, ProcessTypes: processTypes, Buildpacks: ran}, nil
+}
+
+// timeoutErr is the error of a build killed at its time limit.
+func (b *Builder) timeoutErr(app, buildpack string, out *tailWriter) error {
+	return &BuildError{App: app, Buildpack: buildpack,
+		Err: fmt.Errorf("%w: over the %s limit; the build was killed", ErrTimeout, b.timeLimit()), Output: out.tail()}
 }
 
 func typeList(types []string) string {

@@ -347,7 +347,7 @@ func TestBuildErrors(t *testing.T) {
 		{name: "too large", files: map[string]string{"Procfile": "web: x", "blob": string(big)}, sizeLimit: 64 << 10,
 			wantErr: slug.ErrTooLarge, wantMsg: []string{"64.0K"}},
 		{name: "too slow", files: map[string]string{"x": "1"}, packs: []string{filepath.Join(bpDir, "slow")},
-			timeLimit: 300 * time.Millisecond, wantErr: slug.ErrTimeout, wantMsg: []string{"sleeping", "killed"}},
+			timeLimit: 1500 * time.Millisecond, wantErr: slug.ErrTimeout, wantMsg: []string{"sleeping", "killed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
