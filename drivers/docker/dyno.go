@@ -29,6 +29,7 @@ type dyno struct {
 	// guarded by Driver.mu
 	id             string // current container id
 	container      string // current container name
+	volume         string // slug volume the current container mounts, if any
 	state          drivers.State
 	addr           string
 	startedAt      time.Time

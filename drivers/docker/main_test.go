@@ -21,6 +21,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
@@ -181,6 +182,19 @@ func (e *env) containers() []container.Summary {
 	return list
 }
 
+func (e *env) volumes() []string {
+	e.t.Helper()
+	list, err := e.raw.VolumeList(context.Background(), volume.ListOptions{Filters: e.filter()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var names []string
+	for _, v := range list.Volumes {
+		names = append(names, v.Name)
+	}
+	return names
+}
+
 func (e *env) networks() []network.Summary {
 	e.t.Helper()
 	list, err := e.raw.NetworkList(context.Background(), network.ListOptions{Filters: e.filter()})
@@ -201,10 +215,14 @@ func (e *env) cleanup() {
 	for _, n := range e.networks() {
 		_ = e.raw.NetworkRemove(ctx, n.ID)
 	}
-	if !e.t.Failed() && (len(left) > 0 || len(nets) > 0) {
-		e.t.Errorf("test left %d containers and %d networks behind", len(left), len(nets))
+	vols := e.volumes()
+	for _, v := range vols {
+		_ = e.raw.VolumeRemove(ctx, v, true)
 	}
-	if len(e.containers()) > 0 || len(e.networks()) > 0 {
+	if !e.t.Failed() && (len(left) > 0 || len(nets) > 0 || len(vols) > 0) {
+		e.t.Errorf("test left %d containers, %d networks and %d volumes behind", len(left), len(nets), len(vols))
+	}
+	if len(e.containers()) > 0 || len(e.networks()) > 0 || len(e.volumes()) > 0 {
 		e.t.Errorf("could not remove everything of instance %s", e.instance)
 	}
 }

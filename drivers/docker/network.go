@@ -14,7 +14,7 @@ import (
 // networks serialises work on each app network: creating a dyno's container on it and
 // removing it once no container of the app and environment is left must not
 // interleave, or a new dyno would find its network gone.
-type networks struct {
+type networks struct { // also used for slug volumes
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
 	known map[string]bool // networks seen to exist, to skip an inspect per Start

@@ -47,7 +47,7 @@ func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 	// Removal must happen even when ctx is cancelled.
 	defer func() {
 		d.removeContainer(spec, id)
-		d.removeNetworkIfUnused(context.WithoutCancel(ctx), spec.App, spec.Env)
+		d.releaseShared(ctx, spec.App, spec.Env, labels[LabelVolume])
 	}()
 
 	attach, err := d.cli.ContainerAttach(ctx, id, container.AttachOptions{

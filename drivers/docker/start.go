@@ -17,6 +17,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 
 	"github.com/manifold-paas/manifold/drivers"
@@ -67,13 +68,14 @@ func (d *Driver) Start(ctx context.Context, spec drivers.DynoSpec) (drivers.Dyno
 		return drivers.Dyno{}, err
 	}
 	dy := d.newDyno(spec, id, name, drivers.StateStarting)
+	dy.volume = labels[LabelVolume]
 	d.register(dy)
 	d.events.push(drivers.Event{Dyno: d.snapshot(dy), From: drivers.StateDown, To: drivers.StateStarting})
 	if err := d.startContainer(ctx, dy); err != nil {
 		d.unregister(dy)
 		dy.cancel()
 		d.removeContainer(spec, id)
-		d.removeNetworkIfUnused(context.WithoutCancel(ctx), spec.App, spec.Env)
+		d.releaseShared(ctx, spec.App, spec.Env, labels[LabelVolume])
 		return drivers.Dyno{}, fmt.Errorf("start %s: %w", dynoRef(spec), err)
 	}
 	d.wg.Add(1)
@@ -179,9 +181,29 @@ func (d *Driver) createDynoContainer(ctx context.Context, spec drivers.DynoSpec,
 	}
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{netName: {}}}
 
+	// The slug: a read-only volume per slug made once (under its lock until the
+	// container that mounts it exists, so it cannot be removed in between), or a copy
+	// into this container after it is made.
+	volName, unlockVolume := "", func() {}
+	if !d.opts.CopySlug {
+		if volName, err = d.slugVolumeName(spec); err != nil {
+			return "", "", fmt.Errorf("start %s: slug %s: %w", dynoRef(spec), spec.SlugPath, err)
+		}
+		unlockVolume = d.volumes.lock(volName)
+		if err := d.ensureSlugVolume(ctx, spec, volName, slugDst); err != nil {
+			unlockVolume()
+			return "", "", fmt.Errorf("start %s: %w", dynoRef(spec), err)
+		}
+		labels[LabelVolume] = volName
+		host.Mounts = []mount.Mount{{Type: mount.TypeVolume, Source: volName, Target: "/app", ReadOnly: true}}
+		host.Tmpfs = map[string]string{"/app/tmp": "rw,mode=1777,size=" + strconv.Itoa(appTmpBytes)}
+	}
+
 	unlock := d.networks.lock(netName)
 	if err := d.ensureNetwork(ctx, spec.App, spec.Env); err != nil {
 		unlock()
+		unlockVolume()
+		d.releaseShared(ctx, "", "", volName)
 		return "", "", fmt.Errorf("start %s: %w", dynoRef(spec), err)
 	}
 	var names []string
@@ -199,19 +221,27 @@ func (d *Driver) createDynoContainer(ctx context.Context, spec drivers.DynoSpec,
 		}
 	}
 	unlock()
+	unlockVolume()
 	if err != nil {
-		if cerrdefs.IsNotFound(err) && strings.Contains(strings.ToLower(err.Error()), "image") {
-			err = fmt.Errorf("%w: %q is not in the Docker Engine (no registry is used): run `make stack-image`, or name a local image as the stack: %v", ErrImageMissing, spec.Stack, err)
-		}
-		d.removeNetworkIfUnused(context.WithoutCancel(ctx), spec.App, spec.Env)
-		return "", "", fmt.Errorf("start %s: create container: %w", dynoRef(spec), err)
+		d.releaseShared(ctx, spec.App, spec.Env, volName)
+		return "", "", fmt.Errorf("start %s: create container: %w", dynoRef(spec), imageError(spec, err))
 	}
-	if err := d.copySlug(ctx, created.ID, spec.SlugPath, slugDst); err != nil {
-		d.removeContainer(spec, created.ID)
-		d.removeNetworkIfUnused(context.WithoutCancel(ctx), spec.App, spec.Env)
-		return "", "", fmt.Errorf("start %s: copy slug %s into container: %w", dynoRef(spec), spec.SlugPath, err)
+	if d.opts.CopySlug {
+		if err := d.copySlug(ctx, created.ID, spec.SlugPath, slugDst); err != nil {
+			d.removeContainer(spec, created.ID)
+			d.removeNetworkIfUnused(context.WithoutCancel(ctx), spec.App, spec.Env)
+			return "", "", fmt.Errorf("start %s: copy slug %s into container: %w", dynoRef(spec), spec.SlugPath, err)
+		}
 	}
 	return created.ID, name, nil
+}
+
+// imageError explains a missing stack image: no registry is ever asked for it.
+func imageError(spec drivers.DynoSpec, err error) error {
+	if cerrdefs.IsNotFound(err) && strings.Contains(strings.ToLower(err.Error()), "image") {
+		return fmt.Errorf("%w: %q is not in the Docker Engine (no registry is used): run `make stack-image`, or name a local image as the stack: %v", ErrImageMissing, spec.Stack, err)
+	}
+	return err
 }
 
 // copySlug streams the gzipped slug tarball into the container; the engine unpacks it.

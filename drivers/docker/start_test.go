@@ -1,6 +1,7 @@
 package docker_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -156,8 +157,8 @@ func TestScaleAndResize(t *testing.T) {
 		t.Errorf("app network gone while web.1 runs")
 	}
 	stopAll(t, d)
-	if len(e.containers()) != 0 || len(e.networks()) != 0 {
-		t.Errorf("containers or network left after the last stop")
+	if len(e.containers()) != 0 || len(e.networks()) != 0 || len(e.volumes()) != 0 {
+		t.Errorf("containers, network or slug volume left after the last stop")
 	}
 }
 
@@ -243,8 +244,8 @@ func TestStartFailuresLeaveNothingBehind(t *testing.T) {
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Errorf("error %v is not %v", err, tc.is)
 			}
-			if n, m := len(e.containers()), len(e.networks()); n != 0 || m != 0 {
-				t.Errorf("left %d containers and %d networks", n, m)
+			if n, m, v := len(e.containers()), len(e.networks()), len(e.volumes()); n != 0 || m != 0 || v != 0 {
+				t.Errorf("left %d containers, %d networks and %d volumes", n, m, v)
 			}
 		})
 	}
@@ -259,5 +260,39 @@ func TestEngineUnreachable(t *testing.T) {
 	}
 	if want := "Docker Engine not reachable at " + sock; !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not say %q", err, want)
+	}
+}
+
+// The slug reaches /app either as a read-only volume per slug (default; /app/tmp is a
+// writable tmpfs) or as a copy into each container (CopySlug: all of /app writable).
+func TestSlugModes(t *testing.T) {
+	t.Parallel()
+	const probe = `cat /app/public/index.html; (echo x > /app/new && echo app-rw) 2>/dev/null || echo app-ro; echo y > /app/tmp/new && echo tmp-rw`
+	tests := []struct {
+		name     string
+		copySlug bool
+		want     string
+	}{
+		{"volume", false, "hello from a slug\napp-ro\ntmp-rw\n"},
+		{"copy", true, "hello from a slug\napp-rw\ntmp-rw\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			opts := e.options()
+			opts.CopySlug = tc.copySlug
+			d := e.driver(opts)
+			var stdout bytes.Buffer
+			o := drivers.OneOff{DynoSpec: drivers.DynoSpec{App: randomName("mode"), Env: "staging", Release: 1, SlugKey: "k", SlugPath: slug(t, map[string]string{"public/index.html": "hello from a slug\n", "tmp/.keep": ""}), Command: probe}}
+			o.Stdout = &stdout
+			code, err := d.Run(context.Background(), o)
+			if err != nil || code != 0 {
+				t.Fatalf("Run: %d, %v", code, err)
+			}
+			if stdout.String() != tc.want {
+				t.Errorf("got %q, want %q", stdout.String(), tc.want)
+			}
+		})
 	}
 }

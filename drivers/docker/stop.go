@@ -35,7 +35,7 @@ func (d *Driver) Stop(ctx context.Context, id string) error {
 		return fmt.Errorf("stop %s: %w", dynoRef(dy.spec), ctx.Err())
 	}
 	d.mu.Lock()
-	cid := dy.id
+	cid, volume := dy.id, dy.volume
 	logDone := dy.logDone
 	d.mu.Unlock()
 
@@ -53,7 +53,7 @@ func (d *Driver) Stop(ctx context.Context, id string) error {
 		<-logDone
 	}
 	d.logState.forget(cid)
-	d.removeNetworkIfUnused(context.WithoutCancel(ctx), dy.spec.App, dy.spec.Env)
+	d.releaseShared(ctx, dy.spec.App, dy.spec.Env, volume)
 	return nil
 }
 
@@ -98,8 +98,6 @@ func (d *Driver) stopForeign(ctx context.Context, id string) error {
 		return fmt.Errorf("stop %s: %w", dynoRef(spec), err)
 	}
 	d.logState.forget(info.ID)
-	if spec.App != "" && spec.Env != "" {
-		d.removeNetworkIfUnused(context.WithoutCancel(ctx), spec.App, spec.Env)
-	}
+	d.releaseShared(ctx, info.Config.Labels[LabelApp], info.Config.Labels[LabelEnv], info.Config.Labels[LabelVolume])
 	return nil
 }

@@ -256,11 +256,11 @@ func (d *Driver) replace(dy *dyno) outcome {
 	d.log.Warn("dyno container removed from outside; replacing it", "dyno", dynoRef(dy.spec), "container", oldID)
 	d.logState.forget(oldID)
 	d.setState(dy, drivers.StateCrashed, "", "Container removed outside manifold")
-	labels, err := d.dynoLabels(dy.spec)
-	if err != nil {
-		return outcome{kind: outcomeStopped}
-	}
 	for attempt := 1; ; attempt++ {
+		labels, err := d.dynoLabels(dy.spec)
+		if err != nil {
+			return outcome{kind: outcomeStopped}
+		}
 		if dy.ctx.Err() != nil {
 			return outcome{kind: outcomeStopped}
 		}
@@ -270,6 +270,7 @@ func (d *Driver) replace(dy *dyno) outcome {
 		if err == nil {
 			d.rekey(dy, id, name)
 			d.mu.Lock()
+			dy.volume = labels[LabelVolume]
 			dy.logDone = nil
 			dy.restarts++
 			d.mu.Unlock()

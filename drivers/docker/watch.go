@@ -112,6 +112,17 @@ func (d *Driver) adopt(ctx context.Context) error {
 		return fmt.Errorf("list containers of instance %s: %w", d.opts.Instance, err)
 	}
 	for _, c := range containers {
+		if c.Labels[LabelOneOff] == "slug-filler" {
+			// A daemon died while filling a slug volume: the volume may be partial.
+			d.log.Info("removing an unfinished slug volume", "container", c.ID)
+			d.removeContainer(drivers.DynoSpec{}, c.ID)
+			for _, m := range c.Mounts {
+				if m.Type == "volume" && m.Name != "" {
+					_ = d.cli.VolumeRemove(ctx, m.Name, true)
+				}
+			}
+			continue
+		}
 		if c.Labels[LabelOneOff] != "" {
 			continue
 		}
@@ -123,6 +134,7 @@ func (d *Driver) adopt(ctx context.Context) error {
 		if c.State == "created" {
 			d.log.Info("removing a container never started", "dyno", dynoRef(spec), "container", c.ID)
 			d.removeContainer(spec, c.ID)
+			d.releaseShared(ctx, spec.App, spec.Env, c.Labels[LabelVolume])
 			continue
 		}
 		info, err := d.cli.ContainerInspect(ctx, c.ID)
@@ -131,6 +143,7 @@ func (d *Driver) adopt(ctx context.Context) error {
 		}
 		name := strings.TrimPrefix(info.Name, "/")
 		dy := d.newDyno(spec, c.ID, name, drivers.StateUp)
+		dy.volume = c.Labels[LabelVolume]
 		if t, err := time.Parse(time.RFC3339Nano, info.State.StartedAt); err == nil {
 			dy.startedAt = t
 		}
