@@ -5,8 +5,16 @@ import "github.com/spf13/cobra"
 // subcommands lists every subcommand; each lives in its own file.
 func subcommands() []*cobra.Command {
 	return []*cobra.Command{
-		newBuildCmd(),
-		newPlanCmd(),
+		newUpCmd(),
 		newValidateCmd(),
+		newPlanCmd(),
+		newBuildCmd(),
+		newStatusCmd(),
+		newPsCmd(),
+		newReleasesCmd(),
+		newRollbackCmd(),
+		newRunCmd(),
+		newReconcileCmd(),
+		newLogsCmd(),
 	}
 }

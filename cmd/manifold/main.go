@@ -21,14 +21,19 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:])
+	ctx, stop := signalContext()
+	code := execute(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
 
-// run executes the CLI with args and returns the process exit code.
-func run(ctx context.Context, args []string) int {
+// signalContext is cancelled by SIGINT or SIGTERM, so the daemon shuts down cleanly.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// execute runs the CLI with args and returns the process exit code.
+func execute(ctx context.Context, args []string) int {
 	root := newRootCmd()
 	root.SetArgs(args)
 	return exitCode(root.ExecuteContext(ctx), os.Stderr)
@@ -56,6 +61,11 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	defaultAPI := os.Getenv("MANIFOLD_API")
+	if defaultAPI == "" {
+		defaultAPI = "127.0.0.1:7070"
+	}
+	root.PersistentFlags().String("api", defaultAPI, "the daemon's API address (env MANIFOLD_API)")
 	root.AddCommand(subcommands()...)
 	return root
 }

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/manifold-paas/manifold/reconciler/api"
+)
+
+// apiClient returns a client for the daemon named by --api (or MANIFOLD_API).
+func apiClient(cmd *cobra.Command) *api.Client {
+	addr, _ := cmd.Flags().GetString("api")
+	return api.NewClient(addr)
+}
+
+// appFlags adds -a/--app and -e/--env, as Heroku's CLI has them.
+func appFlags(cmd *cobra.Command, app, env *string) {
+	cmd.Flags().StringVarP(app, "app", "a", "", "the app (required)")
+	cmd.Flags().StringVarP(env, "env", "e", "", "the environment (may be left out when the app runs in one)")
+	_ = cmd.MarkFlagRequired("app")
+}
+
+// isTerminal tells whether f is a terminal, for colour.
+func isTerminal(f *os.File) bool {
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// ago is Heroku's "~ 3m ago".
+func ago(now, then time.Time) string {
+	d := now.Sub(then)
+	switch {
+	case d < time.Minute:
+		return "~ " + strconv.Itoa(int(d.Seconds())) + "s ago"
+	case d < time.Hour:
+		return "~ " + strconv.Itoa(int(d.Minutes())) + "m ago"
+	case d < 48*time.Hour:
+		return "~ " + strconv.Itoa(int(d.Hours())) + "h ago"
+	default:
+		return "~ " + strconv.Itoa(int(d.Hours()/24)) + "d ago"
+	}
+}
+
+// indent indents every line of text by two spaces.
+func indent(text string) string {
+	return "  " + strings.ReplaceAll(strings.TrimRight(text, "\n"), "\n", "\n  ")
+}

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/docker"
+	"github.com/manifold-paas/manifold/drivers/process"
+	"github.com/manifold-paas/manifold/logs"
+	"github.com/manifold-paas/manifold/reconciler"
+	"github.com/manifold-paas/manifold/reconciler/api"
+	"github.com/manifold-paas/manifold/reconciler/ledger"
+	"github.com/manifold-paas/manifold/reconciler/slug"
+	"github.com/manifold-paas/manifold/reconciler/source"
+	"github.com/manifold-paas/manifold/router"
+)
+
+// upOptions are the flags of `manifold up`.
+type upOptions struct {
+	repo, ref, path string
+	envs            []string
+	driver          string
+	stateDir        string
+	routerAddr      string
+	apiAddr         string
+	interval        time.Duration
+	bootTimeout     time.Duration
+	webhookSecret   string
+	tlsCert, tlsKey string
+	tlsAddr         string
+	stopDynosOnExit bool
+	dockerInstance  string
+	verbose         bool
+}
+
+func newUpCmd() *cobra.Command {
+	var o upOptions
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run the daemon: watch the config repo and keep dynos, router and drains equal to it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return up(cmd.Context(), o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.repo, "repo", ".", "the config repo: a local folder (watched with fsnotify) or a git URL (file://, https://, ssh://)")
+	f.StringVar(&o.ref, "ref", "", "the branch or tag to follow (git; default: the remote's HEAD)")
+	f.StringVar(&o.path, "path", "", "the config repo's folder inside --repo")
+	f.StringSliceVar(&o.envs, "env", nil, "run only these environments (repeatable; default: all)")
+	f.StringVar(&o.driver, "driver", "process", "what runs dynos: process or docker")
+	f.StringVar(&o.stateDir, "state", ".manifold", "the state directory (ledger, slugs, dynos)")
+	f.StringVar(&o.routerAddr, "router", "127.0.0.1:5000", "the router's HTTP address")
+	f.StringVar(&o.tlsAddr, "router-tls", "", "the router's HTTPS address (HTTP/2), with --tls-cert and --tls-key")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "the router's TLS certificate (PEM)")
+	f.StringVar(&o.tlsKey, "tls-key", "", "the router's TLS key (PEM)")
+	f.StringVar(&o.apiAddr, "api", "127.0.0.1:7070", "the API's address")
+	f.DurationVar(&o.interval, "interval", time.Minute, "how often to fetch the repo and correct drift")
+	f.DurationVar(&o.bootTimeout, "boot-timeout", 60*time.Second, "how long a web dyno has to bind $PORT (R10)")
+	f.StringVar(&o.webhookSecret, "webhook-secret", os.Getenv("MANIFOLD_WEBHOOK_SECRET"), "HMAC secret of POST /hooks/git (env MANIFOLD_WEBHOOK_SECRET)")
+	f.BoolVar(&o.stopDynosOnExit, "stop-dynos-on-exit", false, "stop every dyno when the daemon exits (default: leave them running, adopted on the next start)")
+	f.StringVar(&o.dockerInstance, "docker-instance", "default", "label value that keeps this daemon's containers apart from others on the engine")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "debug logging")
+	// `up` has its own --api (where to listen); hide the client's.
+	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
+		_ = c.InheritedFlags().MarkHidden("api")
+		c.Parent().HelpFunc()(c, args)
+	})
+	return cmd
+}
+
+// up wires the packages together and runs until ctx ends.
+func up(ctx context.Context, o upOptions, out io.Writer) error {
+	level := slog.LevelInfo
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	stateDir, err := filepath.Abs(o.stateDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+
+	plex := logs.New(logs.Options{Logger: logger})
+	defer plex.Close()
+
+	releases, err := ledger.Open(filepath.Join(stateDir, "ledger.db"))
+	if err != nil {
+		return err
+	}
+	defer releases.Close()
+
+	store, err := slug.OpenStore(filepath.Join(stateDir, "slugs"))
+	if err != nil {
+		return err
+	}
+	builder := &slug.Builder{Store: store}
+
+	driver, err := openDriver(ctx, o, stateDir, plex, logger)
+	if err != nil {
+		return err
+	}
+	defer driver.Close()
+
+	src, err := openSource(o, stateDir, logger)
+	if err != nil {
+		return err
+	}
+	rt := router.New(router.Options{Logs: plex, Logger: logger})
+	rec, err := reconciler.New(reconciler.Options{
+		Source: src, Driver: driver, Builder: builder, Ledger: releases, Router: rt, Logs: plex,
+		Envs: o.envs, Interval: o.interval, BootTimeout: o.bootTimeout, StateDir: stateDir, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+
+	routerLn, err := net.Listen("tcp", o.routerAddr)
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	apiLn, err := net.Listen("tcp", o.apiAddr)
+	if err != nil {
+		routerLn.Close()
+		return fmt.Errorf("api: %w", err)
+	}
+	apiServer := &http.Server{
+		Handler: api.Handler(rec, plex, logger, map[string]http.Handler{
+			"POST /hooks/git": source.WebhookHandler(o.webhookSecret, func(reason string) {
+				src.Trigger(reason)
+				rec.Trigger(reason)
+			}),
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+
+	group, ctx := errgroup.WithContext(ctx)
+	group.Go(func() error { return rt.Serve(ctx, routerLn) })
+	if o.tlsAddr != "" {
+		tlsLn, err := net.Listen("tcp", o.tlsAddr)
+		if err != nil {
+			return fmt.Errorf("router tls: %w", err)
+		}
+		group.Go(func() error { return rt.ServeTLS(ctx, tlsLn, o.tlsCert, o.tlsKey) })
+	}
+	group.Go(func() error {
+		if err := apiServer.Serve(apiLn); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("api: %w", err)
+		}
+		return nil
+	})
+	group.Go(func() error {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return apiServer.Shutdown(shutdown)
+	})
+	group.Go(func() error { return src.Watch(ctx, rec.Trigger) })
+	group.Go(func() error { return rec.Run(ctx) })
+	group.Go(func() error {
+		printWelcome(ctx, out, rec, o, routerLn.Addr().String(), apiLn.Addr().String(), stateDir)
+		return nil
+	})
+	err = group.Wait()
+	if o.stopDynosOnExit {
+		stopAll(context.WithoutCancel(ctx), driver, logger)
+	}
+	return err
+}
+
+func openDriver(ctx context.Context, o upOptions, stateDir string, sink drivers.LogSink, logger *slog.Logger) (drivers.Driver, error) {
+	switch o.driver {
+	case "process":
+		return process.New(ctx, process.Options{
+			StateDir: filepath.Join(stateDir, "dynos"), Logs: sink, Logger: logger, BootTimeout: o.bootTimeout,
+		})
+	case "docker":
+		return docker.New(ctx, docker.Options{
+			Logs: sink, Logger: logger, BootTimeout: o.bootTimeout, Instance: o.dockerInstance,
+			StateDir: filepath.Join(stateDir, "docker"),
+		})
+	}
+	return nil, fmt.Errorf("--driver: want process or docker, got %q", o.driver)
+}
+
+// watchedSource is what up needs of a config repo source.
+type watchedSource interface {
+	reconciler.Source
+	Watch(ctx context.Context, notify func(reason string)) error
+	Trigger(reason string)
+}
+
+func openSource(o upOptions, stateDir string, logger *slog.Logger) (watchedSource, error) {
+	if strings.Contains(o.repo, "://") || strings.HasPrefix(o.repo, "git@") {
+		return source.NewGit(source.GitOptions{
+			URL: o.repo, Ref: o.ref, Path: o.path, Dir: filepath.Join(stateDir, "config-repo"),
+			Interval: o.interval, Logger: logger,
+		})
+	}
+	dir, err := filepath.Abs(o.repo)
+	if err != nil {
+		return nil, err
+	}
+	return source.NewDir(source.DirOptions{Dir: dir, Path: o.path, Logger: logger})
+}
+
+// stopAll stops every dyno the driver runs (--stop-dynos-on-exit).
+func stopAll(ctx context.Context, driver drivers.Driver, logger *slog.Logger) {
+	dynos, err := driver.List(ctx)
+	if err != nil {
+		logger.Error("list dynos to stop", "err", err)
+		return
+	}
+	var group errgroup.Group
+	for _, d := range dynos {
+		group.Go(func() error {
+			if err := driver.Stop(ctx, d.ID); err != nil {
+				logger.Error("stop dyno", "app", d.Spec.App, "env", d.Spec.Env, "dyno", d.Name, "err", err)
+			}
+			return nil
+		})
+	}
+	_ = group.Wait()
+}
+
+// printWelcome says where to look once the first pass has loaded the repo.
+func printWelcome(ctx context.Context, out io.Writer, rec *reconciler.Reconciler, o upOptions, routerAddr, apiAddr, stateDir string) {
+	_, port, _ := net.SplitHostPort(routerAddr)
+	fmt.Fprintf(out, "manifold is up: %s driver, state in %s\n", o.driver, stateDir)
+	fmt.Fprintf(out, "  router  http://%s\n  api     http://%s\n", routerAddr, apiAddr)
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		status := rec.Status()
+		if !status.LastPass.IsZero() {
+			if status.Error != "" {
+				fmt.Fprintf(out, "\nThe config repo does not load:\n%s\n", indent(status.Error))
+			}
+			var hosts []string
+			for _, app := range rec.Apps() {
+				for _, domain := range app.Domains {
+					hosts = append(hosts, fmt.Sprintf("  %-10s http://%s:%s", app.Name+" ("+app.Env+")", domain, port))
+					break
+				}
+			}
+			slices.Sort(hosts)
+			if len(hosts) > 0 {
+				fmt.Fprintf(out, "\nApps:\n%s\n", strings.Join(hosts, "\n"))
+			}
+			api := ""
+			if apiAddr != "127.0.0.1:7070" {
+				api = " --api " + apiAddr
+			}
+			fmt.Fprintf(out, "\nTry:\n  manifold%s status\n  manifold%s ps -a hello -e staging\n  manifold%s logs -a hello -e staging --tail\n  manifold%s releases -a hello -e staging\n", api, api, api, api)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/manifold-paas/manifold/reconciler"
+	"github.com/manifold-paas/manifold/reconciler/api"
+)
+
+// TestMain lets the end-to-end tests run this very binary as the daemon
+// (`manifold up`), so that they can kill -9 it like a real one.
+func TestMain(m *testing.M) {
+	if os.Getenv("MANIFOLD_TEST_EXEC") == "1" {
+		ctx, stop := signalContext()
+		code := execute(ctx, os.Args[1:])
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// daemon is a `manifold up` subprocess.
+type daemon struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	api    *api.Client
+	router string
+	log    *os.File
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startDaemon(t *testing.T, state, repoURL, routerAddr, apiAddr string) *daemon {
+	t.Helper()
+	logFile, err := os.OpenFile(filepath.Join(state, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "up", "--repo", repoURL, "--state", state, "--router", routerAddr,
+		"--api", apiAddr, "--interval", "500ms", "--boot-timeout", "20s", "-v")
+	cmd.Env = append(os.Environ(), "MANIFOLD_TEST_EXEC=1")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{t: t, cmd: cmd, api: api.NewClient(apiAddr), router: routerAddr, log: logFile}
+	t.Cleanup(func() {
+		d.kill()
+		logFile.Close()
+		if t.Failed() {
+			data, _ := os.ReadFile(logFile.Name())
+			t.Logf("daemon log:\n%s", tail(string(data), 80))
+		}
+	})
+	return d
+}
+
+func (d *daemon) kill() {
+	if d.cmd.ProcessState == nil {
+		_ = d.cmd.Process.Signal(syscall.SIGKILL)
+		_ = d.cmd.Wait()
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// eventually polls check until it returns nil or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = check(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %s: %v", what, timeout, err)
+}
+
+func (d *daemon) get(host string) (string, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+d.router+"/", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return string(body), fmt.Errorf("status %d: %s", resp.StatusCode, body)
+	}
+	return string(body), nil
+}
+
+func (d *daemon) appStatus(app, env string) (reconciler.AppStatus, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	status, err := d.api.Status(ctx)
+	if err != nil {
+		return reconciler.AppStatus{}, err
+	}
+	for _, s := range status.Apps {
+		if s.App == app && s.Env == env {
+			return s, nil
+		}
+	}
+	return reconciler.AppStatus{}, fmt.Errorf("no status for %s (%s) yet", app, env)
+}
+
+// webPids returns the pids of the app's web dynos, by dyno name.
+func (d *daemon) dynos(app, env string) (api.Ps, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return d.api.Ps(ctx, app, env)
+}
+
+const e2eApp = `app "hello" {
+  source { path = "../src/hello" }
+  buildpacks = ["go"]
+  config = { GREETING = "%GREETING%" }
+  process "web" {
+    count = %WEB%
+    health_check = "/healthz"
+  }
+}
+`
+
+func writeE2EApp(t *testing.T, repo, greeting string, web int) {
+	t.Helper()
+	spec := strings.NewReplacer("%GREETING%", greeting, "%WEB%", strconv.Itoa(web)).Replace(e2eApp)
+	if err := os.WriteFile(filepath.Join(repo, "apps", "hello.hcl"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUpEndToEnd drives the daemon on the process driver through a real git repo:
+// deploy, scale, a broken commit, a killed dyno, kill -9 of the daemon and adoption,
+// a one-off, a rollback and a failing release phase.
+func TestUpEndToEnd(t *testing.T) {
+	repo := t.TempDir()
+	if err := os.CopyFS(filepath.Join(repo, "src", "hello"), os.DirFS("../../examples/src/hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(repo, "apps"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeE2EApp(t, repo, "hi", 1)
+	git(t, repo, "init", "-q", "-b", "main")
+	git(t, repo, "add", "-A")
+	git(t, repo, "commit", "-q", "-m", "add hello")
+
+	state := t.TempDir()
+	routerAddr, apiAddr := freeAddr(t), freeAddr(t)
+	d := startDaemon(t, state, "file://"+repo, routerAddr, apiAddr)
+	host := "hello.default.localhost"
+
+	eventually(t, 120*time.Second, "hello answers through the router", func() error {
+		body, err := d.get(host)
+		if err == nil && !strings.Contains(body, "hi from web.1") {
+			return fmt.Errorf("body %q", body)
+		}
+		return err
+	})
+
+	// Scale 1 -> 3: three web processes.
+	writeE2EApp(t, repo, "hi", 3)
+	git(t, repo, "commit", "-q", "-am", "scale web to 3")
+	eventually(t, 60*time.Second, "three web dynos up", func() error {
+		ps, err := d.dynos("hello", "default")
+		if err != nil {
+			return err
+		}
+		up := 0
+		for _, dyno := range ps.Dynos {
+			if dyno.State == "up" {
+				up++
+			}
+		}
+		if up != 3 {
+			return fmt.Errorf("%d up of %d", up, len(ps.Dynos))
+		}
+		return nil
+	})
+
+	// A broken commit: status names the error, the app keeps answering.
+	if err := os.WriteFile(filepath.Join(repo, "apps", "broken.hcl"), []byte("app \"broken\" {\n  size = 3\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(t, repo, "add", "-A")
+	git(t, repo, "commit", "-q", "-m", "a broken spec")
+	eventually(t, 30*time.Second, "status reports the broken commit", func() error {
+		status, err := d.api.Status(context.Background())
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(status.Error, "apps/broken.hcl:2:3") {
+			return fmt.Errorf("status error %q", status.Error)
+		}
+		return nil
+	})
+	if _, err := d.get(host); err != nil {
+		t.Fatalf("hello stopped answering after a broken commit: %v", err)
+	}
+	git(t, repo, "rm", "-q", "apps/broken.hcl")
+	git(t, repo, "commit", "-q", "-m", "drop the broken spec")
+
+	// kill -9 the daemon; a new one adopts the same dynos.
+	before, err := d.dynos("hello", "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.kill()
+	d2 := startDaemon(t, state, "file://"+repo, routerAddr, apiAddr)
+	eventually(t, 30*time.Second, "the new daemon answers with adopted dynos", func() error {
+		if _, err := d2.get(host); err != nil {
+			return err
+		}
+		after, err := d2.dynos("hello", "default")
+		if err != nil {
+			return err
+		}
+		if fmt.Sprint(dynoIDs(after)) != fmt.Sprint(dynoIDs(before)) {
+			return fmt.Errorf("dynos %v, want the adopted %v", dynoIDs(after), dynoIDs(before))
+		}
+		return nil
+	})
+
+	// A one-off passes its exit code through and is never restarted.
+	code, err := d2.api.Run(context.Background(), "hello", api.RunRequest{Command: "echo one-off; exit 3"}, io.Discard, io.Discard)
+	if err != nil || code != 3 {
+		t.Errorf("run: exit %d, %v; want 3", code, err)
+	}
+
+	// A failing release phase keeps the previous release serving.
+	procfile := filepath.Join(repo, "src", "hello", "Procfile")
+	if err := os.WriteFile(procfile, []byte("web: hello web\nworker: hello worker\nrelease: echo migrating; exit 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeE2EApp(t, repo, "new", 3)
+	git(t, repo, "commit", "-q", "-am", "a release that fails")
+	eventually(t, 120*time.Second, "the failed release is reported", func() error {
+		s, err := d2.appStatus("hello", "default")
+		if err != nil {
+			return err
+		}
+		if s.State != reconciler.StateStalled || !strings.Contains(s.Reason, "exited with status 1") {
+			return fmt.Errorf("status %+v", s)
+		}
+		return nil
+	})
+	if body, err := d2.get(host); err != nil || !strings.Contains(body, "hi from") {
+		t.Errorf("after a failed release: %q, %v; want the old greeting", body, err)
+	}
+
+	// Rollback to v1 (from v2 = scale? no: scaling is not a release; v1 is the deploy).
+	ctx := context.Background()
+	releases, err := d2.api.Releases(ctx, "hello", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(releases.Releases) != 2 || releases.Releases[0].Status != "failed" {
+		t.Fatalf("releases = %+v, want v2 failed and v1", releases.Releases)
+	}
+	rolled, err := d2.api.Rollback(ctx, "hello", api.RollbackRequest{Version: 1, Author: "bob"})
+	if err != nil || rolled.Version != 3 {
+		t.Fatalf("rollback: v%d, %v", rolled.Version, err)
+	}
+	if body, err := d2.get(host); err != nil || !strings.Contains(body, "hi from") {
+		t.Errorf("after rollback: %q, %v", body, err)
+	}
+}
+
+func dynoIDs(ps api.Ps) []string {
+	var ids []string
+	for _, d := range ps.Dynos {
+		ids = append(ids, d.Name+"="+d.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}

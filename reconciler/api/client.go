@@ -1,0 +1,183 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/manifold-paas/manifold/logs"
+	"github.com/manifold-paas/manifold/reconciler"
+	"github.com/manifold-paas/manifold/reconciler/ledger"
+)
+
+// Client talks to a daemon's API.
+type Client struct {
+	// BaseURL is the API's address: http://127.0.0.1:7070.
+	BaseURL string
+	HTTP    *http.Client
+}
+
+// NewClient returns a client for addr, given as host:port or a URL.
+func NewClient(addr string) *Client {
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	return &Client{BaseURL: strings.TrimRight(addr, "/"), HTTP: &http.Client{}}
+}
+
+// Status is GET /v1/status.
+func (c *Client) Status(ctx context.Context) (reconciler.Status, error) {
+	var out reconciler.Status
+	return out, c.do(ctx, http.MethodGet, "/v1/status", nil, &out)
+}
+
+// Reconcile is POST /v1/reconcile: a pass now, waited for.
+func (c *Client) Reconcile(ctx context.Context, app string) (reconciler.Status, error) {
+	var out reconciler.Status
+	return out, c.do(ctx, http.MethodPost, "/v1/reconcile", map[string]string{"app": app}, &out)
+}
+
+// Ps is GET /v1/apps/{app}/dynos.
+func (c *Client) Ps(ctx context.Context, app, env string) (Ps, error) {
+	var out Ps
+	return out, c.do(ctx, http.MethodGet, appPath(app, "dynos", url.Values{"env": {env}}), nil, &out)
+}
+
+// Releases is GET /v1/apps/{app}/releases.
+func (c *Client) Releases(ctx context.Context, app, env string) (Releases, error) {
+	var out Releases
+	return out, c.do(ctx, http.MethodGet, appPath(app, "releases", url.Values{"env": {env}}), nil, &out)
+}
+
+// Rollback is POST /v1/apps/{app}/rollback.
+func (c *Client) Rollback(ctx context.Context, app string, req RollbackRequest) (ledger.Release, error) {
+	var out ledger.Release
+	return out, c.do(ctx, http.MethodPost, appPath(app, "rollback", nil), req, &out)
+}
+
+// Run is POST /v1/apps/{app}/run: the one-off's output is copied to stdout and stderr
+// as it comes, and its exit code returned.
+func (c *Client) Run(ctx context.Context, app string, req RunRequest, stdout, stderr io.Writer) (int, error) {
+	resp, err := c.send(ctx, http.MethodPost, appPath(app, "run", nil), req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var frame RunFrame
+		if err := dec.Decode(&frame); err != nil {
+			return 0, fmt.Errorf("run: the connection to the daemon ended before the exit code: %w", err)
+		}
+		switch {
+		case frame.Error != "":
+			return 0, errors.New(frame.Error)
+		case frame.Exit != nil:
+			return *frame.Exit, nil
+		case frame.Stream == "stderr":
+			_, _ = io.WriteString(stderr, frame.Data)
+		default:
+			_, _ = io.WriteString(stdout, frame.Data)
+		}
+	}
+}
+
+// LogsRequest selects lines for Logs.
+type LogsRequest struct {
+	Env, Source, Ps string
+	Num             int
+	Tail            bool
+}
+
+// Logs is GET /v1/apps/{app}/logs: each line is handed to fn as it comes; with Tail it
+// returns when ctx ends or the daemon closes the stream.
+func (c *Client) Logs(ctx context.Context, app string, req LogsRequest, fn func(logs.Line)) error {
+	query := url.Values{"env": {req.Env}, "source": {req.Source}, "ps": {req.Ps}, "num": {strconv.Itoa(req.Num)}}
+	if req.Tail {
+		query.Set("tail", "true")
+	}
+	resp, err := c.send(ctx, http.MethodGet, appPath(app, "logs", query), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	scanner := bufio.NewScanner(resp.Body)
+	scanner.Buffer(make([]byte, 64<<10), 1<<20)
+	for scanner.Scan() {
+		var line logs.Line
+		if err := json.Unmarshal(scanner.Bytes(), &line); err != nil {
+			return fmt.Errorf("logs: bad line from the daemon: %w", err)
+		}
+		fn(line)
+	}
+	if err := scanner.Err(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("logs: %w", err)
+	}
+	return nil
+}
+
+func appPath(app, what string, query url.Values) string {
+	path := "/v1/apps/" + url.PathEscape(app) + "/" + what
+	for k, v := range query {
+		if len(v) == 0 || v[0] == "" {
+			query.Del(k)
+		}
+	}
+	if len(query) > 0 {
+		path += "?" + query.Encode()
+	}
+	return path
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: bad answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// send makes a request; a non-2xx answer becomes an error carrying the daemon's message.
+func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var reader io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		reader = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, reader)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reach the manifold daemon at %s (is `manifold up` running? set --api or MANIFOLD_API): %w", c.BaseURL, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		var apiErr Error
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if json.Unmarshal(data, &apiErr) == nil && apiErr.Error != "" {
+			return nil, errors.New(apiErr.Error)
+		}
+		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	return resp, nil
+}

@@ -1,0 +1,281 @@
+// Package api is the daemon's JSON HTTP API (documented in docs/api.md) and the client
+// the CLI uses to reach it: status, ps, releases, rollback, run, reconcile and logs.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/logs"
+	"github.com/manifold-paas/manifold/reconciler"
+	"github.com/manifold-paas/manifold/reconciler/ledger"
+	"github.com/manifold-paas/manifold/spec"
+)
+
+// Daemon is what the API serves (reconciler.Reconciler).
+type Daemon interface {
+	Status() reconciler.Status
+	Reconcile(ctx context.Context, app string) error
+	Dynos(ctx context.Context, app, env string) (spec.App, []drivers.Dyno, error)
+	Releases(app, env string) (spec.App, []ledger.Release, error)
+	Rollback(ctx context.Context, app, env string, to int, author string) (ledger.Release, error)
+	RunOneOff(ctx context.Context, oneOff reconciler.OneOff) (int, error)
+}
+
+// LogStream is the logplex's read side (logs.Plex).
+type LogStream interface {
+	Recent(f logs.Filter, n int) []logs.Line
+	Tail(ctx context.Context, f logs.Filter, replay int) <-chan logs.Line
+}
+
+// Ps is the answer of GET /v1/apps/{app}/dynos.
+type Ps struct {
+	App       string         `json:"app"`
+	Env       string         `json:"env"`
+	Processes []spec.Process `json:"processes"`
+	Dynos     []drivers.Dyno `json:"dynos"`
+}
+
+// Releases is the answer of GET /v1/apps/{app}/releases.
+type Releases struct {
+	App      string           `json:"app"`
+	Env      string           `json:"env"`
+	Releases []ledger.Release `json:"releases"`
+}
+
+// RollbackRequest is the body of POST /v1/apps/{app}/rollback.
+type RollbackRequest struct {
+	Env     string `json:"env,omitempty"`
+	Version int    `json:"version"`
+	Author  string `json:"author,omitempty"`
+}
+
+// RunRequest is the body of POST /v1/apps/{app}/run.
+type RunRequest struct {
+	Env     string `json:"env,omitempty"`
+	Command string `json:"command"`
+}
+
+// RunFrame is one NDJSON frame of a run's answer: output (Stream stdout or stderr with
+// Data), then a last frame with Exit or Error.
+type RunFrame struct {
+	Stream string `json:"stream,omitempty"`
+	Data   string `json:"data,omitempty"`
+	Exit   *int   `json:"exit,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// Handler returns the API's routes. extra is mounted as is (the git webhook).
+func Handler(daemon Daemon, stream LogStream, logger *slog.Logger, extra map[string]http.Handler) http.Handler {
+	s := &server{daemon: daemon, logs: stream, log: logger}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("POST /v1/reconcile", s.reconcile)
+	mux.HandleFunc("GET /v1/apps/{app}/dynos", s.dynos)
+	mux.HandleFunc("GET /v1/apps/{app}/releases", s.releases)
+	mux.HandleFunc("POST /v1/apps/{app}/rollback", s.rollback)
+	mux.HandleFunc("POST /v1/apps/{app}/run", s.run)
+	mux.HandleFunc("GET /v1/apps/{app}/logs", s.logLines)
+	for pattern, h := range extra {
+		mux.Handle(pattern, h)
+	}
+	return mux
+}
+
+type server struct {
+	daemon Daemon
+	logs   LogStream
+	log    *slog.Logger
+}
+
+func (s *server) status(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.daemon.Status())
+}
+
+func (s *server) reconcile(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		App string `json:"app"`
+	}
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("read body: %w", err))
+			return
+		}
+	}
+	if err := s.daemon.Reconcile(r.Context(), body.App); err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.daemon.Status())
+}
+
+func (s *server) dynos(w http.ResponseWriter, r *http.Request) {
+	app, dynos, err := s.daemon.Dynos(r.Context(), r.PathValue("app"), r.URL.Query().Get("env"))
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	if dynos == nil {
+		dynos = []drivers.Dyno{}
+	}
+	writeJSON(w, http.StatusOK, Ps{App: app.Name, Env: app.Env, Processes: app.Processes, Dynos: dynos})
+}
+
+func (s *server) releases(w http.ResponseWriter, r *http.Request) {
+	app, releases, err := s.daemon.Releases(r.PathValue("app"), r.URL.Query().Get("env"))
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	if releases == nil {
+		releases = []ledger.Release{}
+	}
+	writeJSON(w, http.StatusOK, Releases{App: app.Name, Env: app.Env, Releases: releases})
+}
+
+func (s *server) rollback(w http.ResponseWriter, r *http.Request) {
+	var req RollbackRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("read body: %w", err))
+		return
+	}
+	if req.Author == "" {
+		req.Author = "manifold"
+	}
+	release, err := s.daemon.Rollback(r.Context(), r.PathValue("app"), req.Env, req.Version, req.Author)
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, release)
+}
+
+// run streams a one-off's output as NDJSON frames, flushed as they come.
+func (s *server) run(w http.ResponseWriter, r *http.Request) {
+	var req RunRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("read body: %w", err))
+		return
+	}
+	if req.Command == "" {
+		writeError(w, http.StatusBadRequest, errors.New("command is empty"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	frames := &frameWriter{w: w, enc: json.NewEncoder(w)}
+	code, err := s.daemon.RunOneOff(r.Context(), reconciler.OneOff{
+		App: r.PathValue("app"), Env: req.Env, Command: req.Command,
+		Stdout: frames.stream("stdout"), Stderr: frames.stream("stderr"),
+	})
+	if err != nil {
+		frames.write(RunFrame{Error: err.Error()})
+		return
+	}
+	frames.write(RunFrame{Exit: &code})
+}
+
+// frameWriter serialises frames from the stdout and stderr copiers.
+type frameWriter struct {
+	mu  sync.Mutex
+	w   http.ResponseWriter
+	enc *json.Encoder
+}
+
+func (f *frameWriter) write(frame RunFrame) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_ = f.enc.Encode(frame)
+	if flusher, ok := f.w.(http.Flusher); ok {
+		flusher.Flush()
+	}
+}
+
+type streamWriter struct {
+	frames *frameWriter
+	name   string
+}
+
+func (f *frameWriter) stream(name string) io.Writer { return streamWriter{frames: f, name: name} }
+
+func (s streamWriter) Write(p []byte) (int, error) {
+	s.frames.write(RunFrame{Stream: s.name, Data: string(p)})
+	return len(p), nil
+}
+
+// logLines answers the newest lines (num, default 100) and, with tail=true, streams
+// new ones until the client goes away. NDJSON, one logs.Line per line.
+func (s *server) logLines(w http.ResponseWriter, r *http.Request) {
+	query := r.URL.Query()
+	filter := logs.Filter{App: r.PathValue("app"), Env: query.Get("env"), Source: query.Get("source"), Dyno: query.Get("ps")}
+	num := 100
+	if v := query.Get("num"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("num: want a whole number, got %q", v))
+			return
+		}
+		num = n
+	}
+	tail := query.Get("tail") == "true" || query.Get("tail") == "1"
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	flusher, _ := w.(http.Flusher)
+	if !tail {
+		for _, line := range s.logs.Recent(filter, num) {
+			if err := enc.Encode(line); err != nil {
+				return
+			}
+		}
+		return
+	}
+	ctx := r.Context()
+	lines := s.logs.Tail(ctx, filter, num)
+	w.WriteHeader(http.StatusOK)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	for line := range lines {
+		if err := enc.Encode(line); err != nil {
+			// The client went away; Tail ends with ctx.
+			for range lines {
+			}
+			return
+		}
+		if flusher != nil && len(lines) == 0 {
+			flusher.Flush()
+		}
+	}
+}
+
+func statusOf(err error) int {
+	if errors.Is(err, reconciler.ErrUnknownApp) || errors.Is(err, ledger.ErrNotFound) {
+		return http.StatusNotFound
+	}
+	return http.StatusInternalServerError
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, Error{Error: err.Error()})
+}

@@ -1,0 +1,134 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/logs"
+	"github.com/manifold-paas/manifold/reconciler/ledger"
+	"github.com/manifold-paas/manifold/spec"
+)
+
+// ErrUnknownApp is returned for an app or environment that the loaded spec lacks.
+var ErrUnknownApp = errors.New("no such app")
+
+// lookup returns the loaded spec of an app; env may be empty when the app runs in one
+// environment only.
+func (r *Reconciler) lookup(name, env string) (spec.App, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var found []spec.App
+	for _, app := range r.desired {
+		if app.Name == name && (env == "" || app.Env == env) && r.wantsEnv(app.Env) {
+			found = append(found, app)
+		}
+	}
+	switch len(found) {
+	case 0:
+		if env == "" {
+			return spec.App{}, fmt.Errorf("%w: %s", ErrUnknownApp, name)
+		}
+		return spec.App{}, fmt.Errorf("%w: %s in environment %s", ErrUnknownApp, name, env)
+	case 1:
+		return found[0], nil
+	default:
+		return spec.App{}, fmt.Errorf("app %s runs in several environments: name one with -e", name)
+	}
+}
+
+// Dynos returns the dynos of an app (ps), with the resolved environment.
+func (r *Reconciler) Dynos(ctx context.Context, name, env string) (spec.App, []drivers.Dyno, error) {
+	app, err := r.lookup(name, env)
+	if err != nil {
+		return app, nil, err
+	}
+	dynos, err := r.appDynos(ctx, keyOf(&app))
+	return app, dynos, err
+}
+
+// Releases returns an app's releases, newest first.
+func (r *Reconciler) Releases(name, env string) (spec.App, []ledger.Release, error) {
+	app, err := r.lookup(name, env)
+	if err != nil {
+		return app, nil, err
+	}
+	releases, err := r.opts.Ledger.List(app.Name, app.Env)
+	return app, releases, err
+}
+
+// errNoRelease is returned by Run for an app that has never been released.
+var errNoRelease = errors.New("no release to run")
+
+// Rollback appends a copy of release `to` and rolls the formation onto it. The app
+// stays pinned there until a commit changes it.
+func (r *Reconciler) Rollback(ctx context.Context, name, env string, to int, author string) (ledger.Release, error) {
+	r.passMu.Lock()
+	defer r.passMu.Unlock()
+	app, err := r.lookup(name, env)
+	if err != nil {
+		return ledger.Release{}, err
+	}
+	if app.Source.Git != "" {
+		if err := r.resolveGitSource(ctx, &app); err != nil {
+			return ledger.Release{}, err
+		}
+	}
+	release, err := r.opts.Ledger.Rollback(ctx, app.Name, app.Env, to, author, fingerprintOf(&app))
+	if err != nil {
+		return ledger.Release{}, fmt.Errorf("roll back %s (%s) to v%d: %w", app.Name, app.Env, to, err)
+	}
+	r.publish(&app, logs.SourceAPI, "api", fmt.Sprintf("Rollback to v%d by %s (v%d)", to, author, release.Version))
+	if err := r.converge(ctx, &app, release); err != nil {
+		_ = r.opts.Ledger.SetStatus(ctx, app.Name, app.Env, release.Version, ledger.StatusFailed, err.Error())
+		return release, fmt.Errorf("roll back %s (%s) to v%d: %w", app.Name, app.Env, to, err)
+	}
+	if release.Status != ledger.StatusSucceeded {
+		if err := r.opts.Ledger.SetStatus(ctx, app.Name, app.Env, release.Version, ledger.StatusSucceeded, ""); err != nil {
+			return release, err
+		}
+		release.Status = ledger.StatusSucceeded
+	}
+	r.setAppStatus(keyOf(&app), func(s *AppStatus) {
+		s.Release, s.PinnedTo, s.State, s.Reason = release.Version, release.Version, StateReady, ""
+	})
+	_ = r.refreshRoutes(ctx)
+	return release, nil
+}
+
+// OneOff is a `manifold run`: a command in a one-off dyno of the app's current release.
+type OneOff struct {
+	App, Env string
+	Command  string
+	Stdin    io.Reader
+	Stdout   io.Writer
+	Stderr   io.Writer
+}
+
+// RunOneOff runs a one-off dyno (run.N) of the current release and returns its exit code.
+// It never restarts.
+func (r *Reconciler) RunOneOff(ctx context.Context, oneOff OneOff) (int, error) {
+	app, err := r.lookup(oneOff.App, oneOff.Env)
+	if err != nil {
+		return 0, err
+	}
+	release := r.current(keyOf(&app))
+	if release == nil {
+		return 0, fmt.Errorf("%w: %s (%s) has no release yet", errNoRelease, app.Name, app.Env)
+	}
+	r.mu.Lock()
+	r.oneOffs++
+	index := r.oneOffs
+	r.mu.Unlock()
+	dynoSpec := r.dynoSpec(&app, *release, "run", index, oneOff.Command, spec.Process{Size: defaultSize(&app)})
+	name := dynoSpec.Name()
+	r.publish(&app, logs.SourceAPI, "api", fmt.Sprintf("Starting process with command `%s` (%s) on v%d", oneOff.Command, name, release.Version))
+	code, err := r.opts.Driver.Run(ctx, drivers.OneOff{DynoSpec: dynoSpec, Stdin: oneOff.Stdin, Stdout: oneOff.Stdout, Stderr: oneOff.Stderr})
+	if err != nil {
+		return code, fmt.Errorf("run %s of %s (%s) v%d: %w", name, app.Name, app.Env, release.Version, err)
+	}
+	r.publish(&app, logs.SourceHeroku, name, fmt.Sprintf("Process exited with status %d", code))
+	return code, nil
+}

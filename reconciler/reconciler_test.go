@@ -1,0 +1,367 @@
+package reconciler_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/manifold-paas/manifold/logs"
+	"github.com/manifold-paas/manifold/reconciler"
+	"github.com/manifold-paas/manifold/reconciler/ledger"
+	"github.com/manifold-paas/manifold/reconciler/slug"
+	"github.com/manifold-paas/manifold/reconciler/source"
+	"github.com/manifold-paas/manifold/router"
+)
+
+func sortStrings(s []string) { slices.Sort(s) }
+
+// folderSource hands out one folder as the config repo at a revision the test sets.
+type folderSource struct {
+	mu  sync.Mutex
+	dir string
+	rev source.Revision
+}
+
+func (s *folderSource) Fetch(context.Context) (source.Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return source.Snapshot{Rev: s.rev, Dir: s.dir, Root: s.dir}, nil
+}
+
+func (s *folderSource) commit(id, author string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rev = source.Revision{ID: id, Message: "commit " + id, Author: author, Time: time.Now()}
+}
+
+// recordingRouter keeps the last table swapped in.
+type recordingRouter struct {
+	mu    sync.Mutex
+	table router.Table
+}
+
+func (r *recordingRouter) Swap(t router.Table) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.table = t
+}
+
+func (r *recordingRouter) backends(host string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	route := r.table.Hosts[host]
+	if route == nil {
+		return nil
+	}
+	var out []string
+	for _, b := range route.Backends {
+		out = append(out, b.Dyno)
+	}
+	return out
+}
+
+type harness struct {
+	t       *testing.T
+	repo    string
+	source  *folderSource
+	driver  *fakeDriver
+	router  *recordingRouter
+	logs    *logs.Plex
+	ledger  *ledger.Ledger
+	rec     *reconciler.Reconciler
+	commits int
+}
+
+const helloSpec = `app "hello" {
+  source { path = "../src/hello" }
+  buildpacks = ["procfile"]
+  config = { GREETING = "hi" }
+  process "web" { count = %WEB% }
+  process "worker" { count = 1 }
+}
+`
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	repo := t.TempDir()
+	state := t.TempDir()
+	h := &harness{t: t, repo: repo, source: &folderSource{dir: repo}, driver: newFakeDriver(), router: &recordingRouter{}}
+	h.write("src/hello/Procfile", "web: ./web.sh\nworker: ./worker.sh\n")
+	h.write("src/hello/web.sh", "#!/bin/sh\necho web\n")
+	h.write("src/hello/worker.sh", "#!/bin/sh\necho worker\n")
+	h.write("apps/hello.hcl", strings.ReplaceAll(helloSpec, "%WEB%", "1"))
+	h.commit()
+
+	var err error
+	h.ledger, err = ledger.Open(filepath.Join(state, "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.ledger.Close() })
+	store, err := slug.OpenStore(filepath.Join(state, "slugs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.logs = logs.New(logs.Options{})
+	t.Cleanup(h.logs.Close)
+	h.rec, err = reconciler.New(reconciler.Options{
+		Source: h.source, Driver: h.driver, Builder: &slug.Builder{Store: store}, Ledger: h.ledger,
+		Router: h.router, Logs: h.logs, StateDir: state, BootTimeout: 200 * time.Millisecond,
+		Interval: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.rec.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return h
+}
+
+func (h *harness) write(name, content string) {
+	h.t.Helper()
+	path := filepath.Join(h.repo, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+	mode := os.FileMode(0o644)
+	if strings.HasSuffix(name, ".sh") {
+		mode = 0o755
+	}
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) commit() {
+	h.commits++
+	h.source.commit(strings.Repeat(string(rune('a'+h.commits%26)), 40), "alice@example.com")
+}
+
+// reconcile runs one pass and waits for it.
+func (h *harness) reconcile(app string) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.rec.Reconcile(ctx, app); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) releases() []ledger.Release {
+	h.t.Helper()
+	_, releases, err := h.rec.Releases("hello", "default")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return releases
+}
+
+func (h *harness) appStatus() reconciler.AppStatus {
+	for _, s := range h.rec.Status().Apps {
+		if s.App == "hello" {
+			return s
+		}
+	}
+	h.t.Fatal("no status for hello")
+	return reconciler.AppStatus{}
+}
+
+func (h *harness) expectDynos(want string) {
+	h.t.Helper()
+	if got := h.driver.summary("hello", "default"); got != want {
+		h.t.Errorf("dynos = %q, want %q", got, want)
+	}
+}
+
+func (h *harness) expectReleases(want ...string) {
+	h.t.Helper()
+	var got []string
+	for _, r := range h.releases() {
+		got = append(got, r.Description+" "+string(r.Status))
+	}
+	if !slices.Equal(got, want) {
+		h.t.Errorf("releases (newest first) = %q, want %q", got, want)
+	}
+}
+
+func TestDeployScaleAndConfig(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.reconcile("")
+	h.expectReleases("Deploy bbbbbbb succeeded")
+	h.expectDynos("web.1@v1 worker.1@v1")
+	if got := h.router.backends("hello.default.localhost"); !slices.Equal(got, []string{"web.1"}) {
+		t.Errorf("router backends = %v, want [web.1]", got)
+	}
+	if s := h.appStatus(); s.State != reconciler.StateReady || s.Release != 1 {
+		t.Errorf("status = %+v, want Ready on v1", s)
+	}
+
+	// Scaling is not a release.
+	h.write("apps/hello.hcl", strings.ReplaceAll(helloSpec, "%WEB%", "3"))
+	h.commit()
+	h.reconcile("")
+	h.expectReleases("Deploy bbbbbbb succeeded")
+	h.expectDynos("web.1@v1 web.2@v1 web.3@v1 worker.1@v1")
+	if got := h.router.backends("hello.default.localhost"); len(got) != 3 {
+		t.Errorf("router backends = %v, want 3", got)
+	}
+
+	// A config change is a release; its slug is reused and every dyno replaced.
+	h.write("apps/hello.hcl", strings.ReplaceAll(strings.ReplaceAll(helloSpec, "%WEB%", "3"), `"hi"`, `"hello"`))
+	h.commit()
+	h.reconcile("")
+	h.expectReleases("Set GREETING config vars succeeded", "Deploy bbbbbbb succeeded")
+	h.expectDynos("web.1@v2 web.2@v2 web.3@v2 worker.1@v2")
+	releases := h.releases()
+	if releases[0].SlugKey != releases[1].SlugKey {
+		t.Errorf("a config change rebuilt the slug: %s != %s", releases[0].SlugKey, releases[1].SlugKey)
+	}
+	if releases[0].Author != "alice@example.com" {
+		t.Errorf("author = %q", releases[0].Author)
+	}
+
+	// Scale down to zero web dynos: the route stays and answers H14 (no backends).
+	h.write("apps/hello.hcl", strings.ReplaceAll(strings.ReplaceAll(helloSpec, "%WEB%", "0"), `"hi"`, `"hello"`))
+	h.commit()
+	h.reconcile("")
+	h.expectDynos("worker.1@v2")
+	if got := h.router.backends("hello.default.localhost"); len(got) != 0 {
+		t.Errorf("router backends = %v, want none", got)
+	}
+}
+
+func TestBrokenSpecKeepsLastGood(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.reconcile("")
+	h.write("apps/hello.hcl", "app \"hello\" {\n  process \"web\" { count = -1 }\n}\n")
+	h.commit()
+	h.reconcile("")
+	status := h.rec.Status()
+	if !strings.Contains(status.Error, "apps/hello.hcl:2:") || status.ErrorRevision.ID == "" {
+		t.Errorf("status error = %q (revision %q), want the file:line:col", status.Error, status.ErrorRevision.ID)
+	}
+	h.expectDynos("web.1@v1 worker.1@v1")
+	h.expectReleases("Deploy bbbbbbb succeeded")
+}
+
+func TestReleasePhaseFailureKeepsPreviousRelease(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.reconcile("")
+	h.write("src/hello/Procfile", "web: ./web.sh\nworker: ./worker.sh\nrelease: exit 1\n")
+	h.commit()
+	h.reconcile("")
+	h.expectDynos("web.1@v1 worker.1@v1")
+	releases := h.releases()
+	if releases[0].Status != ledger.StatusFailed || !strings.Contains(releases[0].StatusReason, "exited with status 1") {
+		t.Errorf("v2 = %s %q, want failed with the exit status", releases[0].Status, releases[0].StatusReason)
+	}
+	if s := h.appStatus(); s.State != reconciler.StateStalled || s.Release != 1 {
+		t.Errorf("status = %+v, want Stalled on v1", s)
+	}
+	// The same spec is not retried on every pass...
+	h.reconcile("")
+	if n := len(h.releases()); n != 2 {
+		t.Errorf("a failed release was retried by a plain pass: %d releases", n)
+	}
+	// ...but a forced reconcile retries it, and a fixed command deploys.
+	h.reconcile("hello")
+	if n := len(h.releases()); n != 3 {
+		t.Errorf("a forced reconcile did not retry: %d releases", n)
+	}
+	h.write("src/hello/Procfile", "web: ./web.sh\nworker: ./worker.sh\nrelease: exit 0\n")
+	h.commit()
+	h.reconcile("")
+	h.expectDynos("web.1@v4 worker.1@v4")
+}
+
+func TestBootTimeoutStopsTheDeploy(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.reconcile("")
+	h.write("src/hello/Procfile", "web: ./web.sh never-binds\nworker: ./worker.sh\n")
+	h.commit()
+	h.reconcile("")
+	h.expectDynos("web.1@v1 worker.1@v1")
+	if s := h.appStatus(); s.State != reconciler.StateStalled || !strings.Contains(s.Reason, "R10") {
+		t.Errorf("status = %+v, want Stalled with R10", s)
+	}
+	if got := h.router.backends("hello.default.localhost"); !slices.Equal(got, []string{"web.1"}) {
+		t.Errorf("router backends = %v, want the old web.1", got)
+	}
+}
+
+func TestRollbackPinsUntilTheAppChanges(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.reconcile("")
+	h.write("apps/hello.hcl", strings.ReplaceAll(strings.ReplaceAll(helloSpec, "%WEB%", "1"), `"hi"`, `"v2"`))
+	h.commit()
+	h.reconcile("")
+	release, err := h.rec.Rollback(context.Background(), "hello", "", 1, "bob@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if release.Version != 3 || release.Description != "Rollback to v1" {
+		t.Errorf("rollback release = v%d %q", release.Version, release.Description)
+	}
+	h.expectDynos("web.1@v3 worker.1@v3")
+	// A pass over the same spec keeps the pin.
+	h.reconcile("")
+	h.expectDynos("web.1@v3 worker.1@v3")
+	if s := h.appStatus(); s.PinnedTo != 3 {
+		t.Errorf("status = %+v, want pinned to v3", s)
+	}
+	// A commit that changes the app ends it.
+	h.write("apps/hello.hcl", strings.ReplaceAll(strings.ReplaceAll(helloSpec, "%WEB%", "1"), `"hi"`, `"v4"`))
+	h.commit()
+	h.reconcile("")
+	h.expectDynos("web.1@v4 worker.1@v4")
+	if s := h.appStatus(); s.PinnedTo != 0 {
+		t.Errorf("status = %+v, want unpinned", s)
+	}
+}
+
+func TestRemovedAppIsPrunedLedgerKept(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.reconcile("")
+	if err := os.Remove(filepath.Join(h.repo, "apps", "hello.hcl")); err != nil {
+		t.Fatal(err)
+	}
+	h.commit()
+	h.reconcile("")
+	h.expectDynos("")
+	releases, err := h.ledger.List("hello", "default")
+	if err != nil || len(releases) != 1 {
+		t.Errorf("ledger after prune: %d releases, %v; want 1 kept", len(releases), err)
+	}
+}
+
+func TestCrashedWebDynoCountsForH10(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.reconcile("")
+	h.driver.crash("web.1")
+	h.reconcile("")
+	h.router.mu.Lock()
+	route := h.router.table.Hosts["hello.default.localhost"]
+	h.router.mu.Unlock()
+	if route == nil || len(route.Backends) != 0 || route.Crashed != 1 {
+		t.Errorf("route = %+v, want no backends and 1 crashed (H10)", route)
+	}
+}
