@@ -139,6 +139,7 @@ func unpack(ctx context.Context, tarball, dir string) error {
 
 	// Folder modes are applied last: a read-only folder must still receive its files.
 	dirModes := map[string]fs.FileMode{}
+	var written int64
 	tr := tar.NewReader(zr)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -171,7 +172,17 @@ func unpack(ctx context.Context, tarball, dir string) error {
 			}
 			dirModes[name] = perm
 		case tar.TypeReg:
-			if err := unpackFile(root, name, perm, tr, hdr.Size); err != nil {
+			// PAX sparse files expand holes into zeros: a few bytes of stream could
+			// claim terabytes. pack never writes them.
+			for k := range hdr.PAXRecords {
+				if strings.HasPrefix(k, "GNU.sparse.") {
+					return fmt.Errorf("entry %q: sparse files are not supported in slugs", hdr.Name)
+				}
+			}
+			if written += hdr.Size; hdr.Size < 0 || written > maxUnpackBytes {
+				return fmt.Errorf("entry %q: the slug unpacks to more than %s", hdr.Name, FormatSize(maxUnpackBytes))
+			}
+			if err := unpackFile(root, name, perm, ctxReader{ctx, tr}, hdr.Size); err != nil {
 				return fmt.Errorf("entry %q: %w", hdr.Name, err)
 			}
 		case tar.TypeSymlink:
@@ -198,6 +209,23 @@ func unpack(ctx context.Context, tarball, dir string) error {
 		}
 	}
 	return nil
+}
+
+// maxUnpackBytes bounds what one slug may unpack to: a 500 MB compressed slug is far
+// below it, a decompression bomb is not.
+const maxUnpackBytes int64 = 16 << 30
+
+// ctxReader stops a long copy when ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // entryName cleans a tar entry name into a path relative to the slug's root, or

@@ -1,0 +1,65 @@
+package slug_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/manifold-paas/manifold/reconciler/slug"
+)
+
+// FuzzUnpack feeds arbitrary tar streams to Unpack: it may refuse them, but it must
+// never panic nor write outside its folder.
+func FuzzUnpack(f *testing.F) {
+	var seed bytes.Buffer
+	tw := tar.NewWriter(&seed)
+	for _, h := range []*tar.Header{
+		{Name: "./bin/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./bin/web", Typeflag: tar.TypeReg, Mode: 0o755, Size: 3},
+		{Name: "./link", Typeflag: tar.TypeSymlink, Linkname: "../.."},
+		{Name: "./link/x", Typeflag: tar.TypeReg, Mode: 0o644},
+		{Name: "./hard", Typeflag: tar.TypeLink, Linkname: "./bin/web"},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			f.Fatal(err)
+		}
+		if h.Size > 0 {
+			tw.Write([]byte("hi\n"))
+		}
+	}
+	tw.Close()
+	f.Add(seed.Bytes())
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		base := t.TempDir()
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		zw.Write(raw)
+		zw.Close()
+		tarball := filepath.Join(t.TempDir(), "slug.tar.gz")
+		if err := os.WriteFile(tarball, gz.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_ = slug.Unpack(context.Background(), tarball, filepath.Join(base, "app"))
+		entries, err := os.ReadDir(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Name() != "app" {
+				t.Fatalf("Unpack wrote %s outside its folder", e.Name())
+			}
+		}
+		// Read-only folders from the stream must not stop TempDir's cleanup.
+		filepath.WalkDir(base, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o755)
+			}
+			return nil
+		})
+	})
+}
