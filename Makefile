@@ -17,6 +17,7 @@ build:
 
 run: build
 	./$(BIN) validate examples
+	./$(BIN) up --repo examples --state $(STATE) --stop-dynos-on-exit
 
 deps:
 	.ci/deps

@@ -111,7 +111,7 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	builder := &slug.Builder{Store: store}
+	builder := &slug.Builder{Store: store, Env: goBuildCache(stateDir)}
 
 	driver, err := openDriver(ctx, o, stateDir, plex, logger)
 	if err != nil {
@@ -221,6 +221,19 @@ func openSource(o upOptions, stateDir string, logger *slog.Logger) (watchedSourc
 	return source.NewDir(source.DirOptions{Dir: dir, Path: o.path, Logger: logger})
 }
 
+// goBuildCache points the go buildpack at the machine's Go build cache, so that a first
+// build reuses the standard library compiled for manifold itself instead of taking
+// minutes per app. Go's cache is content-addressed: sharing it is safe.
+func goBuildCache(stateDir string) []string {
+	if dir := os.Getenv("GOCACHE"); dir != "" {
+		return []string{"GOCACHE=" + dir}
+	}
+	if dir, err := os.UserCacheDir(); err == nil {
+		return []string{"GOCACHE=" + filepath.Join(dir, "go-build")}
+	}
+	return []string{"GOCACHE=" + filepath.Join(stateDir, "gocache")}
+}
+
 // stopAll stops every dyno the driver runs (--stop-dynos-on-exit).
 func stopAll(ctx context.Context, driver drivers.Driver, logger *slog.Logger) {
 	dynos, err := driver.List(ctx)
@@ -245,7 +258,8 @@ func printWelcome(ctx context.Context, out io.Writer, rec *reconciler.Reconciler
 	_, port, _ := net.SplitHostPort(routerAddr)
 	fmt.Fprintf(out, "manifold is up: %s driver, state in %s\n", o.driver, stateDir)
 	fmt.Fprintf(out, "  router  http://%s\n  api     http://%s\n", routerAddr, apiAddr)
-	deadline := time.NewTimer(30 * time.Second)
+	fmt.Fprintf(out, "\nBuilding and starting the apps (a first build of a Go app takes a minute)...\n")
+	deadline := time.NewTimer(15 * time.Minute)
 	defer deadline.Stop()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -181,6 +184,7 @@ func TestUpEndToEnd(t *testing.T) {
 	git(t, repo, "commit", "-q", "-m", "add hello")
 
 	state := t.TempDir()
+	t.Cleanup(func() { killDynos(t, filepath.Join(state, "dynos")) })
 	routerAddr, apiAddr := freeAddr(t), freeAddr(t)
 	d := startDaemon(t, state, "file://"+repo, routerAddr, apiAddr)
 	host := "hello.default.localhost"
@@ -212,6 +216,56 @@ func TestUpEndToEnd(t *testing.T) {
 		}
 		return nil
 	})
+
+	// A dyno killed from outside is restarted, and the platform says so in the logs.
+	killed := dynoPid(t, state, "hello.default.web.2.")
+	if err := syscall.Kill(-killed, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "web.2 restarted after kill -9", func() error {
+		if pid := dynoPid(t, state, "hello.default.web.2."); pid == killed || pid == 0 {
+			return fmt.Errorf("web.2 pid %d (killed %d)", pid, killed)
+		}
+		ps, err := d.dynos("hello", "default")
+		if err != nil {
+			return err
+		}
+		for _, dyno := range ps.Dynos {
+			if dyno.Name == "web.2" && dyno.State != "up" {
+				return fmt.Errorf("web.2 is %s", dyno.State)
+			}
+		}
+		return nil
+	})
+	code, out, errOut := runCLI(t, "--api", apiAddr, "logs", "-a", "hello", "--ps", "web.2", "--source", "heroku", "-n", "50")
+	if code != 0 || !strings.Contains(out, "heroku[web.2]: State changed from up to crashed") {
+		t.Errorf("logs after a crash (exit %d):\n%s%s", code, out, errOut)
+	}
+
+	// logs --tail streams router lines as requests arrive.
+	tailCtx, stopTail := context.WithCancel(context.Background())
+	tailOut := &lockedBuffer{}
+	tailDone := make(chan int, 1)
+	go func() {
+		root := newRootCmd()
+		root.SetOut(tailOut)
+		root.SetErr(tailOut)
+		root.SetArgs([]string{"--api", apiAddr, "logs", "-a", "hello", "--ps", "router", "--tail", "-n", "0"})
+		tailDone <- exitCode(root.ExecuteContext(tailCtx), tailOut)
+	}()
+	eventually(t, 30*time.Second, "logs --tail shows a new router line", func() error {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+routerAddr+"/tail-probe", nil)
+		req.Host = host
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+		if !strings.Contains(tailOut.String(), `heroku[router]: at=info method=GET path="/tail-probe"`) {
+			return fmt.Errorf("tail output %q", tailOut.String())
+		}
+		return nil
+	})
+	stopTail()
+	<-tailDone
 
 	// A broken commit: status names the error, the app keeps answering.
 	if err := os.WriteFile(filepath.Join(repo, "apps", "broken.hcl"), []byte("app \"broken\" {\n  size = 3\n}\n"), 0o644); err != nil {
@@ -257,9 +311,9 @@ func TestUpEndToEnd(t *testing.T) {
 	})
 
 	// A one-off passes its exit code through and is never restarted.
-	code, err := d2.api.Run(context.Background(), "hello", api.RunRequest{Command: "echo one-off; exit 3"}, io.Discard, io.Discard)
-	if err != nil || code != 3 {
-		t.Errorf("run: exit %d, %v; want 3", code, err)
+	code, out, errOut = runCLI(t, "--api", apiAddr, "run", "-a", "hello", "--", "echo one-off $DYNO; exit 3")
+	if code != 3 || !strings.Contains(out, "one-off run.1") {
+		t.Errorf("run: exit %d, output %q %q; want 3 and the one-off's output", code, out, errOut)
 	}
 
 	// A failing release phase keeps the previous release serving.
@@ -299,6 +353,63 @@ func TestUpEndToEnd(t *testing.T) {
 	if body, err := d2.get(host); err != nil || !strings.Contains(body, "hi from") {
 		t.Errorf("after rollback: %q, %v", body, err)
 	}
+}
+
+// killDynos kills the process groups of the dynos a SIGKILLed daemon left behind, from
+// the process driver's state files, so that the test leaves no process running.
+func killDynos(t *testing.T, stateDir string) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(stateDir, "*.json"))
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		var state struct {
+			PID int `json:"pid"`
+		}
+		if json.Unmarshal(data, &state) == nil && state.PID > 0 {
+			_ = syscall.Kill(-state.PID, syscall.SIGKILL)
+		}
+	}
+}
+
+// dynoPid reads the pid of the dyno whose id starts with prefix from the process
+// driver's state files (0 when none).
+func dynoPid(t *testing.T, state, prefix string) int {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(state, "dynos", prefix+"*.json"))
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		var st struct {
+			PID int `json:"pid"`
+		}
+		if json.Unmarshal(data, &st) == nil && st.PID > 0 {
+			return st.PID
+		}
+	}
+	return 0
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func dynoIDs(ps api.Ps) []string {
