@@ -15,9 +15,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/volume"
 
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/drivers/docker"
@@ -33,20 +31,51 @@ const (
 	benchPeerCommand = "mkdir -p /tmp/www && echo hello > /tmp/www/index.html && exec busybox httpd -f -p 5000 -h /tmp/www"
 )
 
-// BenchmarkDynoStartToUp measures dyno create + slug copy + start until the port
-// answers, over benchDynos dynos, beside `docker run -d` of the same image and command
-// and beside the engine API without a slug and with the slug in a read-only volume.
-// p50-ms and p99-ms are the figures to read; ns/op is the time of all benchDynos.
+// BenchmarkDynoStartToUp measures dyno create + slug + start until the port answers,
+// over benchDynos dynos per variant, the variants interleaved (one dyno of each in
+// turn) so that the machine's load falls on all alike: manifold (slug volume, the
+// default), manifold-copy (Options.CopySlug) and the peer, `docker run -d --init` of
+// the same image and command through the docker CLI. Read the <variant>-p50-ms and
+// -p99-ms metrics; ns/op is the time of one whole round of all variants.
 func BenchmarkDynoStartToUp(b *testing.B) {
 	needEngine(b)
 	small := map[string]string{"public/index.html": "hello\n"}
+	b.Run("small-slug", func(b *testing.B) {
+		benchInterleaved(b, benchDynos, []variant{manifoldVariant(b, "manifold", false, small), manifoldVariant(b, "manifold-copy", true, small), dockerRunVariant(b)})
+	})
 	big := map[string]string{"public/index.html": "hello\n", "vendor/blob": randomText(20 << 20)}
-	b.Run("manifold", func(b *testing.B) { benchManifold(b, small, benchDynos) })
-	b.Run("docker-run-cli", func(b *testing.B) { benchDockerRun(b) })
-	b.Run("api-no-slug", func(b *testing.B) { benchAPI(b, nil, benchDynos) })
-	b.Run("api-volume", func(b *testing.B) { benchAPI(b, small, benchDynos) })
-	b.Run("manifold-20MB-slug", func(b *testing.B) { benchManifold(b, big, 10) })
-	b.Run("api-volume-20MB-slug", func(b *testing.B) { benchAPI(b, big, 10) })
+	b.Run("20MB-slug", func(b *testing.B) {
+		benchInterleaved(b, 10, []variant{manifoldVariant(b, "manifold", false, big), manifoldVariant(b, "manifold-copy", true, big)})
+	})
+}
+
+// variant starts one dyno and returns when it answers; clear removes what it started.
+type variant struct {
+	name  string
+	start func(i int)
+	clear func()
+}
+
+func benchInterleaved(b *testing.B, dynos int, variants []variant) {
+	b.ReportAllocs()
+	samples := make([][]time.Duration, len(variants))
+	for n := 0; n < b.N; n++ {
+		for i := 1; i <= dynos; i++ {
+			for v, vt := range variants {
+				began := time.Now()
+				vt.start(i)
+				samples[v] = append(samples[v], time.Since(began))
+			}
+		}
+		b.StopTimer()
+		for _, vt := range variants {
+			vt.clear()
+		}
+		b.StartTimer()
+	}
+	for v, vt := range variants {
+		report(b, vt.name, samples[v])
+	}
 }
 
 func randomText(n int) string {
@@ -56,57 +85,82 @@ func randomText(n int) string {
 }
 
 // report records the percentiles of the samples.
-func report(b *testing.B, samples []time.Duration) {
+func report(b *testing.B, name string, samples []time.Duration) {
 	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
 	at := func(p float64) float64 {
 		i := int(p * float64(len(samples)-1))
 		return float64(samples[i].Microseconds()) / 1000
 	}
-	b.ReportMetric(at(0.50), "p50-ms")
-	b.ReportMetric(at(0.99), "p99-ms")
+	b.ReportMetric(at(0.50), name+"-p50-ms")
+	b.ReportMetric(at(0.99), name+"-p99-ms")
 }
 
-func benchManifold(b *testing.B, files map[string]string, dynos int) {
-	b.ReportAllocs()
+func manifoldVariant(b *testing.B, name string, copySlug bool, files map[string]string) variant {
 	e := newEnv(b)
 	opts := e.options()
+	opts.RelistInterval = docker.DefaultRelistInterval
+	opts.CopySlug = copySlug
 	d := e.driver(opts)
 	slugPath := slug(b, files)
 	ctx := context.Background()
-	var samples []time.Duration
-	for n := 0; n < b.N; n++ {
-		app := randomName("bench")
-		for i := 1; i <= dynos; i++ {
+	app := randomName("bench")
+	return variant{
+		name: name,
+		start: func(i int) {
 			spec := webSpec(app, i, slugPath)
 			spec.Command = benchWebCommand
-			began := time.Now()
 			dy, err := d.Start(ctx, spec)
 			if err != nil {
 				b.Fatal(err)
 			}
 			for ev := range d.Events() {
 				if ev.Dyno.ID == dy.ID && ev.To == drivers.StateUp {
-					break
+					return
 				}
 				if ev.Dyno.ID == dy.ID && ev.To == drivers.StateCrashed {
 					b.Fatalf("dyno crashed: %+v", ev)
 				}
 			}
-			samples = append(samples, time.Since(began))
-		}
-		b.StopTimer()
-		list, err := d.List(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		parallel(len(list), func(i int) {
-			if err := d.Stop(ctx, list[i].ID); err != nil {
-				b.Error(err)
+		},
+		clear: func() {
+			list, err := d.List(ctx)
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
-		b.StartTimer()
+			parallel(len(list), func(i int) {
+				if err := d.Stop(ctx, list[i].ID); err != nil {
+					b.Error(err)
+				}
+			})
+		},
 	}
-	report(b, samples)
+}
+
+func dockerRunVariant(b *testing.B) variant {
+	e := newEnv(b)
+	if _, err := exec.LookPath("docker"); err != nil {
+		b.Fatal("the docker CLI is needed for the docker run peer: ", err)
+	}
+	netName := benchNetwork(b, e)
+	var ids []string
+	return variant{
+		name: "docker-run",
+		start: func(int) {
+			cmd := exec.Command("docker", "run", "-d", "--rm", "--init", "--network", netName,
+				"--label", docker.LabelInstance+"="+e.instance, docker.DefaultStack, "/bin/sh", "-c", benchPeerCommand)
+			cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.raw.DaemonHost())
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				b.Fatalf("docker run: %v: %s", err, stderr.String())
+			}
+			id := strings.TrimSpace(string(out))
+			ids = append(ids, id)
+			waitPort(b, containerAddr(b, e, id, netName))
+		},
+		clear: func() { removeAll(e, ids); ids = nil },
+	}
 }
 
 // waitPort polls addr until it accepts a connection.
@@ -147,100 +201,6 @@ func removeAll(e *env, ids []string) {
 	parallel(len(ids), func(i int) {
 		_ = e.raw.ContainerRemove(context.Background(), ids[i], container.RemoveOptions{Force: true})
 	})
-}
-
-func benchDockerRun(b *testing.B) {
-	e := newEnv(b)
-	if _, err := exec.LookPath("docker"); err != nil {
-		b.Fatal("the docker CLI is needed for the docker run peer: ", err)
-	}
-	netName := benchNetwork(b, e)
-	var samples []time.Duration
-	for n := 0; n < b.N; n++ {
-		var ids []string
-		for i := 0; i < benchDynos; i++ {
-			began := time.Now()
-			cmd := exec.Command("docker", "run", "-d", "--rm", "--init", "--network", netName,
-				"--label", docker.LabelInstance+"="+e.instance, docker.DefaultStack, "/bin/sh", "-c", benchPeerCommand)
-			cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.raw.DaemonHost())
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			out, err := cmd.Output()
-			if err != nil {
-				b.Fatalf("docker run: %v: %s", err, stderr.String())
-			}
-			id := strings.TrimSpace(string(out))
-			ids = append(ids, id)
-			waitPort(b, containerAddr(b, e, id, netName))
-			samples = append(samples, time.Since(began))
-		}
-		b.StopTimer()
-		removeAll(e, ids)
-		b.StartTimer()
-	}
-	report(b, samples)
-}
-
-// benchAPI starts containers through the engine API: without a slug when files is nil,
-// else with the slug unpacked once into a volume mounted read-only at /app.
-func benchAPI(b *testing.B, files map[string]string, dynos int) {
-	e := newEnv(b)
-	ctx := context.Background()
-	netName := benchNetwork(b, e)
-	command := benchPeerCommand
-	var mounts []mount.Mount
-	if files != nil {
-		command = "exec busybox httpd -f -p 5000 -h /app/public"
-		vol, err := e.raw.VolumeCreate(ctx, volume.CreateOptions{Name: randomName("manifold-slug-"), Labels: map[string]string{docker.LabelInstance: e.instance}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = e.raw.VolumeRemove(context.Background(), vol.Name, true) })
-		mounts = []mount.Mount{{Type: mount.TypeVolume, Source: vol.Name, Target: "/app"}}
-		// Fill the volume once per slug, as a volume-based driver would per release.
-		filler, err := e.raw.ContainerCreate(ctx, &container.Config{Image: docker.DefaultStack, Cmd: []string{"true"},
-			Labels: map[string]string{docker.LabelInstance: e.instance}}, &container.HostConfig{Mounts: mounts}, nil, nil, "")
-		if err != nil {
-			b.Fatal(err)
-		}
-		f, err := os.Open(slug(b, files))
-		if err != nil {
-			b.Fatal(err)
-		}
-		err = e.raw.CopyToContainer(ctx, filler.ID, "/app", f, container.CopyToContainerOptions{})
-		f.Close()
-		removeAll(e, []string{filler.ID})
-		if err != nil {
-			b.Fatal(err)
-		}
-		mounts[0].ReadOnly = true
-	}
-	init := true
-	var samples []time.Duration
-	for n := 0; n < b.N; n++ {
-		var ids []string
-		for i := 0; i < dynos; i++ {
-			began := time.Now()
-			created, err := e.raw.ContainerCreate(ctx,
-				&container.Config{Image: docker.DefaultStack, Cmd: []string{"/bin/sh", "-c", command}, Env: []string{"PORT=5000"},
-					Labels: map[string]string{docker.LabelInstance: e.instance}},
-				&container.HostConfig{NetworkMode: container.NetworkMode(netName), Init: &init, Mounts: mounts},
-				&network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{netName: {}}}, nil, "")
-			if err != nil {
-				b.Fatal(err)
-			}
-			ids = append(ids, created.ID)
-			if err := e.raw.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
-				b.Fatal(err)
-			}
-			waitPort(b, containerAddr(b, e, created.ID, netName))
-			samples = append(samples, time.Since(began))
-		}
-		b.StopTimer()
-		removeAll(e, ids)
-		b.StartTimer()
-	}
-	report(b, samples)
 }
 
 // parallel runs f(0..n-1) eight at a time.

@@ -20,7 +20,10 @@ func TestRunOneOff(t *testing.T) {
 	e := newEnv(t)
 	d := e.driver(e.options())
 	app := randomName("run")
-	slugPath := slug(t, map[string]string{"bin/hello": "#!/bin/sh\necho \"hello $1 from $DYNO in $(pwd)\"\n"})
+	slugPath := slug(t, map[string]string{
+		"bin/hello":         "#!/bin/sh\necho \"hello $1 from $DYNO in $(pwd)\"\n",
+		".profile.d/env.sh": "export FROM_PROFILE=sourced\n",
+	})
 	tests := []struct {
 		name, command, stdin string
 		wantCode             int
@@ -28,6 +31,7 @@ func TestRunOneOff(t *testing.T) {
 	}{
 		{"exit code passed through", "bin/hello you; echo oops >&2; exit 7", "", 7, "hello you from run.1 in /app\n", "oops\n"},
 		{"stdin attached", "tr a-z A-Z", "shout\n", 0, "SHOUT\n", ""},
+		{".profile.d sourced", "echo $FROM_PROFILE", "", 0, "sourced\n", ""},
 		{"command not found", "no-such-command", "", 127, "", "no-such-command: not found"},
 	}
 	for _, tc := range tests {

@@ -27,6 +27,10 @@ import (
 // engine; no registry is ever asked for it.
 var ErrImageMissing = errors.New("stack image missing")
 
+// profileD sources the slug's .profile.d scripts before the command, as Heroku does
+// (buildpacks put PATH and other settings there).
+const profileD = `for f in /app/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done; `
+
 // validName is what may appear in container and network names (and so in app, env and
 // process type names).
 var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]*$`)
@@ -70,6 +74,7 @@ func (d *Driver) Start(ctx context.Context, spec drivers.DynoSpec) (drivers.Dyno
 	dy := d.newDyno(spec, id, name, drivers.StateStarting)
 	dy.volume = labels[LabelVolume]
 	d.register(dy)
+	d.platform(spec, spec.Name(), "State changed from down to starting")
 	d.events.push(drivers.Event{Dyno: d.snapshot(dy), From: drivers.StateDown, To: drivers.StateStarting})
 	if err := d.startContainer(ctx, dy); err != nil {
 		d.unregister(dy)
@@ -145,10 +150,13 @@ func (d *Driver) createDynoContainer(ctx context.Context, spec drivers.DynoSpec,
 		"DYNO="+spec.Name(),
 		"PS="+spec.Name(),
 		"HOME=/app",
+		// tini signals the whole process group, so SIGTERM reaches every process of
+		// the dyno as on Heroku, not only the shell.
+		"TINI_KILL_PROCESS_GROUP=1",
 	)
 	cfg := &container.Config{
 		Image:       spec.Stack,
-		Cmd:         []string{"/bin/sh", "-c", spec.Command},
+		Cmd:         []string{"/bin/sh", "-c", profileD + spec.Command},
 		Entrypoint:  []string{},
 		Env:         env,
 		WorkingDir:  "/app",

@@ -296,3 +296,24 @@ func TestSlugModes(t *testing.T) {
 		})
 	}
 }
+
+// A process that ignores SIGTERM is killed once its grace is over.
+func TestStopEscalatesToSIGKILLAfterTheGrace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d := e.driver(e.options())
+	app := randomName("grace")
+	spec := drivers.DynoSpec{App: app, Env: "staging", Type: "worker", Index: 1, Release: 1, SlugKey: "k",
+		SlugPath: webSlug(t), Command: "trap '' TERM; sleep 600", StopTimeout: time.Second}
+	dy, err := d.Start(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDyno(t, d, app, "worker.1", isUp)
+	if err := d.Stop(context.Background(), dy.ID); err != nil {
+		t.Fatal(err)
+	}
+	if e.logs.count("worker.1", logs.SourceHeroku, "Process exited with status 137") != 1 {
+		t.Errorf("not killed after the grace:\n%s", e.logs.dump())
+	}
+}
