@@ -37,14 +37,14 @@ func TestMain(m *testing.M) {
 
 // daemon is a `manifold up` subprocess.
 type daemon struct {
-	t      *testing.T
+	t      testing.TB
 	cmd    *exec.Cmd
 	api    *api.Client
 	router string
 	log    *os.File
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,14 +54,14 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func startDaemon(t *testing.T, state, repoURL, routerAddr, apiAddr string) *daemon {
+func startDaemon(t testing.TB, state, repoURL, routerAddr, apiAddr, interval string) *daemon {
 	t.Helper()
 	logFile, err := os.OpenFile(filepath.Join(state, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "up", "--repo", repoURL, "--state", state, "--router", routerAddr,
-		"--api", apiAddr, "--interval", "500ms", "--boot-timeout", "20s", "-v")
+		"--api", apiAddr, "--interval", interval, "--boot-timeout", "20s", "-v")
 	cmd.Env = append(os.Environ(), "MANIFOLD_TEST_EXEC=1")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
@@ -184,9 +184,9 @@ func TestUpEndToEnd(t *testing.T) {
 	git(t, repo, "commit", "-q", "-m", "add hello")
 
 	state := t.TempDir()
-	t.Cleanup(func() { killDynos(t, filepath.Join(state, "dynos")) })
+	t.Cleanup(func() { killDynos(filepath.Join(state, "dynos")) })
 	routerAddr, apiAddr := freeAddr(t), freeAddr(t)
-	d := startDaemon(t, state, "file://"+repo, routerAddr, apiAddr)
+	d := startDaemon(t, state, "file://"+repo, routerAddr, apiAddr, "500ms")
 	host := "hello.default.localhost"
 
 	eventually(t, 120*time.Second, "hello answers through the router", func() error {
@@ -295,7 +295,7 @@ func TestUpEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.kill()
-	d2 := startDaemon(t, state, "file://"+repo, routerAddr, apiAddr)
+	d2 := startDaemon(t, state, "file://"+repo, routerAddr, apiAddr, "500ms")
 	eventually(t, 30*time.Second, "the new daemon answers with adopted dynos", func() error {
 		if _, err := d2.get(host); err != nil {
 			return err
@@ -357,8 +357,7 @@ func TestUpEndToEnd(t *testing.T) {
 
 // killDynos kills the process groups of the dynos a SIGKILLed daemon left behind, from
 // the process driver's state files, so that the test leaves no process running.
-func killDynos(t *testing.T, stateDir string) {
-	t.Helper()
+func killDynos(stateDir string) {
 	files, _ := filepath.Glob(filepath.Join(stateDir, "*.json"))
 	for _, file := range files {
 		data, err := os.ReadFile(file)
