@@ -2,12 +2,17 @@ package docker_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/docker/docker/api/types/container"
+
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/docker"
 	"github.com/manifold-paas/manifold/logs"
 )
 
@@ -118,4 +123,42 @@ func TestRestartedDriverAdoptsAndResumesLogs(t *testing.T) {
 		}
 	}
 	stopAll(t, adopter)
+}
+
+// A labelled container of the instance that the driver did not start is listed (from
+// its labels), left alone, and stopped on request.
+func TestForeignContainerIsListedAndStoppable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d := e.driver(e.options())
+	ctx := context.Background()
+	app := randomName("foreign")
+	spec := workerSpec(app, "sleep 600")
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := e.raw.ContainerCreate(ctx, &container.Config{
+		Image: docker.DefaultStack, Cmd: []string{"sleep", "600"},
+		Labels: map[string]string{docker.LabelInstance: e.instance, docker.LabelApp: app, docker.LabelEnv: "staging", docker.LabelSpec: string(raw)},
+	}, nil, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.raw.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dy := waitDyno(t, d, app, "worker.1", isUp)
+	if dy.ID != created.ID || dy.Spec.Command != "sleep 600" {
+		t.Errorf("listed as %+v", dy)
+	}
+	if err := d.Stop(ctx, created.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.containers()); n != 0 {
+		t.Errorf("%d containers left after stopping the foreign one", n)
+	}
+	if err := d.Stop(ctx, created.ID); !errors.Is(err, docker.ErrUnknownDyno) {
+		t.Errorf("second Stop: %v, want ErrUnknownDyno", err)
+	}
 }

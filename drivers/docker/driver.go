@@ -289,6 +289,20 @@ func (d *Driver) List(ctx context.Context) ([]drivers.Dyno, error) {
 	return out, nil
 }
 
+// ErrClosed is returned by calls after Close.
+var ErrClosed = errors.New("docker driver closed")
+
+// beginCall counts a Start or Run so that Close waits for it; it fails after Close.
+func (d *Driver) beginCall() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	d.wg.Add(1)
+	return nil
+}
+
 // platform publishes a platform line (source heroku) of a dyno.
 func (d *Driver) platform(spec drivers.DynoSpec, dynoName, text string) {
 	d.opts.Logs.Publish(logs.Line{

@@ -19,6 +19,10 @@ import (
 // is numbered by the driver (run.1, run.2, …); Type defaults to run. Cancelling ctx
 // kills the container.
 func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
+	if err := d.beginCall(); err != nil {
+		return -1, err
+	}
+	defer d.wg.Done()
 	spec := o.DynoSpec
 	if spec.Type == "" {
 		spec.Type = "run"

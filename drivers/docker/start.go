@@ -60,6 +60,10 @@ func (d *Driver) Start(ctx context.Context, spec drivers.DynoSpec) (drivers.Dyno
 	if err := validateSpec(spec); err != nil {
 		return drivers.Dyno{}, err
 	}
+	if err := d.beginCall(); err != nil {
+		return drivers.Dyno{}, fmt.Errorf("start %s: %w", dynoRef(spec), err)
+	}
+	defer d.wg.Done()
 	if spec.Stack == "" {
 		spec.Stack = d.opts.DefaultStack
 	}

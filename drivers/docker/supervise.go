@@ -202,7 +202,11 @@ func (d *Driver) crashed(dy *dyno, res outcome) outcome {
 	if code == "R10" {
 		reason = "Error R10 (Boot timeout)"
 	}
-	d.platform(dy.spec, dy.spec.Name(), fmt.Sprintf("Process exited with status %d", res.status))
+	if res.code != "restart" {
+		d.platform(dy.spec, dy.spec.Name(), fmt.Sprintf("Process exited with status %d", res.status))
+	} else {
+		code, reason = "", "Restart failed"
+	}
 	d.mu.Lock()
 	if time.Since(dy.startedAt) > crashResetAfter {
 		dy.crashes = 0
@@ -242,7 +246,8 @@ func (d *Driver) crashed(dy *dyno, res outcome) outcome {
 			return outcome{kind: outcomeRemoved}
 		}
 		d.log.Warn("restart crashed dyno", "dyno", dynoRef(dy.spec), "err", err)
-		return outcome{kind: outcomeExited, status: -1}
+		d.platform(dy.spec, dy.spec.Name(), "Restart failed: "+err.Error())
+		return outcome{kind: outcomeExited, status: -1, code: "restart"}
 	}
 	return outcome{}
 }
