@@ -2,6 +2,7 @@ package docker_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +22,16 @@ func workerSpec(app, command string) drivers.DynoSpec {
 func TestCrashedDynoRestartsInTheSameContainer(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	d := e.driver(e.options())
+	opts := e.options()
+	var mu sync.Mutex
+	var cooloffs []int
+	opts.Cooloff = func(n int) time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		cooloffs = append(cooloffs, n)
+		return 100 * time.Millisecond
+	}
+	d := e.driver(opts)
 	app := randomName("crash")
 	spec := workerSpec(app, `echo "boom from $DYNO"; exit 3`)
 	spec.SlugPath = slug(t, map[string]string{"Procfile": "worker: exit 3\n"})
@@ -33,6 +43,11 @@ func TestCrashedDynoRestartsInTheSameContainer(t *testing.T) {
 	if dy.ID != started.ID {
 		t.Errorf("restarted in container %s, want the same %s", dy.ID, started.ID)
 	}
+	mu.Lock()
+	if len(cooloffs) < 2 || cooloffs[0] != 1 || cooloffs[1] != 2 {
+		t.Errorf("cool-off asked for crashes %v, want 1, 2, …", cooloffs)
+	}
+	mu.Unlock()
 	waitFor(t, "crash lines", func() bool {
 		return e.logs.count("worker.1", logs.SourceHeroku, "Process exited with status 3") >= 2 &&
 			e.logs.count("worker.1", logs.SourceHeroku, "State changed from up to crashed") >= 2 &&
@@ -154,4 +169,45 @@ func TestContainerStoppedFromOutsideIsRestarted(t *testing.T) {
 	}
 	httpGet(t, "http://"+again.Addr+"/")
 	stopAll(t, d)
+}
+
+// With a health check, a web dyno is up only once the path answers 2xx.
+func TestHealthCheck(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, path string
+		wantUp     bool
+	}{
+		{"answers 200", "/index.html", true},
+		{"answers 404", "/missing", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			opts := e.options()
+			opts.BootTimeout = 2 * time.Second
+			d := e.driver(opts)
+			spec := webSpec(randomName("hc"), 1, webSlug(t))
+			spec.HealthCheck = tc.path
+			started, err := d.Start(context.Background(), spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var first drivers.Event
+			for ev := range d.Events() {
+				if ev.Dyno.ID == started.ID && ev.From == drivers.StateStarting {
+					first = ev
+					break
+				}
+			}
+			if gotUp := first.To == drivers.StateUp; gotUp != tc.wantUp {
+				t.Errorf("first change from starting: %+v, want up %v", first, tc.wantUp)
+			}
+			if !tc.wantUp && first.Code != "R10" {
+				t.Errorf("crash code %q, want R10", first.Code)
+			}
+			stopAll(t, d)
+		})
+	}
 }
