@@ -16,6 +16,8 @@ type backend struct {
 	// quarantineUntil is the clock's UnixNano until which the dyno is skipped
 	// because it refused a connection; zero when healthy.
 	quarantineUntil atomic.Int64
+	// pool holds the keep-alive connections to the dyno.
+	pool connPool
 }
 
 // quarantined reports whether the dyno is skipped at time now (UnixNano).

@@ -34,11 +34,17 @@ type exchange struct {
 	timer *time.Timer
 
 	// mu guards the fields the timer callback reads and writes.
-	mu     sync.Mutex
-	phase  int
-	fired  int
-	cancel context.CancelFunc
-	closer func()
+	mu      sync.Mutex
+	phase   int
+	fired   int
+	firedCh chan struct{} // closed when the timer fires
+	upc     *upConn       // the dyno connection in use, aborted by the timer
+	aborted bool          // the client went away
+	spoiled bool          // a callback may still touch the exchange
+	closer  func()
+
+	up         upstream
+	clientGone func() // ex.onClientGone, bound once
 
 	url url.URL
 	// Header values handed to the dyno, kept here so each needs no slice allocation.
@@ -56,20 +62,46 @@ type exchange struct {
 }
 
 func newExchange(r *Router) *exchange {
-	ex := &exchange{r: r, logBuf: make([]byte, 0, 512)}
+	ex := &exchange{r: r, logBuf: make([]byte, 0, 512), firedCh: make(chan struct{})}
 	ex.timer = time.AfterFunc(time.Hour, ex.onTimer)
 	ex.timer.Stop()
+	ex.clientGone = ex.onClientGone
 	return ex
+}
+
+// onClientGone runs when the client's request context ends: it aborts the dyno side.
+func (ex *exchange) onClientGone() {
+	ex.mu.Lock()
+	ex.aborted = true
+	upc := ex.upc
+	ex.mu.Unlock()
+	if upc != nil {
+		upc.abort()
+	}
+}
+
+// setUpstream records the dyno connection in use so a timeout or a vanished client can
+// abort it; it reports false when the exchange was aborted already.
+func (ex *exchange) setUpstream(c *upConn) bool {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	ex.upc = c
+	return c == nil || (ex.fired == phaseNone && !ex.aborted)
 }
 
 // onTimer runs when a timeout expires: it records which one and aborts the exchange.
 func (ex *exchange) onTimer() {
 	ex.mu.Lock()
+	if ex.fired != phaseNone || ex.phase == phaseNone {
+		ex.mu.Unlock()
+		return
+	}
 	ex.fired = ex.phase
-	cancel, closer := ex.cancel, ex.closer
+	close(ex.firedCh)
+	upc, closer := ex.upc, ex.closer
 	ex.mu.Unlock()
-	if cancel != nil {
-		cancel()
+	if upc != nil {
+		upc.abort()
 	}
 	if closer != nil {
 		closer()
@@ -93,9 +125,10 @@ func (ex *exchange) firedPhase() int {
 func (ex *exchange) finish() bool {
 	ex.timer.Stop()
 	ex.mu.Lock()
-	reusable := ex.fired == phaseNone
-	ex.phase, ex.cancel, ex.closer = phaseNone, nil, nil
+	reusable := ex.fired == phaseNone && !ex.spoiled
+	ex.phase, ex.upc, ex.closer, ex.aborted = phaseNone, nil, nil, false
 	ex.mu.Unlock()
+	ex.up = upstream{}
 	ex.url = url.URL{}
 	ex.requestId, ex.fwd, ex.dyno = "", "", ""
 	ex.connect, ex.status, ex.bytes = 0, 0, 0
@@ -144,11 +177,15 @@ func (ex *exchange) serve(w http.ResponseWriter, req *http.Request, rt *route, h
 		return false
 	}
 
-	ctx, cancel := context.WithCancel(req.Context())
-	defer cancel()
-	ex.mu.Lock()
-	ex.cancel = cancel
-	ex.mu.Unlock()
+	stop := context.AfterFunc(req.Context(), ex.clientGone)
+	defer func() {
+		if !stop() {
+			// The callback ran or is running: this exchange must not be reused.
+			ex.mu.Lock()
+			ex.spoiled = true
+			ex.mu.Unlock()
+		}
+	}()
 	ex.setPhase(phaseFirstByte, r.opts.FirstByteTimeout)
 
 	var body *bodyReader
@@ -168,7 +205,7 @@ func (ex *exchange) serve(w http.ResponseWriter, req *http.Request, rt *route, h
 				ex.fail(w, req, rt, host, H21, true)
 				return false
 			}
-			if code := ex.wait(ctx, req, rt); code != "" {
+			if code := ex.wait(req, rt); code != "" {
 				ex.fail(w, req, rt, host, code, false)
 				return false
 			}
@@ -176,10 +213,9 @@ func (ex *exchange) serve(w http.ResponseWriter, req *http.Request, rt *route, h
 		}
 		b := rt.backends[idx]
 		ex.dyno = b.Dyno
-		ex.connect = r.opts.Now().Sub(arrival)
-		resp, err := ex.roundTrip(ctx, req, b, body)
+		u, err := ex.send(req, b, body)
 		if err != nil {
-			if isRefused(err) && ctx.Err() == nil {
+			if isRefused(err) && req.Context().Err() == nil && ex.firedPhase() == phaseNone {
 				b.quarantineUntil.Store(r.opts.Now().Add(r.opts.Quarantine).UnixNano())
 				rt.app.release(b)
 				r.logger.Warn("router: dyno refused connection; quarantined", "app", rt.App, "env", rt.Env,
@@ -197,7 +233,7 @@ func (ex *exchange) serve(w http.ResponseWriter, req *http.Request, rt *route, h
 			ex.fail(w, req, rt, host, code, true)
 			return false
 		}
-		abort = ex.respond(w, req, rt, host, resp, upgrade)
+		abort = ex.respond(w, req, rt, host, u, upgrade)
 		rt.app.release(b)
 		return abort
 	}
@@ -206,7 +242,7 @@ func (ex *exchange) serve(w http.ResponseWriter, req *http.Request, rt *route, h
 // wait queues the request until a dyno of its app has a free slot. It returns H11 when
 // the app's backlog is full, H12 when the first-byte timeout expires while waiting and
 // H27 when the client goes away.
-func (ex *exchange) wait(ctx context.Context, req *http.Request, rt *route) Code {
+func (ex *exchange) wait(req *http.Request, rt *route) Code {
 	a := rt.app
 	if a.waiting.Add(1) > int64(ex.r.opts.Backlog) {
 		a.waiting.Add(-1)
@@ -216,31 +252,11 @@ func (ex *exchange) wait(ctx context.Context, req *http.Request, rt *route) Code
 	select {
 	case <-a.wake:
 		return ""
-	case <-ctx.Done():
-		if ex.firedPhase() == phaseFirstByte {
-			return H12
-		}
+	case <-ex.firedCh:
+		return H12
+	case <-req.Context().Done():
 		return H27
 	}
-}
-
-// roundTrip sends the request to dyno b over the keep-alive pool.
-func (ex *exchange) roundTrip(ctx context.Context, req *http.Request, b *backend, body *bodyReader) (*http.Response, error) {
-	out := req.WithContext(ctx)
-	ex.url = *req.URL
-	ex.url.Scheme = "http"
-	ex.url.Host = b.Addr
-	out.URL = &ex.url
-	out.RequestURI = ""
-	out.Close = false
-	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
-	if body != nil {
-		out.Body = body
-	} else {
-		out.Body = nil
-		out.ContentLength = 0
-	}
-	return ex.r.transport.RoundTrip(out)
 }
 
 // classify names the router error for a failed round trip that was not a refused
@@ -268,11 +284,12 @@ func (ex *exchange) classify(req *http.Request, body *bodyReader) Code {
 
 // respond streams the dyno's response to the client. It reports whether the client
 // connection must be aborted because the response was cut short.
-func (ex *exchange) respond(w http.ResponseWriter, req *http.Request, rt *route, host string, resp *http.Response, upgrade bool) bool {
+func (ex *exchange) respond(w http.ResponseWriter, req *http.Request, rt *route, host string, u *upstream, upgrade bool) bool {
 	r := ex.r
+	resp := u.resp
 	ex.setPhase(phaseIdle, r.opts.IdleTimeout)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		return ex.upgrade(w, req, rt, host, resp, upgrade)
+		return ex.upgrade(w, req, rt, host, u, upgrade)
 	}
 	dst := w.Header()
 	removeHopHeaders(resp.Header)
@@ -296,7 +313,8 @@ func (ex *exchange) respond(w http.ResponseWriter, req *http.Request, rt *route,
 		}
 	}
 	readErr, writeErr := ex.copyBody(w, resp.Body, flusher)
-	_ = resp.Body.Close()
+	ex.setUpstream(nil)
+	u.release(r, readErr == nil && writeErr == nil)
 	var code Code
 	switch {
 	case writeErr != nil || (readErr != nil && req.Context().Err() != nil):
@@ -366,8 +384,8 @@ func (ex *exchange) fail(w http.ResponseWriter, req *http.Request, rt *route, ho
 // isRefused reports whether err is a failure to connect, where nothing was sent and
 // the request may go to another dyno.
 func isRefused(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	var dialed errDialed
+	return errors.As(err, &dialed)
 }
 
 // hopHeaders are meaningful for a single connection only and never forwarded.

@@ -71,7 +71,7 @@ type Options struct {
 type Router struct {
 	opts      Options
 	logger    *slog.Logger
-	transport *http.Transport
+	dialer    *net.Dialer
 	table     atomic.Pointer[table]
 
 	// mu guards the live states reused across swaps.
@@ -118,21 +118,7 @@ func New(opts Options) *Router {
 		apps:     map[string]*app{},
 		via:      []string{via},
 	}
-	dialer := &net.Dialer{Timeout: opts.FirstByteTimeout, KeepAlive: 30 * time.Second}
-	r.transport = &http.Transport{
-		// Never a proxy from the environment: dynos are reached directly.
-		Proxy:       nil,
-		DialContext: dialer.DialContext,
-		// Keep-alive pools per dyno, large enough that a busy dyno never pays a dial.
-		MaxIdleConns:        0,
-		MaxIdleConnsPerHost: 4096,
-		IdleConnTimeout:     90 * time.Second,
-		// Bodies pass through as the dyno sent them.
-		DisableCompression:    true,
-		ExpectContinueTimeout: time.Second,
-		ReadBufferSize:        32 << 10,
-		WriteBufferSize:       32 << 10,
-	}
+	r.dialer = &net.Dialer{Timeout: opts.FirstByteTimeout, KeepAlive: 30 * time.Second}
 	r.table.Store(&table{hosts: map[string]*route{}})
 	r.exchanges.New = func() any { return newExchange(r) }
 	r.buffers.New = func() any { b := make([]byte, 32<<10); return &b }
@@ -171,11 +157,7 @@ func (r *Router) Swap(t Table) {
 					b = r.backends[be.Addr]
 				}
 				if b == nil || b.Dyno != be.Dyno {
-					old := b
 					b = &backend{Backend: be}
-					if old != nil {
-						b.quarantineUntil.Store(old.quarantineUntil.Load())
-					}
 				}
 				backends[be.Addr] = b
 				live.backends = append(live.backends, b)
@@ -184,8 +166,19 @@ func (r *Router) Swap(t Table) {
 		}
 		next.hosts[normalizeHost(host)] = live
 	}
+	var gone []*backend
+	for addr, b := range r.backends {
+		if backends[addr] != b {
+			gone = append(gone, b)
+		}
+	}
 	r.backends, r.apps = backends, apps
 	r.table.Store(next)
+	// Dynos that left keep serving their requests in flight; their idle connections
+	// close now and the others as those requests finish.
+	for _, b := range gone {
+		b.pool.close()
+	}
 }
 
 // Serve answers HTTP/1.1 on ln until ctx is done, then shuts down gracefully: it stops
@@ -244,7 +237,6 @@ func (r *Router) run(ctx context.Context, srv *http.Server, ln net.Listener, ser
 	go func() { done <- serve() }()
 	select {
 	case err := <-done:
-		r.transport.CloseIdleConnections()
 		if errors.Is(err, http.ErrServerClosed) {
 			return nil
 		}
@@ -258,7 +250,6 @@ func (r *Router) run(ctx context.Context, srv *http.Server, ln net.Listener, ser
 		_ = srv.Close()
 	}
 	<-done
-	r.transport.CloseIdleConnections()
 	return nil
 }
 

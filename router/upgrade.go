@@ -8,15 +8,19 @@ import (
 // upgrade completes a protocol switch (WebSocket): it takes over the client's
 // connection, relays the dyno's 101 response and then copies bytes both ways until
 // either side closes or the connection idles for Options.IdleTimeout (H15).
-func (ex *exchange) upgrade(w http.ResponseWriter, req *http.Request, rt *route, host string, resp *http.Response, asked bool) bool {
-	backConn, ok := resp.Body.(io.ReadWriteCloser)
-	if !ok || !asked {
+func (ex *exchange) upgrade(w http.ResponseWriter, req *http.Request, rt *route, host string, u *upstream, asked bool) bool {
+	resp := u.resp
+	// The connection now carries the new protocol: it never goes back to the pool.
+	ex.setUpstream(nil)
+	backConn := u.c.conn
+	defer backConn.Close()
+	if !asked {
 		// A dyno switching protocols unasked sent nothing a client could use.
-		_ = resp.Body.Close()
 		ex.fail(w, req, rt, host, H13, true)
 		return false
 	}
-	defer backConn.Close()
+	// Bytes the dyno sent right after its 101 sit in the connection's buffer.
+	fromDynoReader := io.MultiReader(io.LimitReader(u.c.br, int64(u.c.br.Buffered())), backConn)
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		ex.r.logger.Warn("router: cannot take over the client connection for an upgrade", "app", rt.App, "env", rt.Env, "err", err)
@@ -48,7 +52,7 @@ func (ex *exchange) upgrade(w http.ResponseWriter, req *http.Request, rt *route,
 	fromDyno := make(chan struct{})
 	go func() {
 		defer close(fromDyno)
-		ex.relay(conn, backConn)
+		ex.relay(conn, fromDynoReader)
 		closeBoth()
 	}()
 	// Bytes the client sent right after its upgrade request sit in the server's buffer.

@@ -1,0 +1,278 @@
+package router
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/manifold-paas/manifold/logs"
+)
+
+// nopWriter is a minimal ResponseWriter for driving ServeHTTP directly.
+type nopWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *nopWriter) Header() http.Header         { return w.h }
+func (w *nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *nopWriter) WriteHeader(status int)      { w.status = status }
+
+// BenchmarkRouterProxy measures one proxied GET through ServeHTTP to a real dyno on
+// 127.0.0.1 over the keep-alive pool (the dyno's server runs in this process, so its
+// allocations count too).
+func BenchmarkRouterProxy(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ok := []byte("ok")
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(ok) })}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	r := New(Options{Logs: discardSink{}})
+	r.Swap(oneApp(0, ln.Addr().String()))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		w := &nopWriter{h: http.Header{}}
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodGet, "/", nil)
+			req.Host = appHost
+			req.RemoteAddr = "127.0.0.1:40000"
+			req.RequestURI = "/"
+			clear(w.h)
+			r.ServeHTTP(w, req)
+			if w.status != 200 {
+				b.Fatalf("status %d", w.status)
+			}
+		}
+	})
+}
+
+// discardSink drops router lines, after they were formatted.
+type discardSink struct{}
+
+func (discardSink) Publish(logs.Line) {}
+
+// wrk settings shared by every target of the comparison.
+const (
+	wrkThreads     = "2"
+	wrkConnections = "64"
+	wrkDuration    = "5s"
+)
+
+// wrkResult is what one wrk run measured.
+type wrkResult struct {
+	rps      float64
+	p50, p99 time.Duration
+}
+
+var (
+	wrkRPS     = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkPercent = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
+)
+
+// runWrk loads url for duration with the shared settings and parses wrk's report.
+func runWrk(b *testing.B, url, duration string) wrkResult {
+	b.Helper()
+	out, err := exec.Command("wrk", "-t", wrkThreads, "-c", wrkConnections, "-d", duration, "--latency",
+		"-H", "Host: "+appHost, url).CombinedOutput()
+	if err != nil {
+		b.Fatalf("wrk %s: %v\n%s", url, err, out)
+	}
+	text := string(out)
+	if strings.Contains(text, "Non-2xx") || strings.Contains(text, "Socket errors") {
+		b.Fatalf("wrk %s saw errors:\n%s", url, text)
+	}
+	var res wrkResult
+	m := wrkRPS.FindStringSubmatch(text)
+	if m == nil {
+		b.Fatalf("wrk %s: no Requests/sec in:\n%s", url, text)
+	}
+	res.rps, _ = strconv.ParseFloat(m[1], 64)
+	for _, p := range wrkPercent.FindAllStringSubmatch(text, -1) {
+		v, _ := strconv.ParseFloat(p[2], 64)
+		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[p[3]]
+		d := time.Duration(v * float64(unit))
+		if p[1] == "50" {
+			res.p50 = d
+		} else {
+			res.p99 = d
+		}
+	}
+	if res.p50 == 0 || res.p99 == 0 {
+		b.Fatalf("wrk %s: no latency distribution in:\n%s", url, text)
+	}
+	return res
+}
+
+// freeAddr reserves a 127.0.0.1 port for a process that binds it itself.
+func freeAddr(b *testing.B) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitListening polls until addr accepts connections.
+func waitListening(b *testing.B, addr string) {
+	b.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			_ = c.Close()
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.Fatalf("nothing listens on %s", addr)
+}
+
+// startProcess runs cmd in its own process group until the benchmark ends, then
+// stops the whole group (nginx's workers too): SIGTERM, and SIGKILL after 5 s.
+func startProcess(b *testing.B, cmd *exec.Cmd, logFile string) {
+	b.Helper()
+	out, err := os.Create(logFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start %s: %v", cmd.Path, err)
+	}
+	b.Cleanup(func() {
+		pgid := cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-exited
+		}
+		_ = out.Close()
+	})
+}
+
+// nginxConf is a keep-alive reverse proxy to one upstream, as an operator would tune
+// it: one worker per core (auto), keep-alive upstream pool, HTTP/1.1 upstream with the
+// Connection header cleared, no access log.
+const nginxConf = `worker_processes auto;
+error_log %[1]s/error.log warn;
+pid %[1]s/nginx.pid;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+	upstream dyno {
+		server %[2]s;
+		keepalive 128;
+	}
+	server {
+		listen %[3]s;
+		location / {
+			proxy_pass http://dyno;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_set_header Host $host;
+		}
+	}
+}
+`
+
+// BenchmarkCompareWrk is the peer comparison of make bench: one trivial dyno (this
+// test binary in its own process, answering "ok") loaded by wrk with the same threads,
+// connections and duration (a) directly, (b) through manifold's router and (c)
+// through nginx as a keep-alive reverse proxy. It prints a table and reports the
+// ratios router/direct and router/nginx and the p99 latency the router adds.
+func BenchmarkCompareWrk(b *testing.B) {
+	for _, tool := range []string{"wrk", "nginx"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			b.Fatalf("%s not found: make deps installs wrk and nginx-light", tool)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	backendAddr := freeAddr(b)
+	backend := exec.Command(self)
+	backend.Env = append(os.Environ(), benchBackendEnv+"="+backendAddr)
+	startProcess(b, backend, filepath.Join(b.TempDir(), "backend.log"))
+	waitListening(b, backendAddr)
+
+	r := New(Options{Logs: discardSink{}})
+	r.Swap(oneApp(0, backendAddr))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- r.Serve(ctx, ln) }()
+	b.Cleanup(func() { cancel(); <-served })
+
+	dir := b.TempDir()
+	nginxAddr := freeAddr(b)
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxConf, dir, backendAddr, nginxAddr)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	startProcess(b, exec.Command("nginx", "-p", dir, "-c", conf, "-g", "daemon off;"), filepath.Join(dir, "nginx.out"))
+	waitListening(b, nginxAddr)
+
+	targets := []struct{ name, url string }{
+		{"direct", "http://" + backendAddr + "/"},
+		{"router", "http://" + ln.Addr().String() + "/"},
+		{"nginx", "http://" + nginxAddr + "/"},
+	}
+	results := map[string]wrkResult{}
+	b.ResetTimer()
+	for _, tg := range targets {
+		runWrk(b, tg.url, "1s") // warm the keep-alive pools
+		results[tg.name] = runWrk(b, tg.url, wrkDuration)
+	}
+	b.StopTimer()
+
+	direct, router, nginx := results["direct"], results["router"], results["nginx"]
+	var table strings.Builder
+	w := bufio.NewWriter(&table)
+	fmt.Fprintf(w, "\nwrk -t%s -c%s -d%s --latency, one trivial dyno:\n", wrkThreads, wrkConnections, wrkDuration)
+	fmt.Fprintf(w, "%-8s %12s %10s %10s\n", "target", "requests/s", "p50", "p99")
+	for _, tg := range targets {
+		res := results[tg.name]
+		fmt.Fprintf(w, "%-8s %12.0f %10s %10s\n", tg.name, res.rps, res.p50, res.p99)
+	}
+	fmt.Fprintf(w, "router/direct = %.2f   router/nginx = %.2f   nginx/direct = %.2f   p99 added by the router = %s\n",
+		router.rps/direct.rps, router.rps/nginx.rps, nginx.rps/direct.rps, router.p99-direct.p99)
+	_ = w.Flush()
+	b.Log(table.String())
+	b.ReportMetric(direct.rps, "direct-req/s")
+	b.ReportMetric(router.rps, "router-req/s")
+	b.ReportMetric(nginx.rps, "nginx-req/s")
+	b.ReportMetric(router.rps/direct.rps, "router/direct")
+	b.ReportMetric(router.rps/nginx.rps, "router/nginx")
+	b.ReportMetric(float64((router.p99 - direct.p99).Microseconds()), "router-added-p99-us")
+}
