@@ -2,6 +2,7 @@ package router
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -153,5 +154,42 @@ func TestSwapKeepsState(t *testing.T) {
 	r.Swap(Table{})
 	if len(r.backends) != 0 || len(r.apps) != 0 {
 		t.Errorf("empty table kept %d dynos and %d apps", len(r.backends), len(r.apps))
+	}
+}
+
+// TestStalePooledConnection: the dyno closes a keep-alive connection while it sits in
+// the router's pool; the next request notices and goes over a new connection.
+func TestStalePooledConnection(t *testing.T) {
+	t.Parallel()
+	logs := &sink{}
+	r := New(testOptions(logs))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{}, 16)
+	srv := &http.Server{
+		Handler:     &recordingBackend{},
+		IdleTimeout: 20 * time.Millisecond,
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateClosed {
+				closed <- struct{}{}
+			}
+		},
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	r.Swap(oneApp(0, ln.Addr().String()))
+	base := startRouter(t, r)
+	client := newClient()
+	for i := range 3 {
+		if status, body := get(t, client, base, "/"); status != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, status, body)
+		}
+		select {
+		case <-closed: // the dyno dropped the router's idle connection
+		case <-time.After(5 * time.Second):
+			t.Fatal("dyno never closed the idle connection")
+		}
 	}
 }

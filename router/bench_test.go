@@ -78,6 +78,45 @@ const (
 type wrkResult struct {
 	rps      float64
 	p50, p99 time.Duration
+	// cpuPerReq is the proxy's CPU time (user+system) per request during the run;
+	// zero for the direct target. On a shared machine it is steadier than req/s.
+	cpuPerReq time.Duration
+}
+
+// selfCPU is this process's CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// groupCPU is the CPU time so far of the processes in process group pgid (nginx's
+// master and workers), from /proc.
+func groupCPU(pgid int) time.Duration {
+	entries, _ := os.ReadDir("/proc")
+	var ticks int64
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the command's closing parenthesis: state ppid pgrp … utime(14) stime(15).
+		rest := string(stat[strings.LastIndexByte(string(stat), ')')+2:])
+		f := strings.Fields(rest)
+		if len(f) < 13 {
+			continue
+		}
+		if pg, _ := strconv.Atoi(f[2]); pg != pgid {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + st
+	}
+	return time.Duration(ticks) * (time.Second / 100) // USER_HZ is 100 on Linux
 }
 
 var (
@@ -146,7 +185,7 @@ func waitListening(b *testing.B, addr string) {
 
 // startProcess runs cmd in its own process group until the benchmark ends, then
 // stops the whole group (nginx's workers too): SIGTERM, and SIGKILL after 5 s.
-func startProcess(b *testing.B, cmd *exec.Cmd, logFile string) {
+func startProcess(b *testing.B, cmd *exec.Cmd, logFile string) int {
 	b.Helper()
 	out, err := os.Create(logFile)
 	if err != nil {
@@ -170,6 +209,7 @@ func startProcess(b *testing.B, cmd *exec.Cmd, logFile string) {
 		}
 		_ = out.Close()
 	})
+	return cmd.Process.Pid
 }
 
 // nginxConf is a keep-alive reverse proxy to one upstream, as an operator would tune
@@ -240,19 +280,31 @@ func BenchmarkCompareWrk(b *testing.B) {
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxConf, dir, backendAddr, nginxAddr)), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	startProcess(b, exec.Command("nginx", "-p", dir, "-c", conf, "-g", "daemon off;"), filepath.Join(dir, "nginx.out"))
+	nginxPgid := startProcess(b, exec.Command("nginx", "-p", dir, "-c", conf, "-g", "daemon off;"), filepath.Join(dir, "nginx.out"))
 	waitListening(b, nginxAddr)
 
-	targets := []struct{ name, url string }{
-		{"direct", "http://" + backendAddr + "/"},
-		{"router", "http://" + ln.Addr().String() + "/"},
-		{"nginx", "http://" + nginxAddr + "/"},
+	targets := []struct {
+		name, url string
+		cpu       func() time.Duration
+	}{
+		{"direct", "http://" + backendAddr + "/", nil},
+		{"router", "http://" + ln.Addr().String() + "/", selfCPU},
+		{"nginx", "http://" + nginxAddr + "/", func() time.Duration { return groupCPU(nginxPgid) }},
 	}
 	results := map[string]wrkResult{}
 	b.ResetTimer()
 	for _, tg := range targets {
 		runWrk(b, tg.url, "1s") // warm the keep-alive pools
-		results[tg.name] = runWrk(b, tg.url, wrkDuration)
+		var before time.Duration
+		if tg.cpu != nil {
+			before = tg.cpu()
+		}
+		res := runWrk(b, tg.url, wrkDuration)
+		if tg.cpu != nil {
+			seconds, _ := time.ParseDuration(wrkDuration)
+			res.cpuPerReq = (tg.cpu() - before) / time.Duration(max(res.rps*seconds.Seconds(), 1))
+		}
+		results[tg.name] = res
 	}
 	b.StopTimer()
 
@@ -260,10 +312,14 @@ func BenchmarkCompareWrk(b *testing.B) {
 	var table strings.Builder
 	w := bufio.NewWriter(&table)
 	fmt.Fprintf(w, "\nwrk -t%s -c%s -d%s --latency, one trivial dyno:\n", wrkThreads, wrkConnections, wrkDuration)
-	fmt.Fprintf(w, "%-8s %12s %10s %10s\n", "target", "requests/s", "p50", "p99")
+	fmt.Fprintf(w, "%-8s %12s %10s %10s %14s\n", "target", "requests/s", "p50", "p99", "proxy CPU/req")
 	for _, tg := range targets {
 		res := results[tg.name]
-		fmt.Fprintf(w, "%-8s %12.0f %10s %10s\n", tg.name, res.rps, res.p50, res.p99)
+		cpu := "-"
+		if res.cpuPerReq > 0 {
+			cpu = res.cpuPerReq.Round(100 * time.Nanosecond).String()
+		}
+		fmt.Fprintf(w, "%-8s %12.0f %10s %10s %14s\n", tg.name, res.rps, res.p50.Round(10*time.Microsecond), res.p99.Round(10*time.Microsecond), cpu)
 	}
 	fmt.Fprintf(w, "router/direct = %.2f   router/nginx = %.2f   nginx/direct = %.2f   p99 added by the router = %s\n",
 		router.rps/direct.rps, router.rps/nginx.rps, nginx.rps/direct.rps, router.p99-direct.p99)

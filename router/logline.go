@@ -41,7 +41,7 @@ func (ex *exchange) log(req *http.Request, rt *route, host string, code Code, re
 	b = append(b, " host="...)
 	b = append(b, host...)
 	b = append(b, " request_id="...)
-	b = append(b, ex.requestId...)
+	b = append(b, ex.reqID...)
 	b = append(b, " fwd="...)
 	b = strconv.AppendQuote(b, ex.fwd)
 	b = append(b, " dyno="...)

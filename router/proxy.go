@@ -48,17 +48,17 @@ type exchange struct {
 
 	url url.URL
 	// Header values handed to the dyno, kept here so each needs no slice allocation.
-	xff, proto, port, start, requestID, via [1]string
+	xff, proto, port, start, requestID [1]string
 
 	// Log line fields.
-	arrival   time.Time
-	requestId string
-	fwd       string
-	dyno      string
-	connect   time.Duration
-	status    int
-	bytes     int64
-	logBuf    []byte
+	arrival time.Time
+	reqID   string
+	fwd     string
+	dyno    string
+	connect time.Duration
+	status  int
+	bytes   int64
+	logBuf  []byte
 }
 
 func newExchange(r *Router) *exchange {
@@ -130,7 +130,7 @@ func (ex *exchange) finish() bool {
 	ex.mu.Unlock()
 	ex.up = upstream{}
 	ex.url = url.URL{}
-	ex.requestId, ex.fwd, ex.dyno = "", "", ""
+	ex.reqID, ex.fwd, ex.dyno = "", "", ""
 	ex.connect, ex.status, ex.bytes = 0, 0, 0
 	return reusable
 }
@@ -479,10 +479,10 @@ func (ex *exchange) prepareHeaders(req *http.Request, arrival time.Time) bool {
 	h["X-Request-Start"] = ex.start[:]
 
 	if id := h["X-Request-Id"]; len(id) == 1 && validRequestID(id[0]) {
-		ex.requestId = id[0]
+		ex.reqID = id[0]
 	} else {
-		ex.requestId = newRequestID()
-		ex.requestID[0] = ex.requestId
+		ex.reqID = newRequestID()
+		ex.requestID[0] = ex.reqID
 		h["X-Request-Id"] = ex.requestID[:]
 	}
 

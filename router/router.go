@@ -69,10 +69,10 @@ type Options struct {
 // Router routes HTTP requests by Host to the web dynos of the current Table. It is
 // safe for concurrent use; Swap may be called at any time.
 type Router struct {
-	opts      Options
-	logger    *slog.Logger
-	dialer    *net.Dialer
-	table     atomic.Pointer[table]
+	opts   Options
+	logger *slog.Logger
+	dialer *net.Dialer
+	table  atomic.Pointer[table]
 
 	// mu guards the live states reused across swaps.
 	mu       sync.Mutex

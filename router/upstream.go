@@ -3,6 +3,7 @@ package router
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -24,7 +25,7 @@ const (
 	// writes to a connection the dyno is closing.
 	upstreamIdleExpiry = 4 * time.Second
 	// maxIdlePerDyno bounds the pool of one dyno.
-	maxIdlePerDyno = 1024
+	maxIdlePerDyno  = 1024
 	upstreamBufSize = 16 << 10
 )
 
@@ -182,7 +183,14 @@ func (ex *exchange) send(req *http.Request, b *backend, body *bodyReader) (*upst
 			}
 		}
 		if err == nil {
-			u.resp, err = readResponse(c.br, req)
+			// Waiting for the first byte apart tells a connection the dyno had
+			// closed (EOF before any byte) from a response cut short.
+			if _, err = c.br.Peek(1); err == nil {
+				u.resp, err = readResponse(c.br, req)
+				if err != nil {
+					err = fmt.Errorf("read response head: %w", errNotStale{err})
+				}
+			}
 		}
 		if err == nil {
 			return u, nil
@@ -198,6 +206,12 @@ func (ex *exchange) send(req *http.Request, b *backend, body *bodyReader) (*upst
 }
 
 var errAborted = errors.New("router: request aborted")
+
+// errNotStale wraps failures after the dyno's first byte, which never mean a stale
+// connection.
+type errNotStale struct{ err error }
+
+func (e errNotStale) Error() string { return e.err.Error() }
 
 // readResponse reads the final response head, skipping 1xx interim responses other
 // than 101 Switching Protocols.
@@ -216,6 +230,10 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 // staleConnError reports whether a reused connection failed the way a connection the
 // dyno had already closed does: no response byte at all.
 func staleConnError(err error) bool {
+	var late errNotStale
+	if errors.As(err, &late) {
+		return false
+	}
 	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
