@@ -212,8 +212,17 @@ func (e *env) cleanup() {
 	for _, c := range left {
 		_ = e.raw.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
 	}
-	for _, n := range e.networks() {
-		_ = e.raw.NetworkRemove(ctx, n.ID)
+	// An endpoint can linger a moment after its container is removed: retry.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		remaining := e.networks()
+		for _, n := range remaining {
+			if err := e.raw.NetworkRemove(ctx, n.ID); err != nil {
+				e.t.Logf("remove network %s: %v", n.Name, err)
+			}
+		}
+		if len(remaining) == 0 {
+			break
+		}
 	}
 	vols := e.volumes()
 	for _, v := range vols {

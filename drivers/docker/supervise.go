@@ -18,7 +18,7 @@ const (
 )
 
 // probeInterval is how often a starting web dyno's port is tried.
-const probeInterval = 10 * time.Millisecond
+const probeInterval = 5 * time.Millisecond
 
 // crashResetAfter: a dyno that ran this long before crashing starts its cool-off over.
 const crashResetAfter = 20 * time.Minute
