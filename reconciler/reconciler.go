@@ -240,7 +240,10 @@ func (r *Reconciler) pass(ctx context.Context, req request) {
 	}
 	wanted := map[AppKey]bool{}
 	for i := range desired {
-		app := &desired[i]
+		// A copy: the pass writes a git source's commit into it, while the API reads
+		// r.desired (the same array) under r.mu.
+		app := &spec.App{}
+		*app = desired[i]
 		if !r.wantsEnv(app.Env) {
 			continue
 		}

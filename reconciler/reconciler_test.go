@@ -3,6 +3,7 @@ package reconciler_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -363,5 +364,59 @@ func TestCrashedWebDynoCountsForH10(t *testing.T) {
 	h.router.mu.Unlock()
 	if route == nil || len(route.Backends) != 0 || route.Crashed != 1 {
 		t.Errorf("route = %+v, want no backends and 1 crashed (H10)", route)
+	}
+}
+
+// gitRepo makes a git repository with the git CLI holding files, and returns its
+// file:// URL.
+func gitRepo(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{
+		{"init", "-q", "-b", "main"},
+		{"add", "-A"},
+		{"-c", "user.email=a@example.com", "-c", "user.name=a", "commit", "-q", "-m", "first"},
+	} {
+		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	return "file://" + dir
+}
+
+// A pass resolves a git source's commit on its own copy of the spec: the loaded spec is
+// read by the API (ps, run, rollback) at the same time.
+func TestGitSourcePassDoesNotWriteTheSharedSpec(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	url := gitRepo(t, map[string]string{"Procfile": "web: ./web.sh\n", "web.sh": "#!/bin/sh\necho web\n"})
+	h.write("apps/remote.hcl", "app \"remote\" {\n  source {\n    git = \""+url+"\"\n    ref = \"main\"\n  }\n  buildpacks = [\"procfile\"]\n  process \"web\" { count = 1 }\n}\n")
+	h.commit()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, app := range h.rec.Apps() {
+				_ = app.Source.Digest
+			}
+		}
+	}()
+	h.reconcile("")
+	h.reconcile("")
+	close(stop)
+	<-done
+	if got := h.driver.summary("remote", "default"); got != "web.1@v1" {
+		t.Errorf("remote dynos = %q, want web.1@v1 (status %+v)", got, h.rec.Status())
 	}
 }
