@@ -81,6 +81,7 @@ func (d *Driver) Start(ctx context.Context, spec drivers.DynoSpec) (drivers.Dyno
 	d.platform(spec, spec.Name(), "State changed from down to starting")
 	d.events.push(drivers.Event{Dyno: d.snapshot(dy), From: drivers.StateDown, To: drivers.StateStarting})
 	if err := d.startContainer(ctx, dy); err != nil {
+		d.setState(dy, drivers.StateDown, "", "")
 		d.unregister(dy)
 		dy.cancel()
 		d.removeContainer(spec, id)

@@ -37,6 +37,8 @@ func (d *Driver) Stop(ctx context.Context, id string) error {
 	d.mu.Lock()
 	cid, volume := dy.id, dy.volume
 	logDone := dy.logDone
+	// A crashed dyno's exit was logged when it crashed.
+	running := dy.state != drivers.StateCrashed
 	d.mu.Unlock()
 
 	d.platform(dy.spec, dy.spec.Name(), "Stopping all processes with SIGTERM")
@@ -44,7 +46,7 @@ func (d *Driver) Stop(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("stop %s: %w", dynoRef(dy.spec), err)
 	}
-	if status >= 0 {
+	if status >= 0 && running {
 		d.platform(dy.spec, dy.spec.Name(), fmt.Sprintf("Process exited with status %d", status))
 	}
 	d.setState(dy, drivers.StateDown, "", "")
