@@ -53,8 +53,8 @@ func validateSpec(spec drivers.DynoSpec) error {
 	return nil
 }
 
-// Start creates the dyno's container on its app network, copies the slug to /app,
-// starts it and returns with the dyno starting; the Up event follows once a web dyno
+// Start creates the dyno's container on its app network with the slug at /app (its
+// slug volume, made on first use, or a copy with Options.CopySlug), starts it and returns with the dyno starting; the Up event follows once a web dyno
 // accepts connections on $PORT (others: at once). On any error nothing is left behind.
 func (d *Driver) Start(ctx context.Context, spec drivers.DynoSpec) (drivers.Dyno, error) {
 	if err := validateSpec(spec); err != nil {
