@@ -207,7 +207,7 @@ func (r *Reconciler) converge(ctx context.Context, app *spec.App, release ledger
 	}
 	wantTypes := map[string]bool{}
 	// Web first: it is what users wait on.
-	processes := slices.Clone(app.Processes)
+	processes := formation(app, release)
 	slices.SortStableFunc(processes, func(a, b spec.Process) int {
 		return boolRank(b.Type == "web") - boolRank(a.Type == "web")
 	})
@@ -228,6 +228,25 @@ func (r *Reconciler) converge(ctx context.Context, app *spec.App, release ledger
 		}
 	}
 	return r.stopDynos(ctx, app, extra)
+}
+
+// formation is the app's process types: the spec's, plus the release's Procfile types
+// the spec does not name (a git source's Procfile is known only once fetched), which
+// run as Heroku runs them on a first deploy: web 1, the others 0.
+func formation(app *spec.App, release ledger.Release) []spec.Process {
+	processes := slices.Clone(app.Processes)
+	for processType := range release.ProcessTypes {
+		if slices.ContainsFunc(processes, func(p spec.Process) bool { return p.Type == processType }) {
+			continue
+		}
+		p := spec.Process{Type: processType, Size: defaultSize(app), StopTimeoutSeconds: spec.DefaultStopTimeoutSeconds}
+		if processType == "web" {
+			p.Count = 1
+		}
+		processes = append(processes, p)
+	}
+	slices.SortFunc(processes, func(a, b spec.Process) int { return strings.Compare(a.Type, b.Type) })
+	return processes
 }
 
 func boolRank(b bool) int {

@@ -45,6 +45,15 @@ func (r *Reconciler) Dynos(ctx context.Context, name, env string) (spec.App, []d
 	if err != nil {
 		return app, nil, err
 	}
+	if release := r.current(keyOf(&app)); release != nil {
+		// ps shows the formation and commands of the release that runs.
+		app.Processes = formation(&app, *release)
+		for i, p := range app.Processes {
+			if command := release.ProcessTypes[p.Type]; command != "" {
+				app.Processes[i].Command = command
+			}
+		}
+	}
 	dynos, err := r.appDynos(ctx, keyOf(&app))
 	return app, dynos, err
 }

@@ -2,6 +2,7 @@ package reconciler_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -418,5 +419,33 @@ func TestGitSourcePassDoesNotWriteTheSharedSpec(t *testing.T) {
 	<-done
 	if got := h.driver.summary("remote", "default"); got != "web.1@v1" {
 		t.Errorf("remote dynos = %q, want web.1@v1 (status %+v)", got, h.rec.Status())
+	}
+}
+
+// A git source's Procfile is known only after the fetch: its types run as Heroku runs
+// them on a first deploy (web 1, the others 0) when the spec does not name them.
+func TestGitSourceProcfileTypesRun(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	url := gitRepo(t, map[string]string{"Procfile": "web: ./web.sh\nworker: ./web.sh\n", "web.sh": "#!/bin/sh\necho web\n"})
+	h.write("apps/remote.hcl", "app \"remote\" {\n  source {\n    git = \""+url+"\"\n    ref = \"main\"\n  }\n  buildpacks = [\"procfile\"]\n}\n")
+	h.commit()
+	h.reconcile("")
+	if got := h.driver.summary("remote", "default"); got != "web.1@v1" {
+		t.Errorf("remote dynos = %q, want web.1@v1 (status %+v)", got, h.rec.Status().Apps)
+	}
+	if got := h.router.backends("remote.default.localhost"); !slices.Equal(got, []string{"web.1"}) {
+		t.Errorf("router backends = %v, want [web.1]", got)
+	}
+	app, _, err := h.rec.Dynos(context.Background(), "remote", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ps []string
+	for _, p := range app.Processes {
+		ps = append(ps, fmt.Sprintf("%s=%s(%d)", p.Type, p.Command, p.Count))
+	}
+	if want := []string{"web=./web.sh(1)", "worker=./web.sh(0)"}; !slices.Equal(ps, want) {
+		t.Errorf("ps formation = %q, want %q", ps, want)
 	}
 }
