@@ -21,6 +21,8 @@ type fakeDriver struct {
 	runs    []drivers.DynoSpec
 	events  chan drivers.Event
 	stopped []string
+	// listHook, when set, runs in List after the dynos are read (a slow List).
+	listHook func()
 }
 
 var _ drivers.Driver = (*fakeDriver)(nil)
@@ -64,6 +66,12 @@ func (f *fakeDriver) List(context.Context) ([]drivers.Dyno, error) {
 	for _, d := range f.dynos {
 		out = append(out, *d)
 	}
+	hook := f.listHook
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	f.mu.Lock() // for the deferred Unlock
 	return out, nil
 }
 

@@ -92,6 +92,10 @@ type Reconciler struct {
 	draining map[string]bool    // dyno ids leaving the router table before they stop
 	failed   map[AppKey]failure // specs whose deploy failed: not retried until they change or a forced pass
 	oneOffs  int                // run.N counter
+
+	// routesAsked numbers route refreshes as they start; routesSwapped is the newest
+	// one swapped in (see refreshRoutes).
+	routesAsked, routesSwapped uint64
 }
 
 // request asks the loop for a pass: of every app, or one app forced past a failure.

@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
@@ -51,6 +53,18 @@ func (r *recordingRouter) Swap(t router.Table) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.table = t
+}
+
+func (r *recordingRouter) addrs(host string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	if route := r.table.Hosts[host]; route != nil {
+		for _, b := range route.Backends {
+			out = append(out, b.Addr)
+		}
+	}
+	return out
 }
 
 func (r *recordingRouter) backends(host string) []string {
@@ -447,5 +461,55 @@ func TestGitSourceProcfileTypesRun(t *testing.T) {
 	}
 	if want := []string{"web=./web.sh(1)", "worker=./web.sh(0)"}; !slices.Equal(ps, want) {
 		t.Errorf("ps formation = %q, want %q", ps, want)
+	}
+}
+
+// A route refresh that listed the dynos before a rollout (the events goroutine's, with a
+// slow List) must not swap in its table after the rollout's: it would send requests to
+// the dyno the rollout took out of the table and stopped.
+func TestStaleRouteRefreshDoesNotBringBackAStoppedDyno(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.reconcile("")
+	old := h.router.addrs("hello.default.localhost")
+	if len(old) != 1 {
+		t.Fatalf("router addrs = %v, want one", old)
+	}
+	var armed atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	h.driver.mu.Lock()
+	h.driver.listHook = func() {
+		if armed.CompareAndSwap(true, false) {
+			entered <- struct{}{}
+			<-release
+		}
+	}
+	h.driver.mu.Unlock()
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-entered:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+	armed.Store(true)
+	h.driver.events <- drivers.Event{}
+	wait("the events goroutine's List")
+
+	h.write("apps/hello.hcl", strings.ReplaceAll(strings.ReplaceAll(helloSpec, "%WEB%", "1"), `"hi"`, `"v2"`))
+	h.commit()
+	h.reconcile("")
+	h.expectDynos("web.1@v2 worker.1@v2")
+
+	// Let the stale refresh finish; the next event's List says it has.
+	armed.Store(true)
+	release <- struct{}{}
+	h.driver.events <- drivers.Event{}
+	wait("the next refresh")
+	got := h.router.addrs("hello.default.localhost")
+	release <- struct{}{}
+	if slices.Contains(got, old[0]) || len(got) != 1 {
+		t.Errorf("router addrs = %v after the rollout, want the new web.1 only (not the stopped %s)", got, old[0])
 	}
 }

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -13,15 +14,28 @@ import (
 
 // refreshRoutes rebuilds the router table from the spec's domains and the web dynos
 // that are up, leaving out those about to stop, and swaps it in.
+//
+// Refreshes run at once (a pass, the events goroutine); each takes a ticket and the
+// draining set before it lists, and one that an older List would make stale never
+// replaces a newer table: else a refresh that listed a dyno before stopDynos marked it
+// could swap it back in while (or after) it stops.
 func (r *Reconciler) refreshRoutes(ctx context.Context) error {
+	r.mu.Lock()
+	r.routesAsked++
+	ticket := r.routesAsked
+	draining := maps.Clone(r.draining)
+	r.mu.Unlock()
 	dynos, err := r.opts.Driver.List(ctx)
 	if err != nil {
 		return fmt.Errorf("list dynos: %w", err)
 	}
 	r.mu.Lock()
-	table := routingTable(r.desired, dynos, r.draining, r.wantsEnv)
-	r.mu.Unlock()
-	r.opts.Router.Swap(table)
+	defer r.mu.Unlock()
+	if ticket < r.routesSwapped {
+		return nil // a refresh that listed later has swapped its table in
+	}
+	r.routesSwapped = ticket
+	r.opts.Router.Swap(routingTable(r.desired, dynos, draining, r.wantsEnv))
 	return nil
 }
 
