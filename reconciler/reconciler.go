@@ -240,7 +240,11 @@ func (r *Reconciler) pass(ctx context.Context, req request) {
 		r.log.Error("load config repo", "err", loadErr)
 	}
 	if r.snapshot.Dir == "" {
-		return // nothing has ever loaded
+		// Nothing has ever loaded: the pass ends here, and says so.
+		r.mu.Lock()
+		r.status.LastPass, r.status.LastPassReason = time.Now(), req.reason
+		r.mu.Unlock()
+		return
 	}
 	wanted := map[AppKey]bool{}
 	for i := range desired {

@@ -102,7 +102,9 @@ const helloSpec = `app "hello" {
 }
 `
 
-func newHarness(t *testing.T) *harness {
+// newHarness starts a reconciler on a config repo holding apps/hello.hcl: helloSpec
+// with one web dyno, or appSpec when given.
+func newHarness(t *testing.T, appSpec ...string) *harness {
 	t.Helper()
 	repo := t.TempDir()
 	state := t.TempDir()
@@ -111,6 +113,9 @@ func newHarness(t *testing.T) *harness {
 	h.write("src/hello/web.sh", "#!/bin/sh\necho web\n")
 	h.write("src/hello/worker.sh", "#!/bin/sh\necho worker\n")
 	h.write("apps/hello.hcl", strings.ReplaceAll(helloSpec, "%WEB%", "1"))
+	for _, content := range appSpec {
+		h.write("apps/hello.hcl", content)
+	}
 	h.commit()
 
 	var err error
@@ -511,5 +516,20 @@ func TestStaleRouteRefreshDoesNotBringBackAStoppedDyno(t *testing.T) {
 	release <- struct{}{}
 	if slices.Contains(got, old[0]) || len(got) != 1 {
 		t.Errorf("router addrs = %v after the rollout, want the new web.1 only (not the stopped %s)", got, old[0])
+	}
+}
+
+// A config repo that has never loaded still ends its passes: status (and `manifold up`,
+// which waits for the first pass to say where to look) reports the error.
+func TestFirstRevisionThatDoesNotLoadIsReported(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "app \"hello\" {\n  process \"web\" { count = -1 }\n}\n")
+	h.reconcile("")
+	status := h.rec.Status()
+	if status.LastPass.IsZero() || status.LastPassReason == "" {
+		t.Errorf("last pass = %v (%q), want set", status.LastPass, status.LastPassReason)
+	}
+	if !strings.Contains(status.Error, "apps/hello.hcl:2:") {
+		t.Errorf("status error = %q, want the file:line:col", status.Error)
 	}
 }
