@@ -59,7 +59,7 @@ func (f *fakeDriver) Stop(_ context.Context, id string) error {
 	return nil
 }
 
-func (f *fakeDriver) List(context.Context) ([]drivers.Dyno, error) {
+func (f *fakeDriver) List(ctx context.Context) ([]drivers.Dyno, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := make([]drivers.Dyno, 0, len(f.dynos))
@@ -72,6 +72,9 @@ func (f *fakeDriver) List(context.Context) ([]drivers.Dyno, error) {
 		hook()
 	}
 	f.mu.Lock() // for the deferred Unlock
+	if err := ctx.Err(); err != nil {
+		return nil, err // as the process driver's List
+	}
 	return out, nil
 }
 

@@ -91,7 +91,16 @@ func (r *Reconciler) Rollback(ctx context.Context, name, env string, to int, aut
 	}
 	r.publish(&app, logs.SourceAPI, "api", fmt.Sprintf("Rollback to v%d by %s (v%d)", to, author, release.Version))
 	if err := r.converge(ctx, &app, release); err != nil {
-		_ = r.opts.Ledger.SetStatus(ctx, app.Name, app.Env, release.Version, ledger.StatusFailed, err.Error())
+		// Recorded even when the caller went away (ctx): a release left pending looks
+		// like one cut short by a restart, and the pin would outlive the rollback.
+		record := context.WithoutCancel(ctx)
+		if serr := r.opts.Ledger.SetStatus(record, app.Name, app.Env, release.Version, ledger.StatusFailed, err.Error()); serr != nil {
+			r.log.Error("mark rollback failed", "app", app.Name, "env", app.Env, "release", release.Version, "err", serr)
+		}
+		if uerr := r.opts.Ledger.Unpin(record, app.Name, app.Env); uerr != nil {
+			r.log.Error("unpin failed rollback", "app", app.Name, "env", app.Env, "release", release.Version, "err", uerr)
+		}
+		r.publish(&app, logs.SourceAPI, "api", fmt.Sprintf("Release v%d failed: %s", release.Version, err))
 		return release, fmt.Errorf("roll back %s (%s) to v%d: %w", app.Name, app.Env, to, err)
 	}
 	if release.Status != ledger.StatusSucceeded {

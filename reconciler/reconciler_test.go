@@ -533,3 +533,39 @@ func TestFirstRevisionThatDoesNotLoadIsReported(t *testing.T) {
 		t.Errorf("status error = %q, want the file:line:col", status.Error)
 	}
 }
+
+// A rollback whose caller goes away (`manifold rollback` interrupted) records its
+// failure: a release left pending made the next pass take it for one cut short by a
+// restart and deploy the spec again, with the app still pinned to the failed rollback.
+func TestCancelledRollbackIsRecordedAsFailed(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.reconcile("")
+	h.write("apps/hello.hcl", strings.ReplaceAll(strings.ReplaceAll(helloSpec, "%WEB%", "1"), `"hi"`, `"v2"`))
+	h.commit()
+	h.reconcile("")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h.driver.mu.Lock()
+	h.driver.listHook = cancel // the client goes away while the rollback lists the dynos
+	h.driver.mu.Unlock()
+	if _, err := h.rec.Rollback(ctx, "hello", "", 1, "bob@example.com"); err == nil {
+		t.Fatal("rollback with its context cancelled: no error")
+	}
+	h.driver.mu.Lock()
+	h.driver.listHook = nil
+	h.driver.mu.Unlock()
+	releases := h.releases()
+	if releases[0].Version != 3 || releases[0].Status != ledger.StatusFailed {
+		t.Errorf("v%d is %s, want the rollback v3 failed", releases[0].Version, releases[0].Status)
+	}
+	h.reconcile("")
+	if n := len(h.releases()); n != 3 {
+		t.Errorf("the pass after a failed rollback made a release: %d releases", n)
+	}
+	h.expectDynos("web.1@v2 worker.1@v2")
+	if s := h.appStatus(); s.PinnedTo != 0 || s.Release != 2 {
+		t.Errorf("status = %+v, want v2 running and no pin", s)
+	}
+}
