@@ -181,7 +181,12 @@ func (r *Reconciler) releasePhase(ctx context.Context, app *spec.App, release le
 	out := r.lineWriter(app, logs.SourceApp, "release.1")
 	defer out.Close()
 	r.publish(app, logs.SourceHeroku, "release.1", fmt.Sprintf("Starting process with command `%s`", release.ReleaseCommand))
-	code, err := r.opts.Driver.Run(ctx, drivers.OneOff{DynoSpec: dynoSpec, Stdout: out, Stderr: out})
+	runCtx, cancel := context.WithTimeout(ctx, r.opts.ReleaseTimeout)
+	defer cancel()
+	code, err := r.opts.Driver.Run(runCtx, drivers.OneOff{DynoSpec: dynoSpec, Stdout: out, Stderr: out})
+	if errors.Is(runCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		return fmt.Errorf("release command `%s` did not finish within %s", release.ReleaseCommand, r.opts.ReleaseTimeout)
+	}
 	if err != nil {
 		return fmt.Errorf("release phase of %s (%s): %w", app.Name, app.Env, err)
 	}

@@ -12,7 +12,8 @@ import (
 
 // fakeDriver runs no process: a dyno is up as soon as it starts, unless its command
 // contains "never-binds" (it stays starting, as a web dyno that misses $PORT).
-// One-offs exit with the number after "exit " in their command. It serves the
+// One-offs exit with the number after "exit " in their command, or run until their
+// ctx ends when it contains "hang". It serves the
 // reconciler's unit tests only; drivers have their own tests against the real thing.
 type fakeDriver struct {
 	mu      sync.Mutex
@@ -78,12 +79,16 @@ func (f *fakeDriver) List(ctx context.Context) ([]drivers.Dyno, error) {
 	return out, nil
 }
 
-func (f *fakeDriver) Run(_ context.Context, oneOff drivers.OneOff) (int, error) {
+func (f *fakeDriver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 	f.mu.Lock()
 	f.runs = append(f.runs, oneOff.DynoSpec)
 	f.mu.Unlock()
 	if oneOff.Stdout != nil {
 		fmt.Fprintf(oneOff.Stdout, "running %s\n", oneOff.Command)
+	}
+	if strings.Contains(oneOff.Command, "hang") {
+		<-ctx.Done() // killed, as a driver kills a one-off whose ctx ends
+		return -1, nil
 	}
 	var code int
 	if _, after, ok := strings.Cut(oneOff.Command, "exit "); ok {

@@ -70,6 +70,9 @@ type Options struct {
 	// BootTimeout is how long a new web dyno may take to be up (default 60 s) before
 	// the deploy stops with the old dynos serving.
 	BootTimeout time.Duration
+	// ReleaseTimeout bounds the release phase (default 1 h, Heroku's limit): a release
+	// command that hangs fails its release instead of holding every pass.
+	ReleaseTimeout time.Duration
 	// StateDir holds the app sources cloned from git.
 	StateDir string
 	Logger   *slog.Logger
@@ -117,6 +120,9 @@ func New(opts Options) (*Reconciler, error) {
 	}
 	if opts.BootTimeout <= 0 {
 		opts.BootTimeout = 60 * time.Second
+	}
+	if opts.ReleaseTimeout <= 0 {
+		opts.ReleaseTimeout = time.Hour
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -133,7 +133,7 @@ func newHarness(t *testing.T, appSpec ...string) *harness {
 	h.rec, err = reconciler.New(reconciler.Options{
 		Source: h.source, Driver: h.driver, Builder: &slug.Builder{Store: store}, Ledger: h.ledger,
 		Router: h.router, Logs: h.logs, StateDir: state, BootTimeout: 200 * time.Millisecond,
-		Interval: time.Hour,
+		ReleaseTimeout: 300 * time.Millisecond, Interval: time.Hour,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -567,5 +567,21 @@ func TestCancelledRollbackIsRecordedAsFailed(t *testing.T) {
 	h.expectDynos("web.1@v2 worker.1@v2")
 	if s := h.appStatus(); s.PinnedTo != 0 || s.Release != 2 {
 		t.Errorf("status = %+v, want v2 running and no pin", s)
+	}
+}
+
+// A release command that never ends fails its release at the release timeout: it held
+// the loop (every app, every `manifold reconcile`) for good.
+func TestHungReleaseCommandTimesOut(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.reconcile("")
+	h.write("src/hello/Procfile", "web: ./web.sh\nworker: ./worker.sh\nrelease: hang\n")
+	h.commit()
+	h.reconcile("")
+	h.expectDynos("web.1@v1 worker.1@v1")
+	releases := h.releases()
+	if releases[0].Status != ledger.StatusFailed || !strings.Contains(releases[0].StatusReason, "did not finish within") {
+		t.Errorf("v2 = %s %q, want failed by the release timeout", releases[0].Status, releases[0].StatusReason)
 	}
 }
