@@ -152,6 +152,9 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 	}
 
 	group, ctx := errgroup.WithContext(ctx)
+	// Requests end with the daemon: a `logs --tail` or `run` would otherwise hold the
+	// API's shutdown until its timeout, and up would fail with it.
+	apiServer.BaseContext = func(net.Listener) context.Context { return ctx }
 	group.Go(func() error { return rt.Serve(ctx, routerLn) })
 	if o.tlsAddr != "" {
 		tlsLn, err := net.Listen("tcp", o.tlsAddr)

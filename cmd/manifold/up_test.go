@@ -419,3 +419,30 @@ func dynoIDs(ps api.Ps) []string {
 	slices.Sort(ids)
 	return ids
 }
+
+// SIGTERM ends the daemon cleanly (exit 0) even while a client follows logs: the
+// requests' contexts end with the daemon, so the API's shutdown does not wait them out.
+func TestUpStopsCleanlyWithATailOpen(t *testing.T) {
+	t.Parallel()
+	repo := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(repo, "apps"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	apiAddr := freeAddr(t)
+	d := startDaemon(t, t.TempDir(), repo, freeAddr(t), apiAddr, "1h")
+	var resp *http.Response
+	eventually(t, 30*time.Second, "a log tail", func() error {
+		var err error
+		resp, err = http.Get("http://" + apiAddr + "/v1/apps/hello/logs?tail=true")
+		return err
+	})
+	defer resp.Body.Close()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := d.cmd.Wait()
+	if err != nil {
+		data, _ := os.ReadFile(d.log.Name())
+		t.Errorf("manifold up after SIGTERM with a tail open: %v (want exit 0)\n%s", err, tail(string(data), 20))
+	}
+}
