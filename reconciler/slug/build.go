@@ -56,6 +56,9 @@ type Builder struct {
 	// and safe to share) instead of keeping one per app in CACHE_DIR. Not part of the
 	// slug key.
 	Env []string
+	// Runner runs the buildpack steps. Nil: HostRunner, processes of this host. The
+	// Docker driver's BuildRunner runs them in a build container of the app's stack.
+	Runner Runner
 
 	mu       sync.Mutex
 	appLocks map[string]*sync.Mutex
@@ -125,6 +128,13 @@ func (b *Builder) pathEnv() string {
 		return b.PathEnv
 	}
 	return os.Getenv("PATH")
+}
+
+func (b *Builder) runner() Runner {
+	if b.Runner != nil {
+		return b.Runner
+	}
+	return HostRunner{}
 }
 
 func (b *Builder) sizeLimit() int64 {
@@ -330,11 +340,19 @@ func (b *Builder) build(ctx context.Context, req Request, srcDir, digest string,
 		return ioFail("work dir", err)
 	}
 	defer removeTree(scratch)
+	// A runner in a container mounts these folders at the same paths: they must be
+	// absolute (WorkDir and CacheDir may be relative).
+	if scratch, err = filepath.Abs(scratch); err != nil {
+		return ioFail("work dir", err)
+	}
 	buildDir := filepath.Join(scratch, "app")
 	envDir := filepath.Join(scratch, "env")
 	home := filepath.Join(scratch, "home")
 	tmp := filepath.Join(scratch, "tmp")
-	cacheDir := filepath.Join(b.cacheDir(), req.App)
+	cacheDir, err := filepath.Abs(filepath.Join(b.cacheDir(), req.App))
+	if err != nil {
+		return ioFail("cache dir", err)
+	}
 	for _, d := range []string{envDir, home, tmp, cacheDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return ioFail("scratch dirs", err)
@@ -352,13 +370,20 @@ func (b *Builder) build(ctx context.Context, req Request, srcDir, digest string,
 			return ioFail("write ENV_DIR", err)
 		}
 	}
-	env := b.stepEnv(req.Stack, home, tmp)
+	st := &steps{
+		runner:   b.runner(),
+		app:      req.App,
+		stack:    req.Stack,
+		env:      b.stepEnv(req.Stack, home, tmp),
+		buildDir: buildDir,
+		mounts:   []Mount{{Path: scratch}, {Path: cacheDir}},
+	}
 
 	// Detection.
 	var run []*buildpack
 	labels := map[*buildpack]string{}
 	for _, bp := range c.packs {
-		ok, label, err := detect(ctx, bp, env, buildDir, out)
+		ok, label, err := st.detect(ctx, bp, out)
 		if err := parentDone(); err != nil {
 			return Slug{}, err
 		}
@@ -389,7 +414,7 @@ func (b *Builder) build(ctx context.Context, req Request, srcDir, digest string,
 	var ran []string
 	for _, bp := range run {
 		out.printf("-----> %s app detected", labels[bp])
-		err := runStep(ctx, env, buildDir, out, out, filepath.Join(bp.dir, "bin", "compile"), buildDir, cacheDir, envDir)
+		err := st.compile(ctx, bp, cacheDir, envDir, out)
 		if err := parentDone(); err != nil {
 			return Slug{}, err
 		}
@@ -400,7 +425,7 @@ func (b *Builder) build(ctx context.Context, req Request, srcDir, digest string,
 			return Slug{}, &BuildError{App: req.App, Buildpack: bp.name,
 				Err: fmt.Errorf("%w: bin/compile: %w", ErrCompile, err), Output: out.tail()}
 		}
-		types, err := release(ctx, bp, env, buildDir, out)
+		types, err := st.release(ctx, bp, out)
 		if err := parentDone(); err != nil {
 			return Slug{}, err
 		}

@@ -16,10 +16,9 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
-	"syscall"
-	"time"
 
 	fluxgit "github.com/fluxcd/pkg/git"
 	"github.com/fluxcd/pkg/git/gogit"
@@ -327,34 +326,38 @@ func (b *Builder) stepEnv(stack, home, tmp string) []string {
 	return append(env, b.Env...)
 }
 
-// runStep runs one buildpack script in its own process group, so that a timeout (or
-// the end of the step) kills everything it started. Stdout goes to stdout, stderr
-// to stderr (they may be the same writer).
-func runStep(ctx context.Context, env []string, dir string, stdout, stderr io.Writer, argv ...string) error {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = env
-	cmd.Dir = dir
-	cmd.Stdout = stdout
-	cmd.Stderr = stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	// A background process that keeps stdout open must not hold the build forever.
-	cmd.WaitDelay = 2 * time.Second
-	err := cmd.Run()
-	if cmd.Process != nil {
-		// Whatever the step left running in its group goes with it.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	return err
+// steps runs one build's buildpack scripts through the Builder's Runner.
+type steps struct {
+	runner   Runner
+	app      string
+	stack    string
+	env      []string
+	buildDir string
+	// mounts are the build's own folders (scratch, CACHE_DIR); each step adds its
+	// buildpack's.
+	mounts []Mount
+}
+
+// run runs bp's bin/<script> with args in BUILD_DIR.
+func (s *steps) run(ctx context.Context, bp *buildpack, script string, stdout, stderr io.Writer, args ...string) error {
+	return s.runner.Run(ctx, Cmd{
+		App:    s.app,
+		Stack:  s.stack,
+		Path:   filepath.Join(bp.dir, "bin", script),
+		Args:   args,
+		Dir:    s.buildDir,
+		Env:    s.env,
+		Stdout: stdout,
+		Stderr: stderr,
+		Mounts: append(slices.Clip(s.mounts), Mount{Path: bp.dir, ReadOnly: true}),
+	})
 }
 
 // detect runs bin/detect and returns whether it applies and the name it printed.
-func detect(ctx context.Context, bp *buildpack, env []string, buildDir string, out io.Writer) (bool, string, error) {
+func (s *steps) detect(ctx context.Context, bp *buildpack, out io.Writer) (bool, string, error) {
 	var stdout bytes.Buffer
-	err := runStep(ctx, env, buildDir, &stdout, out, filepath.Join(bp.dir, "bin", "detect"), buildDir)
-	var exit *exec.ExitError
+	err := s.run(ctx, bp, "detect", &stdout, out, s.buildDir)
+	var exit *ExitError
 	if errors.As(err, &exit) && ctx.Err() == nil {
 		return false, "", nil
 	}
@@ -368,15 +371,19 @@ func detect(ctx context.Context, bp *buildpack, env []string, buildDir string, o
 	return true, label, nil
 }
 
+// compile runs bin/compile BUILD_DIR CACHE_DIR ENV_DIR.
+func (s *steps) compile(ctx context.Context, bp *buildpack, cacheDir, envDir string, out io.Writer) error {
+	return s.run(ctx, bp, "compile", out, out, s.buildDir, cacheDir, envDir)
+}
+
 // release runs bin/release (when the buildpack has one) and returns its default
 // process types.
-func release(ctx context.Context, bp *buildpack, env []string, buildDir string, out io.Writer) (map[string]string, error) {
-	script := filepath.Join(bp.dir, "bin", "release")
-	if _, err := os.Stat(script); err != nil {
+func (s *steps) release(ctx context.Context, bp *buildpack, out io.Writer) (map[string]string, error) {
+	if _, err := os.Stat(filepath.Join(bp.dir, "bin", "release")); err != nil {
 		return nil, nil
 	}
 	var stdout bytes.Buffer
-	if err := runStep(ctx, env, buildDir, &stdout, out, script, buildDir); err != nil {
+	if err := s.run(ctx, bp, "release", &stdout, out, s.buildDir); err != nil {
 		return nil, fmt.Errorf("bin/release: %w", err)
 	}
 	var info releaseInfo
