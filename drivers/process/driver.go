@@ -64,6 +64,14 @@ type Options struct {
 	// (16 MiB when zero). MaxLineBytes splits longer lines (64 KiB when zero).
 	MaxLogBytes  int64
 	MaxLineBytes int
+	// MemoryInterval is how often the memory of a dyno with a quota (MemoryBytes) is
+	// sampled (2 s when zero); MemoryReportInterval the least time between two R14
+	// reports of one dyno (20 s when zero, Heroku's cadence); MemoryHardLimit the
+	// multiple of the quota past which the dyno is killed with R15 (2, Heroku's 200%
+	// for standard dynos, when zero; 1 kills at the quota, as Heroku's Private dynos).
+	MemoryInterval       time.Duration
+	MemoryReportInterval time.Duration
+	MemoryHardLimit      float64
 }
 
 // Errors a caller can test with errors.Is.
@@ -84,6 +92,7 @@ type Driver struct {
 	events *eventQueue
 	ports  *portAllocator
 	slugs  *slugCache
+	mem    *memScanner
 	runSeq atomic.Int64 // numbers one-off dynos: run.1, run.2, …
 
 	mu     sync.Mutex
@@ -123,6 +132,18 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	if opts.MaxLineBytes <= 0 {
 		opts.MaxLineBytes = DefaultMaxLineBytes
 	}
+	if opts.MemoryInterval <= 0 {
+		opts.MemoryInterval = DefaultMemoryInterval
+	}
+	if opts.MemoryReportInterval <= 0 {
+		opts.MemoryReportInterval = DefaultMemoryReportInterval
+	}
+	if opts.MemoryHardLimit == 0 {
+		opts.MemoryHardLimit = DefaultMemoryHardLimit
+	}
+	if opts.MemoryHardLimit < 1 {
+		return nil, fmt.Errorf("process driver: memory hard limit %g times the quota: want 1 or more", opts.MemoryHardLimit)
+	}
 	if opts.PortMin < 0 || opts.PortMax > 65535 || opts.PortMin > opts.PortMax || (opts.PortMin == 0) != (opts.PortMax == 0) {
 		return nil, fmt.Errorf("process driver: port range %d-%d: want 1 <= min <= max <= 65535, or both 0", opts.PortMin, opts.PortMax)
 	}
@@ -159,6 +180,7 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		events: newEventQueue(logger),
 		ports:  newPortAllocator(opts.PortMin, opts.PortMax),
 		slugs:  &slugCache{dir: opts.SlugDir},
+		mem:    newMemScanner("/proc", opts.MemoryInterval/2),
 		dynos:  make(map[string]*dyno),
 	}
 	d.wg.Go(func() { d.events.run(runCtx) })

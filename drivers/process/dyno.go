@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,6 +31,10 @@ type dyno struct {
 	stopReq   chan struct{} // closed by Stop
 	stopOnce  sync.Once
 	done      chan struct{} // closed when supervise returns (stopped, or the driver closed)
+	// memSamples counts the memory watcher's samples and memUsage holds the last, in
+	// bytes (tests and, later, metrics read them).
+	memSamples atomic.Int64
+	memUsage   atomic.Int64
 
 	mu          sync.Mutex
 	rec         drivers.Dyno
@@ -350,6 +355,7 @@ func (dy *dyno) run(ctx context.Context, p *proc) bool {
 		status, err := p.wait(watchCtx)
 		exited <- exitResult{status, err}
 	})
+	mw := dy.watchMemory(watchCtx, p)
 
 	dy.mu.Lock()
 	state := dy.rec.State
@@ -359,7 +365,7 @@ func (dy *dyno) run(ctx context.Context, p *proc) bool {
 		case bootUp:
 			dy.setState(drivers.StateUp, "", "")
 		case bootExited:
-			dy.exited(p, result)
+			dy.exited(p, result, mw)
 			return true
 		case bootTimedOut, bootUnhealthy:
 			dy.bootTimeout(p, exited, outcome)
@@ -373,7 +379,7 @@ func (dy *dyno) run(ctx context.Context, p *proc) bool {
 	}
 	select {
 	case result := <-exited:
-		dy.exited(p, result)
+		dy.exited(p, result, mw)
 		return true
 	case <-dy.stopReq:
 		dy.stop(p, exited)
@@ -496,8 +502,9 @@ func (dy *dyno) bootTimeout(p *proc, exited <-chan exitResult, outcome bootOutco
 	dy.crashed("Error R10 (Boot timeout)", "R10")
 }
 
-// exited handles a process that ended on its own: a crash.
-func (dy *dyno) exited(p *proc, result exitResult) {
+// exited handles a process that ended on its own, or that the memory watcher killed
+// past the hard limit (R15): a crash.
+func (dy *dyno) exited(p *proc, result exitResult, mw *memWatch) {
 	if result.err != nil {
 		dy.d.log.Error("watch dyno process", "dyno", dy.id, "err", result.err)
 	}
@@ -506,6 +513,10 @@ func (dy *dyno) exited(p *proc, result exitResult) {
 	dy.fl.pump(true)
 	text := "Process exited with " + result.status.String()
 	dy.heroku("%s", text)
+	if mw.hardKilled.Load() {
+		dy.crashed(msgR15, "R15")
+		return
+	}
 	dy.crashed(text, "")
 }
 

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +28,8 @@ func TestMain(m *testing.M) {
 		webRole()
 	case "daemon":
 		daemonRole()
+	case "hog":
+		hogRole()
 	default:
 		fmt.Fprintln(os.Stderr, "unknown role", os.Getenv(roleEnv))
 		os.Exit(2)
@@ -91,4 +95,39 @@ func daemonRole() {
 	d.mu.Unlock()
 	fmt.Println("READY", dyno.ID, pid)
 	select {}
+}
+
+// hogRole allocates HOG_MB MiB outside the Go heap (no race-detector shadow, no GC)
+// and writes every page, so its resident set grows by that much; then, when the file
+// HOG_MORE_FILE appears, it removes it and takes HOG_MORE_MB more. It sleeps after.
+func hogRole() {
+	hog := func(mib int) {
+		if mib <= 0 {
+			return
+		}
+		mem, err := syscall.Mmap(-1, 0, mib<<20, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+		if err != nil {
+			fmt.Println("mmap:", err)
+			os.Exit(1)
+		}
+		for i := 0; i < len(mem); i += os.Getpagesize() {
+			mem[i] = 1
+		}
+	}
+	first, _ := strconv.Atoi(os.Getenv("HOG_MB"))
+	hog(first)
+	fmt.Println("hog holds", first, "MiB more")
+	more, _ := strconv.Atoi(os.Getenv("HOG_MORE_MB"))
+	moreFile := os.Getenv("HOG_MORE_FILE")
+	for moreFile != "" {
+		if err := os.Remove(moreFile); err == nil {
+			hog(more)
+			fmt.Println("hog holds", more, "MiB more")
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for {
+		time.Sleep(time.Hour)
+	}
 }

@@ -1,0 +1,267 @@
+package process
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/manifold-paas/manifold/drivers"
+)
+
+// Defaults of the memory options.
+const (
+	DefaultMemoryInterval       = 2 * time.Second
+	DefaultMemoryReportInterval = 20 * time.Second
+	DefaultMemoryHardLimit      = 2.0
+)
+
+// The platform lines of the memory watcher, worded as Heroku's dyno manager.
+const (
+	msgR14 = "Error R14 (Memory quota exceeded)"
+	msgR15 = "Error R15 (Memory quota vastly exceeded)"
+)
+
+// memLine is Heroku's sample line: "Process running mem=612M(119.6%)", in MiB (a
+// standard-1x's 512M is 512 MiB) and per cent of the quota.
+func memLine(usage, quota int64) string {
+	return fmt.Sprintf("Process running mem=%dM(%.1f%%)", usage>>20, float64(usage)*100/float64(quota))
+}
+
+// memScanner measures the memory of process groups. One scan of /proc serves every
+// dyno's watcher for maxAge, so the cost per interval is one read of each process's
+// stat file whatever the number of dynos.
+type memScanner struct {
+	procDir  string
+	pageSize int64
+	maxAge   time.Duration
+
+	mu     sync.Mutex
+	at     time.Time
+	groups map[int][]groupMember // by pgid
+}
+
+// groupMember is one process of a group and its resident set in bytes.
+type groupMember struct {
+	pid int
+	rss int64
+}
+
+func newMemScanner(procDir string, maxAge time.Duration) *memScanner {
+	return &memScanner{procDir: procDir, pageSize: int64(os.Getpagesize()), maxAge: maxAge}
+}
+
+// usage is the memory that the processes of group pgid use, in bytes: the sum of
+// their resident sets, from one shared scan. Summed RSS counts pages that forked
+// workers share once per worker, so when that sum is over limit the members are
+// measured again by proportional set size plus swap (smaps_rollup), which counts a
+// shared page once across its sharers, as a container's cgroup does. members is 0
+// when the group is gone.
+func (s *memScanner) usage(pgid int, limit int64) (used int64, members int) {
+	s.mu.Lock()
+	if s.groups == nil || time.Since(s.at) >= s.maxAge {
+		s.groups = s.scan()
+		s.at = time.Now()
+	}
+	group := s.groups[pgid]
+	s.mu.Unlock()
+	var rss int64
+	for _, m := range group {
+		rss += m.rss
+	}
+	if rss <= limit {
+		return rss, len(group)
+	}
+	var pss int64
+	for _, m := range group {
+		v, err := s.pss(m.pid)
+		if err != nil {
+			v = m.rss // no smaps_rollup (old kernel, gone meanwhile): RSS is the upper bound
+		}
+		pss += v
+	}
+	return pss, len(group)
+}
+
+// scan reads every process's pgid and RSS (fields 5 and 24 of /proc/<pid>/stat).
+// Processes that vanish during the scan are skipped.
+func (s *memScanner) scan() map[int][]groupMember {
+	groups := make(map[int][]groupMember)
+	dir, err := os.Open(s.procDir)
+	if err != nil {
+		return groups
+	}
+	names, _ := dir.Readdirnames(-1)
+	dir.Close()
+	buf := make([]byte, 0, 512)
+	for _, name := range names {
+		if name == "" || name[0] < '0' || name[0] > '9' {
+			continue
+		}
+		pid, err := strconv.Atoi(name)
+		if err != nil {
+			continue
+		}
+		buf, err = readFileInto(s.procDir+"/"+name+"/stat", buf[:0])
+		if err != nil {
+			continue
+		}
+		pgid, pages, ok := parseStatMemory(buf)
+		if !ok {
+			continue
+		}
+		groups[pgid] = append(groups[pgid], groupMember{pid: pid, rss: pages * s.pageSize})
+	}
+	return groups
+}
+
+// readFileInto reads a small /proc file into buf (reused between files).
+func readFileInto(path string, buf []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return buf, err
+	}
+	defer f.Close()
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil || n == 0 {
+			return buf, nil
+		}
+	}
+}
+
+// parseStatMemory takes the pgid (field 5) and the resident pages (field 24) from a
+// /proc/<pid>/stat line. The command name (field 2) is in parentheses and may hold
+// spaces or ')', so fields are counted after its last ')'.
+func parseStatMemory(stat []byte) (pgid int, rssPages int64, ok bool) {
+	end := bytes.LastIndexByte(stat, ')')
+	if end < 0 {
+		return 0, 0, false
+	}
+	fields := bytes.Fields(stat[end+1:])
+	// fields[0] is field 3: pgid is fields[2], rss fields[21].
+	if len(fields) < 22 {
+		return 0, 0, false
+	}
+	pgid, err := strconv.Atoi(string(fields[2]))
+	if err != nil || pgid <= 0 {
+		return 0, 0, false
+	}
+	rssPages, err = strconv.ParseInt(string(fields[21]), 10, 64)
+	if err != nil || rssPages < 0 {
+		return 0, 0, false
+	}
+	return pgid, rssPages, true
+}
+
+// pss is pid's proportional set size plus its proportional swap, in bytes.
+func (s *memScanner) pss(pid int) (int64, error) {
+	f, err := os.Open(s.procDir + "/" + strconv.Itoa(pid) + "/smaps_rollup")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return parseSmapsRollup(f)
+}
+
+// parseSmapsRollup sums the Pss and SwapPss lines (in kB) of smaps_rollup.
+func parseSmapsRollup(f *os.File) (int64, error) {
+	var total int64
+	found := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		key, rest, ok := bytes.Cut(sc.Bytes(), []byte(":"))
+		if !ok || (string(key) != "Pss" && string(key) != "SwapPss") {
+			continue
+		}
+		fields := bytes.Fields(rest)
+		if len(fields) == 0 {
+			continue
+		}
+		kb, err := strconv.ParseInt(string(fields[0]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %s: %w", f.Name(), key, err)
+		}
+		total += kb << 10
+		found = found || string(key) == "Pss"
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	if !found {
+		return 0, fmt.Errorf("%s: no Pss line", f.Name())
+	}
+	return total, nil
+}
+
+// memWatch is the memory watcher of one run of a dyno's process.
+type memWatch struct {
+	// hardKilled is set before the watcher kills the group past the hard limit, so
+	// the exit that follows is reported as R15, not as a plain crash.
+	hardKilled atomic.Bool
+}
+
+// watchMemory starts the memory watcher of process p, which runs until ctx ends or
+// it kills p's group. A dyno without a quota (MemoryBytes 0) is not watched.
+func (dy *dyno) watchMemory(ctx context.Context, p *proc) *memWatch {
+	mw := &memWatch{}
+	if dy.spec.MemoryBytes <= 0 {
+		return mw
+	}
+	dy.d.wg.Go(func() { dy.memoryLoop(ctx, p, mw) })
+	return mw
+}
+
+// memoryLoop samples the group's memory every MemoryInterval. Above the quota it
+// logs Heroku's R14 (at most once per MemoryReportInterval) and emits an R14 event;
+// above MemoryHardLimit times the quota it logs R15 and SIGKILLs the group, which
+// the dyno's supervisor then sees exit: crashed with R15, restarted after the cool-off.
+func (dy *dyno) memoryLoop(ctx context.Context, p *proc, mw *memWatch) {
+	opts := dy.d.opts
+	quota := dy.spec.MemoryBytes
+	hard := int64(float64(quota) * opts.MemoryHardLimit)
+	ticker := time.NewTicker(opts.MemoryInterval)
+	defer ticker.Stop()
+	var lastR14 time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		usage, members := dy.d.mem.usage(p.pid, quota)
+		dy.memSamples.Add(1)
+		dy.memUsage.Store(usage)
+		if members == 0 || ctx.Err() != nil {
+			continue // the group is gone or going: the supervisor reports the exit
+		}
+		switch {
+		case usage > hard:
+			dy.heroku("%s", memLine(usage, quota))
+			dy.heroku("%s", msgR15)
+			dy.heroku("Stopping process with SIGKILL")
+			dy.d.log.Warn("dyno over its hard memory limit: killed", "dyno", dy.id, "bytes", usage, "quota", quota)
+			mw.hardKilled.Store(true)
+			if err := p.signalGroup(syscall.SIGKILL); err != nil {
+				dy.d.log.Error("kill dyno after R15", "dyno", dy.id, "err", err)
+			}
+			return
+		case usage > quota && (lastR14.IsZero() || time.Since(lastR14) >= opts.MemoryReportInterval):
+			lastR14 = time.Now()
+			dy.heroku("%s", memLine(usage, quota))
+			dy.heroku("%s", msgR14)
+			rec := dy.snapshot()
+			dy.d.events.push(drivers.Event{Dyno: rec, From: rec.State, To: rec.State, Code: "R14"})
+		}
+	}
+}

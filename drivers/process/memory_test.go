@@ -1,0 +1,297 @@
+package process
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/logs"
+)
+
+const mib = 1 << 20
+
+// The test binary alone holds about 8 MiB resident, 25 MiB under -race: the quotas
+// and hogs below keep clear of both (hog 44 MiB under a 40 MiB quota is 130-175%,
+// 60 MiB more is past 200% either way).
+const (
+	hogQuota   = 40 * mib
+	hogFirstMB = 44
+	hogMoreMB  = 60
+)
+
+// memOptions samples fast; R14 is reported once per process run (the hour never ends
+// within a test), which makes the number of R14 lines exact.
+func memOptions() Options {
+	return Options{MemoryInterval: 50 * time.Millisecond, MemoryReportInterval: time.Hour}
+}
+
+// hogSpec is a worker that takes firstMB MiB, and moreMB more once moreFile appears.
+func (h *harness) hogSpec(index int, quota int64, firstMB, moreMB int, moreFile string) drivers.DynoSpec {
+	spec := h.spec("worker", index, `exec "$TESTBIN"`, map[string]string{
+		roleEnv: "hog", "HOG_MB": strconv.Itoa(firstMB), "HOG_MORE_MB": strconv.Itoa(moreMB), "HOG_MORE_FILE": moreFile,
+	})
+	spec.MemoryBytes = quota
+	return spec
+}
+
+func dynoOf(t *testing.T, d *Driver, id string) *dyno {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dy := d.dynos[id]
+	if dy == nil {
+		t.Fatalf("no dyno %s", id)
+	}
+	return dy
+}
+
+// waitSamples waits until the memory watcher of dyno id has taken n samples.
+func waitSamples(t *testing.T, d *Driver, id string, n int64) {
+	t.Helper()
+	dy := dynoOf(t, d, id)
+	deadline := time.Now().Add(waitLimit)
+	for dy.memSamples.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("dyno %s: %d memory samples, want %d", id, dy.memSamples.Load(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func countPrefix(texts []string, prefix string) int {
+	n := 0
+	for _, text := range texts {
+		if strings.HasPrefix(text, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// checkMemLine asserts text is Heroku's sample line with a per cent within [lo, hi].
+func checkMemLine(t *testing.T, text string, lo, hi float64) {
+	t.Helper()
+	var mem int
+	var pct float64
+	if _, err := fmt.Sscanf(text, "Process running mem=%dM(%f%%)", &mem, &pct); err != nil {
+		t.Fatalf("%q: not a memory line: %v", text, err)
+	}
+	if pct < lo || pct > hi {
+		t.Fatalf("%q: %.1f%% not within %.0f-%.0f%%", text, pct, lo, hi)
+	}
+}
+
+func TestMemoryR14ThenR15(t *testing.T) {
+	h := newHarness(t, memOptions())
+	more := filepath.Join(t.TempDir(), "more")
+	dyno := h.start(h.hogSpec(1, hogQuota, hogFirstMB, hogMoreMB, more))
+
+	ev := waitEvent(t, h.d, func(ev drivers.Event) bool { return ev.Dyno.ID == dyno.ID && ev.Code == "R14" })
+	if ev.From != drivers.StateUp || ev.To != drivers.StateUp {
+		t.Errorf("R14 event %s -> %s, want up -> up", ev.From, ev.To)
+	}
+	h.sink.waitLine(t, "worker.1", logs.SourceHeroku, msgR14)
+	// Many samples over quota, one report per MemoryReportInterval.
+	waitSamples(t, h.d, dyno.ID, 10)
+	texts := h.sink.texts("worker.1", logs.SourceHeroku)
+	if n := countPrefix(texts, msgR14); n != 1 {
+		t.Fatalf("%d R14 lines within one report interval, want 1:\n%s", n, strings.Join(texts, "\n"))
+	}
+	i := indexOf(texts, msgR14)
+	checkMemLine(t, texts[i-1], 101, 199)
+	pid := pidOf(h.d, dyno.ID)
+
+	// Past 200%: R15, the group killed, crashed, restarted.
+	if err := os.WriteFile(more, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ev = waitEvent(t, h.d, func(ev drivers.Event) bool { return ev.Dyno.ID == dyno.ID && ev.To == drivers.StateCrashed })
+	if ev.Code != "R15" || ev.Dyno.Reason != msgR15 {
+		t.Errorf("crash event code %q reason %q, want R15 %q", ev.Code, ev.Dyno.Reason, msgR15)
+	}
+	groupGone(t, pid)
+	texts = h.sink.texts("worker.1", logs.SourceHeroku)
+	i = indexOf(texts, msgR15)
+	if i < 1 {
+		t.Fatalf("no R15 line after a sample line:\n%s", strings.Join(texts, "\n"))
+	}
+	checkMemLine(t, texts[i-1], 200.1, 1000)
+	inOrder(t, texts[i:], msgR15, "Stopping process with SIGKILL", "Process exited with status 137",
+		"State changed from up to crashed", "State changed from crashed to starting")
+
+	// The new process holds its first 44 MiB only (the hog took the file): over quota
+	// again, reported again (a new process), not killed.
+	up := waitState(t, h.d, dyno.ID, drivers.StateUp, func(d drivers.Dyno) bool { return d.Restarts == 1 })
+	if up.Reason != "" {
+		t.Errorf("restarted dyno reason %q", up.Reason)
+	}
+	deadline := time.Now().Add(waitLimit)
+	for countPrefix(h.sink.texts("worker.1", logs.SourceHeroku), msgR14) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no R14 after the restart:\n%s", h.sink.dump())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := countPrefix(h.sink.texts("worker.1", logs.SourceHeroku), msgR15); n != 1 {
+		t.Errorf("%d R15 lines, want 1", n)
+	}
+}
+
+func TestMemoryUnderQuota(t *testing.T) {
+	h := newHarness(t, memOptions())
+	under := h.start(h.hogSpec(1, 64*mib, 0, 0, ""))
+	unlimited := h.start(h.hogSpec(2, 0, hogFirstMB, 0, ""))
+	h.sink.waitLine(t, "worker.1", logs.SourceApp, "hog holds")
+	h.sink.waitLine(t, "worker.2", logs.SourceApp, "hog holds")
+	waitSamples(t, h.d, under.ID, 5)
+
+	if used := dynoOf(t, h.d, under.ID).memUsage.Load(); used < mib || used > 64*mib {
+		t.Errorf("dyno under quota measured at %d bytes, want 1 MiB to 64 MiB", used)
+	}
+	if n := dynoOf(t, h.d, unlimited.ID).memSamples.Load(); n != 0 {
+		t.Errorf("dyno without a quota sampled %d times", n)
+	}
+	for _, name := range []string{"worker.1", "worker.2"} {
+		for _, text := range h.sink.texts(name, logs.SourceHeroku) {
+			if strings.Contains(text, "R14") || strings.Contains(text, "R15") || strings.HasPrefix(text, "Process running") {
+				t.Errorf("%s: %q", name, text)
+			}
+		}
+	}
+	for _, id := range []string{under.ID, unlimited.ID} {
+		if dyno := waitState(t, h.d, id, drivers.StateUp, nil); dyno.Restarts != 0 {
+			t.Errorf("%s restarted %d times", dyno.Name, dyno.Restarts)
+		}
+	}
+}
+
+func TestMemoryAdoptedDynoWatched(t *testing.T) {
+	h := newHarness(t, memOptions())
+	more := filepath.Join(t.TempDir(), "more")
+	dyno := h.start(h.hogSpec(1, hogQuota, hogFirstMB, hogMoreMB, more))
+	h.sink.waitLine(t, "worker.1", logs.SourceHeroku, msgR14)
+	pid := pidOf(h.d, dyno.ID)
+	if err := h.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	sink := &recorder{}
+	h.d = h.newDriver(sink)
+	if got := pidOf(h.d, dyno.ID); got != pid {
+		t.Fatalf("adopted pid %d, want %d", got, pid)
+	}
+	sink.waitLine(t, "worker.1", logs.SourceHeroku, msgR14)
+	if err := os.WriteFile(more, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ev := waitEvent(t, h.d, func(ev drivers.Event) bool { return ev.Dyno.ID == dyno.ID && ev.To == drivers.StateCrashed })
+	if ev.Code != "R15" || ev.Dyno.Reason != msgR15 {
+		t.Errorf("adopted dyno crash: code %q reason %q, want R15", ev.Code, ev.Dyno.Reason)
+	}
+	groupGone(t, pid)
+	// The exit status is known here only because the first driver ran in this process.
+	inOrder(t, sink.texts("worker.1", logs.SourceHeroku), msgR15, "Stopping process with SIGKILL", "State changed from up to crashed")
+	waitState(t, h.d, dyno.ID, drivers.StateUp, func(d drivers.Dyno) bool { return d.Restarts == 1 })
+}
+
+func TestMemoryOptions(t *testing.T) {
+	for _, hard := range []float64{0.5, -1} {
+		_, err := New(context.Background(), Options{StateDir: t.TempDir(), MemoryHardLimit: hard})
+		if err == nil || !strings.Contains(err.Error(), "memory hard limit") {
+			t.Errorf("MemoryHardLimit %g: err %v, want a memory hard limit error", hard, err)
+		}
+	}
+	d, err := New(context.Background(), Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.opts.MemoryInterval != DefaultMemoryInterval || d.opts.MemoryReportInterval != DefaultMemoryReportInterval || d.opts.MemoryHardLimit != DefaultMemoryHardLimit {
+		t.Errorf("defaults %v %v %v", d.opts.MemoryInterval, d.opts.MemoryReportInterval, d.opts.MemoryHardLimit)
+	}
+}
+
+func TestMemLine(t *testing.T) {
+	for _, tc := range []struct {
+		usage, quota int64
+		want         string
+	}{
+		{612 * mib, 512 * mib, "Process running mem=612M(119.5%)"},
+		{1063 * mib, 512 * mib, "Process running mem=1063M(207.6%)"},
+		{512*mib + mib/2, 512 * mib, "Process running mem=512M(100.1%)"},
+		{48 * mib, 40 * mib, "Process running mem=48M(120.0%)"},
+	} {
+		if got := memLine(tc.usage, tc.quota); got != tc.want {
+			t.Errorf("memLine(%d, %d) = %q, want %q", tc.usage, tc.quota, got, tc.want)
+		}
+	}
+}
+
+func TestParseStatMemory(t *testing.T) {
+	// Fields 6 to 25 after "pid (comm) state ppid pgrp"; field 24 (rss) is 2048.
+	var tail string
+	for field := 6; field <= 25; field++ {
+		tail += " " + strconv.Itoa(field)
+	}
+	tail = strings.Replace(tail, " 24 ", " 2048 ", 1)
+	for _, tc := range []struct {
+		name  string
+		stat  string
+		pgid  int
+		pages int64
+		ok    bool
+	}{
+		{"plain", "123 (sh) S 1 777" + tail, 777, 2048, true},
+		{"name with ) and spaces", "123 (a) b (c) S 1 42" + tail, 42, 2048, true},
+		{"truncated", "123 (sh) S 1 777 4 5", 0, 0, false},
+		{"no parenthesis", "garbage", 0, 0, false},
+		{"bad pgid", "123 (sh) S 1 x" + tail, 0, 0, false},
+		{"negative rss", "123 (sh) S 1 9" + strings.Replace(tail, "2048", "-1", 1), 0, 0, false},
+		{"empty", "", 0, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pgid, pages, ok := parseStatMemory([]byte(tc.stat))
+			if pgid != tc.pgid || pages != tc.pages || ok != tc.ok {
+				t.Errorf("got %d %d %v, want %d %d %v", pgid, pages, ok, tc.pgid, tc.pages, tc.ok)
+			}
+		})
+	}
+}
+
+// TestMemScannerOwnGroup measures this test process's own group against /proc.
+func TestMemScannerOwnGroup(t *testing.T) {
+	s := newMemScanner("/proc", time.Millisecond)
+	pgid := syscall.Getpgrp()
+	rss, members := s.usage(pgid, 1<<62)
+	if members < 1 || rss < mib {
+		t.Fatalf("own group %d: %d members, %d bytes", pgid, members, rss)
+	}
+	// Over a limit of 1 byte the group is measured by PSS: at most RSS, never 0.
+	pss, _ := s.usage(pgid, 1)
+	if pss <= 0 || pss > rss+64*mib {
+		t.Errorf("PSS %d, RSS %d", pss, rss)
+	}
+	if _, members := s.usage(1<<30, 0); members != 0 {
+		t.Errorf("a group that does not exist has %d members", members)
+	}
+	empty := newMemScanner(filepath.Join(t.TempDir(), "no-proc"), time.Millisecond)
+	if used, members := empty.usage(pgid, 0); used != 0 || members != 0 {
+		t.Errorf("no /proc: %d bytes, %d members", used, members)
+	}
+}
+
+func indexOf(texts []string, want string) int {
+	for i, text := range texts {
+		if text == want {
+			return i
+		}
+	}
+	return -1
+}
