@@ -116,7 +116,7 @@ func (s *server) reconcile(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := s.daemon.Reconcile(r.Context(), body.App); err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+		writeError(w, statusOf(err), err)
 		return
 	}
 	writeJSON(w, http.StatusOK, s.daemon.Status())
@@ -174,30 +174,47 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errors.New("command is empty"))
 		return
 	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
 	frames := &frameWriter{w: w, enc: json.NewEncoder(w)}
 	code, err := s.daemon.RunOneOff(r.Context(), reconciler.OneOff{
 		App: r.PathValue("app"), Env: req.Env, Command: req.Command,
 		Stdout: frames.stream("stdout"), Stderr: frames.stream("stderr"),
 	})
 	if err != nil {
+		if !frames.started() {
+			// Nothing streamed yet (no such app, no release): a plain error answer.
+			writeError(w, statusOf(err), err)
+			return
+		}
 		frames.write(RunFrame{Error: err.Error()})
 		return
 	}
 	frames.write(RunFrame{Exit: &code})
 }
 
-// frameWriter serialises frames from the stdout and stderr copiers.
+// frameWriter serialises frames from the stdout and stderr copiers. The 200 and its
+// header go out with the first frame, so that a run that fails before it starts
+// answers with its own status code.
 type frameWriter struct {
-	mu  sync.Mutex
-	w   http.ResponseWriter
-	enc *json.Encoder
+	mu    sync.Mutex
+	w     http.ResponseWriter
+	enc   *json.Encoder
+	begun bool
+}
+
+func (f *frameWriter) started() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.begun
 }
 
 func (f *frameWriter) write(frame RunFrame) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !f.begun {
+		f.begun = true
+		f.w.Header().Set("Content-Type", "application/x-ndjson")
+		f.w.WriteHeader(http.StatusOK)
+	}
 	_ = f.enc.Encode(frame)
 	if flusher, ok := f.w.(http.Flusher); ok {
 		flusher.Flush()
@@ -262,8 +279,11 @@ func (s *server) logLines(w http.ResponseWriter, r *http.Request) {
 }
 
 func statusOf(err error) int {
-	if errors.Is(err, reconciler.ErrUnknownApp) || errors.Is(err, ledger.ErrNotFound) {
+	switch {
+	case errors.Is(err, reconciler.ErrUnknownApp) || errors.Is(err, ledger.ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, ledger.ErrNotLive):
+		return http.StatusConflict // a rollback to a release that never went live
 	}
 	return http.StatusInternalServerError
 }
