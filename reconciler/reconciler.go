@@ -163,10 +163,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) error {
 	}
 	select {
 	case <-req.done:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if app != "" && !slices.ContainsFunc(r.Apps(), func(a spec.App) bool { return a.Name == app }) {
+		// A typo would otherwise "reconcile" nothing and say it did.
+		return fmt.Errorf("%w: %s", ErrUnknownApp, app)
+	}
+	return nil
 }
 
 // Run reconciles until ctx ends: at start, on every Trigger, on every driver event

@@ -2,6 +2,7 @@ package reconciler_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -583,5 +584,14 @@ func TestHungReleaseCommandTimesOut(t *testing.T) {
 	releases := h.releases()
 	if releases[0].Status != ledger.StatusFailed || !strings.Contains(releases[0].StatusReason, "did not finish within") {
 		t.Errorf("v2 = %s %q, want failed by the release timeout", releases[0].Status, releases[0].StatusReason)
+	}
+}
+
+func TestReconcileOfAnUnknownApp(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.reconcile("")
+	if err := h.rec.Reconcile(context.Background(), "helo"); !errors.Is(err, reconciler.ErrUnknownApp) {
+		t.Errorf("reconcile -a helo: %v, want ErrUnknownApp", err)
 	}
 }
