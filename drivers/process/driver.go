@@ -79,6 +79,9 @@ var (
 	ErrClosed      = errors.New("process driver closed")
 	ErrUnknownDyno = errors.New("no such dyno")
 	ErrInvalidSpec = errors.New("invalid dyno spec")
+	// ErrMemoryQuota is why Run returns when it killed a one-off past its hard
+	// memory limit (R15).
+	ErrMemoryQuota = errors.New("memory quota vastly exceeded (R15)")
 )
 
 // Driver runs dynos as local process groups. It implements drivers.Driver.

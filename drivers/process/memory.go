@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -218,19 +219,43 @@ func (dy *dyno) watchMemory(ctx context.Context, p *proc) *memWatch {
 	if dy.spec.MemoryBytes <= 0 {
 		return mw
 	}
-	dy.d.wg.Go(func() { dy.memoryLoop(ctx, p, mw) })
+	group := memGroup{
+		pgid:   p.pid,
+		quota:  dy.spec.MemoryBytes,
+		id:     dy.id,
+		heroku: dy.heroku,
+		sampled: func(used int64) {
+			dy.memSamples.Add(1)
+			dy.memUsage.Store(used)
+		},
+		r14: func() {
+			rec := dy.snapshot()
+			dy.d.events.push(drivers.Event{Dyno: rec, From: rec.State, To: rec.State, Code: "R14"})
+		},
+	}
+	dy.d.wg.Go(func() { dy.d.watchGroup(ctx, group, mw) })
 	return mw
 }
 
-// memoryLoop samples the group's memory every MemoryInterval. Above the quota it
-// logs Heroku's R14 (at most once per MemoryReportInterval) and emits an R14 event;
-// above MemoryHardLimit times the quota it logs R15 and SIGKILLs the group, which
-// the dyno's supervisor then sees exit: crashed with R15, restarted after the cool-off.
-func (dy *dyno) memoryLoop(ctx context.Context, p *proc, mw *memWatch) {
-	opts := dy.d.opts
-	quota := dy.spec.MemoryBytes
-	hard := int64(float64(quota) * opts.MemoryHardLimit)
-	ticker := time.NewTicker(opts.MemoryInterval)
+// memGroup is what the memory watcher watches: a process group and its quota, and
+// what to tell.
+type memGroup struct {
+	pgid    int
+	quota   int64
+	id      string                           // the dyno, for the daemon's log
+	heroku  func(format string, args ...any) // publishes a platform line of the dyno
+	sampled func(used int64)                 // optional: every sample
+	r14     func()                           // optional: emits the R14 event
+}
+
+// watchGroup samples the group's memory every MemoryInterval until ctx ends. Above
+// the quota it logs Heroku's R14 (at most once per MemoryReportInterval); above
+// MemoryHardLimit times the quota it logs R15, sets mw.hardKilled and SIGKILLs the
+// group, and returns. Whoever waits for the process reports the exit: a dyno's
+// supervisor crashes it with R15 and restarts it after the cool-off.
+func (d *Driver) watchGroup(ctx context.Context, g memGroup, mw *memWatch) {
+	hard := int64(float64(g.quota) * d.opts.MemoryHardLimit)
+	ticker := time.NewTicker(d.opts.MemoryInterval)
 	defer ticker.Stop()
 	var lastR14 time.Time
 	for {
@@ -239,29 +264,31 @@ func (dy *dyno) memoryLoop(ctx context.Context, p *proc, mw *memWatch) {
 			return
 		case <-ticker.C:
 		}
-		usage, members := dy.d.mem.usage(p.pid, quota)
-		dy.memSamples.Add(1)
-		dy.memUsage.Store(usage)
+		used, members := d.mem.usage(g.pgid, g.quota)
+		if g.sampled != nil {
+			g.sampled(used)
+		}
 		if members == 0 || ctx.Err() != nil {
-			continue // the group is gone or going: the supervisor reports the exit
+			continue // the group is gone or going: its waiter reports the exit
 		}
 		switch {
-		case usage > hard:
-			dy.heroku("%s", memLine(usage, quota))
-			dy.heroku("%s", msgR15)
-			dy.heroku("Stopping process with SIGKILL")
-			dy.d.log.Warn("dyno over its hard memory limit: killed", "dyno", dy.id, "bytes", usage, "quota", quota)
+		case used > hard:
+			g.heroku("%s", memLine(used, g.quota))
+			g.heroku("%s", msgR15)
+			g.heroku("Stopping process with SIGKILL")
+			d.log.Warn("dyno over its hard memory limit: killed", "dyno", g.id, "bytes", used, "quota", g.quota)
 			mw.hardKilled.Store(true)
-			if err := p.signalGroup(syscall.SIGKILL); err != nil {
-				dy.d.log.Error("kill dyno after R15", "dyno", dy.id, "err", err)
+			if err := syscall.Kill(-g.pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+				d.log.Error("kill dyno after R15", "dyno", g.id, "err", err)
 			}
 			return
-		case usage > quota && (lastR14.IsZero() || time.Since(lastR14) >= opts.MemoryReportInterval):
+		case used > g.quota && (lastR14.IsZero() || time.Since(lastR14) >= d.opts.MemoryReportInterval):
 			lastR14 = time.Now()
-			dy.heroku("%s", memLine(usage, quota))
-			dy.heroku("%s", msgR14)
-			rec := dy.snapshot()
-			dy.d.events.push(drivers.Event{Dyno: rec, From: rec.State, To: rec.State, Code: "R14"})
+			g.heroku("%s", memLine(used, g.quota))
+			g.heroku("%s", msgR14)
+			if g.r14 != nil {
+				g.r14()
+			}
 		}
 	}
 }

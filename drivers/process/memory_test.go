@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -294,4 +295,33 @@ func indexOf(texts []string, want string) int {
 		}
 	}
 	return -1
+}
+
+func TestMemoryOneOffR15(t *testing.T) {
+	h := newHarness(t, memOptions())
+	more := filepath.Join(t.TempDir(), "more")
+	if err := os.WriteFile(more, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spec := h.hogSpec(0, hogQuota, hogFirstMB, hogMoreMB, more)
+	spec.Type, spec.Index = "run", 0
+	var stdout strings.Builder
+	code, err := h.d.Run(context.Background(), drivers.OneOff{DynoSpec: spec, Stdout: &stdout, Stderr: &stdout})
+	if code != 137 || !errors.Is(err, ErrMemoryQuota) {
+		t.Fatalf("one-off past its hard limit: code %d err %v, want 137 and ErrMemoryQuota; output %q", code, err, stdout.String())
+	}
+	texts := h.sink.texts("run.1", logs.SourceHeroku)
+	inOrder(t, texts, msgR15, "Stopping process with SIGKILL", "Process exited with status 137", "State changed from up to complete")
+	if i := indexOf(texts, msgR15); i < 1 {
+		t.Fatalf("no sample line before R15:\n%s", strings.Join(texts, "\n"))
+	} else {
+		checkMemLine(t, texts[i-1], 200.1, 1000)
+	}
+
+	// Under its quota, a one-off runs to its end untouched.
+	spec.Command = "echo small"
+	code, err = h.d.Run(context.Background(), drivers.OneOff{DynoSpec: spec, Stdout: &stdout, Stderr: &stdout})
+	if code != 0 || err != nil {
+		t.Fatalf("small one-off: code %d err %v", code, err)
+	}
 }

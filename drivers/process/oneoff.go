@@ -69,7 +69,19 @@ func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 	heroku("State changed from starting to up")
 	// exec.CommandContext would kill only the leader; a one-off's children go too.
 	stopKill := context.AfterFunc(ctx, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+	// A one-off has its size's quota too (Heroku: R14, and R15 kills it).
+	mw := &memWatch{}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		if spec.MemoryBytes > 0 {
+			d.watchGroup(watchCtx, memGroup{pgid: pgid, quota: spec.MemoryBytes, id: spec.App + " " + name, heroku: heroku}, mw)
+		}
+	}()
 	waitErr := cmd.Wait()
+	stopWatch()
+	<-watchDone
 	stopKill()
 	_ = syscall.Kill(-pgid, syscall.SIGKILL) // what the leader left behind
 
@@ -83,6 +95,8 @@ func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 	switch {
 	case ctx.Err() != nil:
 		return code, fmt.Errorf("run app %s dyno %s: killed: %w", spec.App, name, ctx.Err())
+	case mw.hardKilled.Load():
+		return code, fmt.Errorf("run app %s dyno %s: killed: %w", spec.App, name, ErrMemoryQuota)
 	case waitErr != nil && !errors.As(waitErr, &exitErr):
 		return code, fmt.Errorf("run app %s dyno %s: %w", spec.App, name, waitErr)
 	}
