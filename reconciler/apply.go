@@ -79,19 +79,34 @@ func (r *Reconciler) ensureRelease(ctx context.Context, app *spec.App, snapshot 
 		return nil, fmt.Errorf("read releases of %s (%s): %w", app.Name, app.Env, err)
 	}
 	current := currentOf(releases)
-	if len(releases) > 0 && releases[0].SpecDigest == fingerprint {
+	interrupted := false
+	if len(releases) > 0 && releases[0].Status == ledger.StatusPending {
+		// Only this loop and Rollback make releases, one at a time: a pending one was
+		// cut short by a restart. It never goes live, whatever the spec says now (a
+		// commit may have changed it since), nor does a rollback's pin on it; the spec's
+		// deploy is retried at once.
+		latest := releases[0]
+		reason := "interrupted: manifold stopped during the deploy"
+		if err := r.opts.Ledger.SetStatus(ctx, app.Name, app.Env, latest.Version, ledger.StatusFailed, reason); err != nil {
+			return current, err
+		}
+		if pinned, ok := r.opts.Ledger.Pinned(app.Name, app.Env); ok && pinned == latest.Version {
+			if err := r.opts.Ledger.Unpin(ctx, app.Name, app.Env); err != nil {
+				return current, err
+			}
+		}
+		interrupted = true
+		if current != nil && current.SpecDigest == fingerprint {
+			return current, nil // what runs is what the spec wants: no new release
+		}
+	}
+	if len(releases) > 0 && releases[0].SpecDigest == fingerprint && !interrupted {
 		// The newest release was made for this very spec: a deploy, or a rollback
 		// that stays until a commit changes the app.
 		latest := releases[0]
 		switch {
 		case latest.Status == ledger.StatusSucceeded:
 			return &latest, nil
-		case latest.Status == ledger.StatusPending:
-			// Only this loop makes releases: a pending one was cut short by a restart.
-			reason := "interrupted: manifold stopped during the deploy"
-			if err := r.opts.Ledger.SetStatus(ctx, app.Name, app.Env, latest.Version, ledger.StatusFailed, reason); err != nil {
-				return current, err
-			}
 		case !force:
 			return current, fmt.Errorf("v%d failed: %s (fix the spec, or `manifold reconcile -a %s` to retry)",
 				latest.Version, latest.StatusReason, app.Name)

@@ -595,3 +595,43 @@ func TestReconcileOfAnUnknownApp(t *testing.T) {
 		t.Errorf("reconcile -a helo: %v, want ErrUnknownApp", err)
 	}
 }
+
+// After a restart, a release left pending is marked failed whether or not the spec
+// still wants it, and a rollback's pin on it ends: it stayed pending for good when a
+// commit had changed the app meanwhile, and the pin outlived it.
+func TestPendingReleasesAfterARestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t.Run("deploy of an older spec", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		h.reconcile("")
+		cut, err := h.ledger.Append(ctx, ledger.Release{App: "hello", Env: "default", SlugKey: h.releases()[0].SlugKey,
+			SpecDigest: "sha256:older", Status: ledger.StatusPending, Description: "Deploy 0000000"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.reconcile("")
+		releases := h.releases()
+		if len(releases) != 2 || releases[0].Version != cut.Version || releases[0].Status != ledger.StatusFailed {
+			t.Errorf("releases %+v, want v%d failed and no new one (v1 is the spec's)", releases, cut.Version)
+		}
+		h.expectDynos("web.1@v1 worker.1@v1")
+	})
+	t.Run("rollback", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		h.reconcile("")
+		cut, err := h.ledger.Rollback(ctx, "hello", "default", 1, "bob@example.com", h.releases()[0].SpecDigest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.reconcile("")
+		if got := h.releases()[0]; got.Version != cut.Version || got.Status != ledger.StatusFailed {
+			t.Errorf("v%d is %s, want the interrupted rollback v%d failed", got.Version, got.Status, cut.Version)
+		}
+		if s := h.appStatus(); s.PinnedTo != 0 || s.State != reconciler.StateReady {
+			t.Errorf("status = %+v, want Ready and no pin", s)
+		}
+	})
+}
