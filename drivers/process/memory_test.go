@@ -325,3 +325,15 @@ func TestMemoryOneOffR15(t *testing.T) {
 		t.Fatalf("small one-off: code %d err %v", code, err)
 	}
 }
+
+// BenchmarkMemoryScan is one scan of /proc (pgid and RSS of every process), the cost
+// of a memory sample whatever the number of dynos.
+func BenchmarkMemoryScan(b *testing.B) {
+	s := newMemScanner("/proc", 0)
+	pgid := syscall.Getpgrp()
+	b.ReportAllocs()
+	for b.Loop() {
+		s.usage(pgid, 1<<62)
+	}
+	b.ReportMetric(float64(len(s.groups)), "groups")
+}
