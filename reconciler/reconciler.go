@@ -281,6 +281,11 @@ func (r *Reconciler) pass(ctx context.Context, req request) {
 		r.log.Error("refresh routes", "err", err)
 	}
 	r.mu.Lock()
+	for key := range r.status.apps {
+		if !wanted[key] {
+			delete(r.status.apps, key) // gone from the spec (prune drops those with dynos)
+		}
+	}
 	r.status.LastPass = time.Now()
 	r.status.LastPassReason = req.reason
 	r.mu.Unlock()

@@ -635,3 +635,29 @@ func TestPendingReleasesAfterARestart(t *testing.T) {
 		}
 	})
 }
+
+// An app removed from the repo leaves status even when it ran no dyno.
+func TestRemovedAppWithoutDynosLeavesStatus(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.write("apps/idle.hcl", "app \"idle\" {\n  source { path = \"../src/hello\" }\n  buildpacks = [\"procfile\"]\n  suspend = true\n}\n")
+	h.commit()
+	h.reconcile("")
+	names := func() (out []string) {
+		for _, s := range h.rec.Status().Apps {
+			out = append(out, s.App)
+		}
+		return out
+	}
+	if got := names(); !slices.Equal(got, []string{"hello", "idle"}) {
+		t.Fatalf("status apps = %v, want hello and idle", got)
+	}
+	if err := os.Remove(filepath.Join(h.repo, "apps", "idle.hcl")); err != nil {
+		t.Fatal(err)
+	}
+	h.commit()
+	h.reconcile("")
+	if got := names(); !slices.Equal(got, []string{"hello"}) {
+		t.Errorf("status apps = %v after idle left the repo, want hello only", got)
+	}
+}
