@@ -36,7 +36,8 @@ type Options struct {
 	// Host is the engine's address (unix:///var/run/docker.sock, tcp://…); empty means
 	// DOCKER_HOST and the other DOCKER_* variables, then the default socket.
 	Host string
-	// DefaultStack is the image of dynos whose spec names no stack (manifold/stack:24).
+	// DefaultStack is the image of dynos whose spec names no stack or the default
+	// stack manifold-24 (manifold/stack:24).
 	DefaultStack string
 	// BootTimeout is how long a web dyno has to accept a TCP connection on $PORT (and
 	// answer its health check) before R10 (60 s).
@@ -59,6 +60,9 @@ type Options struct {
 	// volume per slug, mounted read-only at /app with a writable tmpfs at /app/tmp:
 	// faster, see docs/docker.md for the figures.
 	CopySlug bool
+	// GoRoot is the Go toolchain mounted read-only at /usr/local/go in build
+	// containers (BuildRunner) whose stack has no go; empty: `go env GOROOT`.
+	GoRoot string
 	// Cooloff is the wait before the n-th consecutive crash restart (drivers.Cooloff);
 	// tests shorten it.
 	Cooloff func(n int) time.Duration

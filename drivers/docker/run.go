@@ -33,9 +33,8 @@ func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 		spec.Index = d.runSeq
 		d.mu.Unlock()
 	}
-	if spec.Stack == "" {
-		spec.Stack = d.opts.DefaultStack
-	}
+	// The spec names a stack ("manifold-24"); the container needs its image.
+	spec.Stack = d.stackImage(spec.Stack)
 	if err := validateSpec(spec); err != nil {
 		return -1, err
 	}

@@ -64,9 +64,8 @@ func (d *Driver) Start(ctx context.Context, spec drivers.DynoSpec) (drivers.Dyno
 		return drivers.Dyno{}, fmt.Errorf("start %s: %w", dynoRef(spec), err)
 	}
 	defer d.wg.Done()
-	if spec.Stack == "" {
-		spec.Stack = d.opts.DefaultStack
-	}
+	// The spec names a stack ("manifold-24"); the container needs its image.
+	spec.Stack = d.stackImage(spec.Stack)
 	labels, err := d.dynoLabels(spec)
 	if err != nil {
 		return drivers.Dyno{}, err

@@ -123,6 +123,12 @@ func (d *Driver) adopt(ctx context.Context) error {
 			}
 			continue
 		}
+		if isBuildContainer(c.Labels) {
+			// A daemon died during a build: that build is gone with it.
+			d.log.Info("removing a build container of an earlier daemon", "container", c.ID, "app", c.Labels[LabelBuild])
+			d.removeContainer(drivers.DynoSpec{}, c.ID)
+			continue
+		}
 		if c.Labels[LabelOneOff] != "" {
 			continue
 		}
