@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/manifold-paas/manifold/reconciler"
 )
 
 func newReconcileCmd() *cobra.Command {
@@ -18,6 +21,7 @@ func newReconcileCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Reconciled %s.\n", status.Revision.Short())
+			var stalled []string
 			for _, s := range status.Apps {
 				if app != "" && s.App != app {
 					continue
@@ -27,9 +31,16 @@ func newReconcileCmd() *cobra.Command {
 					line += ": " + s.Reason
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), line)
+				if s.State == reconciler.StateStalled {
+					stalled = append(stalled, s.App+" ("+s.Env+")")
+				}
 			}
 			if status.Error != "" {
 				return fmt.Errorf("the newest revision does not load:\n%s", status.Error)
+			}
+			if len(stalled) > 0 {
+				// As `flux reconcile`: a script learns from the exit code that it did not converge.
+				return fmt.Errorf("not converged: %s stalled", strings.Join(stalled, ", "))
 			}
 			return nil
 		},

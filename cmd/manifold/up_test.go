@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -444,5 +445,38 @@ func TestUpStopsCleanlyWithATailOpen(t *testing.T) {
 	if err != nil {
 		data, _ := os.ReadFile(d.log.Name())
 		t.Errorf("manifold up after SIGTERM with a tail open: %v (want exit 0)\n%s", err, tail(string(data), 20))
+	}
+}
+
+// `manifold reconcile` exits non-zero when an app it reports is Stalled, as
+// `flux reconcile` does: a deploy that failed is not a success to a script.
+func TestReconcileExitCode(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		state string
+		want  int
+	}{
+		{"ready", reconciler.StateReady, 0},
+		{"stalled", reconciler.StateStalled, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_ = json.NewEncoder(w).Encode(reconciler.Status{Apps: []reconciler.AppStatus{
+					{App: "hello", Env: "staging", State: tt.state, Release: 2, Reason: "v3 failed: R10"},
+				}})
+			}))
+			defer srv.Close()
+			root := newRootCmd()
+			var out, errOut bytes.Buffer
+			root.SetOut(&out)
+			root.SetArgs([]string{"reconcile", "-a", "hello", "--api", srv.URL})
+			code := exitCode(root.ExecuteContext(context.Background()), &errOut)
+			if code != tt.want || !strings.Contains(out.String(), "hello (staging): "+tt.state) {
+				t.Errorf("exit %d (%s), output %q; want exit %d", code, errOut.String(), out.String(), tt.want)
+			}
+		})
 	}
 }
