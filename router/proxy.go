@@ -137,6 +137,19 @@ func (ex *exchange) finish() bool {
 
 // ServeHTTP routes one request by its Host to a dyno of the current table.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if r.handle(w, req) {
+		// The response was cut short after its status went out: abort the client
+		// connection (HTTP/1) or stream (HTTP/2) so the client sees the truncation
+		// instead of a well-formed short response.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// handle is the one core both servers share (net/http's for TLS and HTTP/2 through
+// ServeHTTP, the router's own for plain HTTP/1.1): it routes req and writes the
+// response to w. It reports whether the client connection must be aborted because
+// the response was cut short after its status went out.
+func (r *Router) handle(w http.ResponseWriter, req *http.Request) bool {
 	arrival := r.opts.Now()
 	host := normalizeHost(req.Host)
 	rt := r.table.Load().hosts[host]
@@ -147,19 +160,14 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		h.Set("Content-Length", strconv.Itoa(len(noSuchApp)))
 		w.WriteHeader(http.StatusNotFound)
 		_, _ = io.WriteString(w, noSuchApp)
-		return
+		return false
 	}
 	ex := r.exchanges.Get().(*exchange)
 	abort := ex.serve(w, req, rt, host, arrival)
 	if ex.finish() {
 		r.exchanges.Put(ex)
 	}
-	if abort {
-		// The response was cut short after its status went out: abort the client
-		// connection (HTTP/1) or stream (HTTP/2) so the client sees the truncation
-		// instead of a well-formed short response.
-		panic(http.ErrAbortHandler)
-	}
+	return abort
 }
 
 // serve proxies one request to a dyno of rt and writes its log line. It reports whether

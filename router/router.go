@@ -181,12 +181,24 @@ func (r *Router) Swap(t Table) {
 	}
 }
 
-// Serve answers HTTP/1.1 on ln until ctx is done, then shuts down gracefully: it stops
+// Serve answers HTTP/1.1 on ln (with the router's own server, server.go) until ctx is done, then shuts down gracefully: it stops
 // accepting, lets requests in flight finish (up to Options.ShutdownTimeout) and
 // returns nil. Any other failure to serve is returned.
 func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
-	srv := r.newServer(ln, "http")
-	return r.run(ctx, srv, ln, func() error { return srv.Serve(ln) })
+	s := newH1Server(r, ln)
+	done := make(chan error, 1)
+	go func() { done <- s.acceptLoop() }()
+	select {
+	case err := <-done:
+		s.shutdown(0)
+		return fmt.Errorf("router: serve on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	if !s.shutdown(r.opts.ShutdownTimeout) {
+		r.logger.Warn("router: requests still in flight at shutdown timeout; closed", "addr", ln.Addr().String())
+	}
+	<-done
+	return nil
 }
 
 // ServeTLS is Serve over TLS with the certificate and key in PEM files; clients get
