@@ -1,8 +1,10 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -229,7 +231,12 @@ func (r *BuildRunner) run(ctx context.Context, cmd slug.Cmd, image string, argv,
 	outputDone := make(chan struct{})
 	go func() {
 		defer close(outputDone)
-		_, _ = stdcopy.StdCopy(cmd.Stdout, cmd.Stderr, attach.Reader)
+		// Whole lines, so that stdout and stderr going to one build log do not cut
+		// each other's lines where the engine's frames happen to end.
+		stdout, stderr := &buildLines{out: cmd.Stdout}, &buildLines{out: cmd.Stderr}
+		_, _ = stdcopy.StdCopy(stdout, stderr, attach.Reader)
+		stdout.flush()
+		stderr.flush()
 	}()
 	// The output goroutine writes to cmd's writers: it must be done before Run returns.
 	defer func() {
@@ -339,4 +346,35 @@ func (r *BuildRunner) hostGoRoot() string {
 // isBuildContainer reports whether labels are a build container's.
 func isBuildContainer(labels map[string]string) bool {
 	return labels[LabelOneOff] == "build"
+}
+
+// buildLines passes on whole lines; a line longer than maxBuildPartialLine (a progress bar
+// without newlines) goes on in pieces. Not safe for concurrent use: one per stream.
+type buildLines struct {
+	out     io.Writer
+	partial []byte
+}
+
+const maxBuildPartialLine = 4096
+
+func (w *buildLines) Write(p []byte) (int, error) {
+	w.partial = append(w.partial, p...)
+	if i := bytes.LastIndexByte(w.partial, '\n'); i >= 0 {
+		if _, err := w.out.Write(w.partial[:i+1]); err != nil {
+			return 0, err
+		}
+		w.partial = append(w.partial[:0], w.partial[i+1:]...)
+	}
+	if len(w.partial) > maxBuildPartialLine {
+		w.flush()
+	}
+	return len(p), nil
+}
+
+// flush passes on the unfinished line.
+func (w *buildLines) flush() {
+	if len(w.partial) > 0 {
+		_, _ = w.out.Write(w.partial)
+		w.partial = w.partial[:0]
+	}
 }
