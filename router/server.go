@@ -41,6 +41,9 @@ const (
 	// client connection to notice a client that went away (H27). Quick requests never
 	// pay for that read.
 	watchDelay = 20 * time.Millisecond
+	// rejectLinger is how long a refused request's connection is drained before it
+	// closes.
+	rejectLinger = 200 * time.Millisecond
 )
 
 // h1Server serves HTTP/1.1 on one listener.
@@ -501,6 +504,13 @@ func (c *h1Conn) reject(status int, msg string) {
 	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
 		status, http.StatusText(status), len(body), body)
 	_ = c.bw.Flush()
+	// Read what the client still sends for a moment before closing: closing with
+	// unread data resets the connection, and the client could lose the answer.
+	if tcp, ok := c.conn.(*net.TCPConn); ok {
+		_ = tcp.CloseWrite()
+		_ = c.conn.SetReadDeadline(time.Now().Add(rejectLinger))
+		_, _ = io.CopyN(io.Discard, c.conn, maxHeadBytes)
+	}
 	c.s.r.logger.Debug("router: refused a malformed request", "remote", c.conn.RemoteAddr().String(), "status", status, "why", msg)
 }
 

@@ -1,0 +1,272 @@
+package router
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// echoBackend answers with the request's method, body length and selected headers,
+// so a test sees what reached the dyno.
+func echoBackend(t *testing.T) string {
+	return startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if req.URL.Path == "/stream" {
+			// No Content-Length: the router frames it for the client.
+			_, _ = io.WriteString(w, "a")
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, "b")
+			return
+		}
+		fmt.Fprintf(w, "%s %s body=%q te=%q", req.Method, req.RequestURI, body, req.TransferEncoding)
+	}))
+}
+
+// exchangeRaw writes raw bytes to the router and reads n responses from the same
+// connection.
+func exchangeRaw(t *testing.T, base, raw string, methods ...string) ([]*http.Response, []string, net.Conn, *bufio.Reader) {
+	t.Helper()
+	c := rawClient(t, base, raw)
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	var resps []*http.Response
+	var bodies []string
+	for _, m := range methods {
+		resp, err := http.ReadResponse(br, &http.Request{Method: m})
+		if err != nil {
+			t.Fatalf("response %d of %q: %v", len(resps)+1, raw, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("body %d of %q: %v", len(resps)+1, raw, err)
+		}
+		resps, bodies = append(resps, resp), append(bodies, string(body))
+	}
+	return resps, bodies, c, br
+}
+
+// TestServerHTTP1 drives the router's own HTTP/1.1 server with raw requests: framing,
+// keep-alive, pipelining, HTTP/1.0, Expect and malformed input.
+func TestServerHTTP1(t *testing.T) {
+	t.Parallel()
+	r := New(testOptions(&sink{}))
+	r.Swap(oneApp(0, echoBackend(t)))
+	base := startRouter(t, r)
+	host := "Host: " + appHost + "\r\n"
+
+	cases := []struct {
+		name    string
+		raw     string
+		methods []string // one per expected response
+		status  []int
+		body    []string // substrings, one per response
+		closed  bool     // the router closes the connection after the last response
+		check   func(t *testing.T, resps []*http.Response)
+	}{
+		{
+			name:    "pipelined keep-alive requests",
+			raw:     "GET /1 HTTP/1.1\r\n" + host + "\r\nGET /2 HTTP/1.1\r\n" + host + "\r\n",
+			methods: []string{"GET", "GET"},
+			status:  []int{200, 200},
+			body:    []string{"GET /1 body=", "GET /2 body="},
+		},
+		{
+			name:    "sized body then another request",
+			raw:     "POST /p HTTP/1.1\r\n" + host + "Content-Length: 5\r\n\r\nhelloGET /n HTTP/1.1\r\n" + host + "\r\n",
+			methods: []string{"POST", "GET"},
+			status:  []int{200, 200},
+			body:    []string{`POST /p body="hello"`, "GET /n"},
+		},
+		{
+			name:    "chunked body with trailer",
+			raw:     "POST /c HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\nGET /after HTTP/1.1\r\n" + host + "\r\n",
+			methods: []string{"POST", "GET"},
+			status:  []int{200, 200},
+			body:    []string{`body="abcde" te=["chunked"]`, "GET /after"},
+		},
+		{
+			name:    "chunked response to HTTP/1.1",
+			raw:     "GET /stream HTTP/1.1\r\n" + host + "\r\n",
+			methods: []string{"GET"},
+			status:  []int{200},
+			body:    []string{"ab"},
+			check: func(t *testing.T, resps []*http.Response) {
+				if len(resps[0].TransferEncoding) != 1 || resps[0].TransferEncoding[0] != "chunked" {
+					t.Errorf("Transfer-Encoding %q, want chunked", resps[0].TransferEncoding)
+				}
+			},
+		},
+		{
+			name:    "HTTP/1.0 closes after the response",
+			raw:     "GET /old HTTP/1.0\r\n" + host + "\r\n",
+			methods: []string{"GET"},
+			status:  []int{200},
+			body:    []string{"GET /old"},
+			closed:  true,
+		},
+		{
+			name:    "HTTP/1.0 stream is close-delimited",
+			raw:     "GET /stream HTTP/1.0\r\n" + host + "\r\n",
+			methods: []string{"GET"},
+			status:  []int{200},
+			body:    []string{"ab"},
+			closed:  true,
+		},
+		{
+			name:    "HTTP/1.0 keep-alive",
+			raw:     "GET /a HTTP/1.0\r\n" + host + "Connection: keep-alive\r\n\r\nGET /b HTTP/1.0\r\n" + host + "\r\n",
+			methods: []string{"GET", "GET"},
+			status:  []int{200, 200},
+			body:    []string{"GET /a", "GET /b"},
+			closed:  true,
+		},
+		{
+			name:    "Connection: close",
+			raw:     "GET /x HTTP/1.1\r\n" + host + "Connection: close\r\n\r\n",
+			methods: []string{"GET"},
+			status:  []int{200},
+			body:    []string{"GET /x"},
+			closed:  true,
+		},
+		{
+			name:    "HEAD has no body",
+			raw:     "HEAD /h HTTP/1.1\r\n" + host + "\r\nGET /g HTTP/1.1\r\n" + host + "\r\n",
+			methods: []string{"HEAD", "GET"},
+			status:  []int{200, 200},
+			body:    []string{"", "GET /g"},
+		},
+		{
+			name:    "Expect 100-continue",
+			raw:     "PUT /e HTTP/1.1\r\n" + host + "Expect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
+			methods: []string{"PUT", "PUT"},
+			status:  []int{100, 200},
+			body:    []string{"", `PUT /e body="hi"`},
+		},
+		{name: "unsupported Expect", raw: "GET / HTTP/1.1\r\n" + host + "Expect: magic\r\n\r\n", methods: []string{"GET"}, status: []int{417}, closed: true},
+		{name: "missing Host", raw: "GET / HTTP/1.1\r\n\r\n", methods: []string{"GET"}, status: []int{400}, closed: true},
+		{name: "two Hosts", raw: "GET / HTTP/1.1\r\n" + host + host + "\r\n", methods: []string{"GET"}, status: []int{400}, closed: true},
+		{name: "malformed request line", raw: "GET /\r\n" + host + "\r\n", methods: []string{"GET"}, status: []int{400}, closed: true},
+		{name: "HTTP/2 preface", raw: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", methods: []string{"GET"}, status: []int{505}, closed: true},
+		{name: "header without colon", raw: "GET / HTTP/1.1\r\n" + host + "Oops\r\n\r\n", methods: []string{"GET"}, status: []int{400}, closed: true},
+		{name: "obsolete line folding", raw: "GET / HTTP/1.1\r\n" + host + "X-A: 1\r\n  folded\r\n\r\n", methods: []string{"GET"}, status: []int{400}, closed: true},
+		{name: "bad Content-Length", raw: "POST / HTTP/1.1\r\n" + host + "Content-Length: -1\r\n\r\n", methods: []string{"POST"}, status: []int{400}, closed: true},
+		{name: "conflicting Content-Length", raw: "POST / HTTP/1.1\r\n" + host + "Content-Length: 1\r\nContent-Length: 2\r\n\r\nab", methods: []string{"POST"}, status: []int{400}, closed: true},
+		{name: "unknown Transfer-Encoding", raw: "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: gzip\r\n\r\n", methods: []string{"POST"}, status: []int{501}, closed: true},
+		{name: "control byte in target", raw: "GET /a\x01b HTTP/1.1\r\n" + host + "\r\n", methods: []string{"GET"}, status: []int{400}, closed: true},
+		{
+			name:    "head too large",
+			raw:     "GET / HTTP/1.1\r\n" + host + "X-Big: " + strings.Repeat("a", maxHeadBytes) + "\r\n\r\n",
+			methods: []string{"GET"},
+			status:  []int{431},
+			closed:  true,
+		},
+		{
+			name:    "unknown host keeps the connection",
+			raw:     "GET / HTTP/1.1\r\nHost: nope.localhost\r\n\r\nGET /k HTTP/1.1\r\n" + host + "\r\n",
+			methods: []string{"GET", "GET"},
+			status:  []int{404, 200},
+			body:    []string{noSuchApp, "GET /k"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			resps, bodies, c, br := exchangeRaw(t, base, tc.raw, tc.methods...)
+			for i, resp := range resps {
+				if resp.StatusCode != tc.status[i] {
+					t.Errorf("response %d: status %d, want %d (body %q)", i+1, resp.StatusCode, tc.status[i], bodies[i])
+				}
+				if i < len(tc.body) && !strings.Contains(bodies[i], tc.body[i]) {
+					t.Errorf("response %d: body %q, want it to contain %q", i+1, bodies[i], tc.body[i])
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, resps)
+			}
+			// The connection is open (a further request is answered) or closed.
+			_, err := io.WriteString(c, "GET /more HTTP/1.1\r\n"+host+"\r\n")
+			if err == nil {
+				_, err = http.ReadResponse(br, nil)
+			}
+			if open := err == nil; open == tc.closed {
+				t.Errorf("connection open = %v, want %v (%v)", open, !tc.closed, err)
+			}
+		})
+	}
+}
+
+// TestServerShutdownWaits: Serve returns only after a request in flight has been
+// answered, and closes idle connections at once.
+func TestServerShutdownWaits(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	arrived := make(chan struct{})
+	r := New(Options{ShutdownTimeout: 5 * time.Second})
+	r.Swap(oneApp(0, startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		close(arrived)
+		<-release
+		_, _ = io.WriteString(w, "done")
+	}))))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- r.Serve(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
+
+	idle, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	busy := rawClient(t, base, "GET /slow HTTP/1.1\r\nHost: "+appHost+"\r\n\r\n")
+	<-arrived
+	cancel()
+	_ = idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := idle.Read(make([]byte, 1)); err == nil {
+		t.Errorf("idle connection got %d bytes during shutdown, want it closed", n)
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned %v with a request in flight", err)
+	default:
+	}
+	close(release)
+	_ = busy.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(busy), nil)
+	if err != nil {
+		t.Fatalf("request in flight at shutdown: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "done" || !resp.Close {
+		t.Errorf("got %d %q close=%v, want 200 \"done\" with Connection: close", resp.StatusCode, body, resp.Close)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after the last request")
+	}
+}
+
+func TestCanonical(t *testing.T) {
+	for k, want := range map[string]bool{"Host": true, "X-Request-Id": true, "x-request-id": false, "X-REQUEST-ID": false, "Content-type": false, "A": true, "": true} {
+		if got := canonical(k); got != want {
+			t.Errorf("canonical(%q) = %v, want %v", k, got, want)
+		}
+	}
+}
