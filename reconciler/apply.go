@@ -49,6 +49,11 @@ func (r *Reconciler) reconcileApp(ctx context.Context, app *spec.App, snapshot s
 			stall = err
 		}
 	}
+	if stall == nil && target != nil {
+		if err := r.applied.set(*app); err != nil {
+			r.log.Error("record applied spec", "app", app.Name, "env", app.Env, "err", err)
+		}
+	}
 	r.setAppStatus(key, func(s *AppStatus) {
 		if target != nil {
 			s.Release = target.Version

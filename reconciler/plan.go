@@ -86,6 +86,22 @@ func (p Plan) ForApp(env, app string) []Change {
 	return out
 }
 
+// ForEnv returns the part of the plan about one environment.
+func (p Plan) ForEnv(env string) Plan {
+	var out Plan
+	for _, c := range p.Changes {
+		if c.Env == env {
+			out.Changes = append(out.Changes, c)
+		}
+	}
+	for _, s := range p.Envs {
+		if s.Env == env {
+			out.Envs = append(out.Envs, s)
+		}
+	}
+	return out
+}
+
 // NeedsRelease tells whether any of changes makes a new release.
 func NeedsRelease(changes []Change) bool {
 	return slices.ContainsFunc(changes, func(c Change) bool { return c.Release })

@@ -84,6 +84,7 @@ type Reconciler struct {
 	opts    Options
 	log     *slog.Logger
 	trigger chan request
+	applied *appliedStore // what each app last converged to, for LivePlan
 
 	// passMu serialises the loop's passes with rollbacks from the API.
 	passMu sync.Mutex
@@ -134,7 +135,12 @@ func New(opts Options) (*Reconciler, error) {
 		}
 		opts.StateDir = dir
 	}
+	applied, err := openApplied(opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
 	return &Reconciler{
+		applied:  applied,
 		opts:     opts,
 		log:      opts.Logger,
 		trigger:  make(chan request, 16),
@@ -279,6 +285,9 @@ func (r *Reconciler) pass(ctx context.Context, req request) {
 	}
 	if err := r.refreshRoutes(ctx); err != nil {
 		r.log.Error("refresh routes", "err", err)
+	}
+	if err := r.applied.keep(func(key AppKey) bool { return wanted[key] || !r.wantsEnv(key.Env) }); err != nil {
+		r.log.Error("forget removed apps", "err", err)
 	}
 	r.mu.Lock()
 	for key := range r.status.apps {

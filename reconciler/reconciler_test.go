@@ -661,3 +661,66 @@ func TestRemovedAppWithoutDynosLeavesStatus(t *testing.T) {
 		t.Errorf("status apps = %v after idle left the repo, want hello only", got)
 	}
 }
+
+func TestLivePlanShowsWhatTheRunningSystemLacks(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.reconcile("")
+	live, err := h.rec.LivePlan(context.Background())
+	if err != nil || live.Plan.HasChanges() {
+		t.Fatalf("converged app: plan %+v, %v; want no changes", live.Plan.Changes, err)
+	}
+	// A config change whose release phase fails: what runs still lacks it.
+	h.write("src/hello/Procfile", "web: ./web.sh\nworker: ./worker.sh\nrelease: exit 1\n")
+	h.write("apps/hello.hcl", strings.ReplaceAll(strings.ReplaceAll(helloSpec, "%WEB%", "1"), `"hi"`, `"new"`))
+	h.commit()
+	h.reconcile("")
+	live, err = h.rec.LivePlan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, c := range live.Plan.Changes {
+		kinds = append(kinds, string(c.Kind)+":"+c.Key+c.Process)
+	}
+	if !slices.Contains(kinds, "config:GREETING") || !slices.Contains(kinds, "command:release") {
+		t.Errorf("live plan = %v, want the GREETING change and the release command", kinds)
+	}
+	// A dyno lost from outside shows as a scale change until the next pass.
+	h.driver.mu.Lock()
+	for id, d := range h.driver.dynos {
+		if d.Name == "worker.1" {
+			delete(h.driver.dynos, id)
+		}
+	}
+	h.driver.mu.Unlock()
+	live, _ = h.rec.LivePlan(context.Background())
+	found := false
+	for _, c := range live.Plan.Changes {
+		if c.Kind == reconciler.KindScale && c.Process == "worker" && c.From == 0 && c.To == 1 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("live plan after losing worker.1 = %+v, want scale worker 0 -> 1", live.Plan.Changes)
+	}
+}
+
+func TestLivePlanListsPinnedApps(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.reconcile("")
+	h.write("apps/hello.hcl", strings.ReplaceAll(strings.ReplaceAll(helloSpec, "%WEB%", "1"), `"hi"`, `"v2"`))
+	h.commit()
+	h.reconcile("")
+	if _, err := h.rec.Rollback(context.Background(), "hello", "", 1, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	live, err := h.rec.LivePlan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(live.Pinned) != 1 || live.Pinned[0].App != "hello" || live.Pinned[0].PinnedTo != 3 {
+		t.Errorf("pinned = %+v, want hello pinned to v3", live.Pinned)
+	}
+}

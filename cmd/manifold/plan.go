@@ -17,6 +17,7 @@ import (
 
 func newPlanCmd() *cobra.Command {
 	var repo, subdir, base, head, env, format string
+	var live bool
 	cmd := &cobra.Command{
 		Use:   "plan",
 		Short: "Print what a change to the config repo would do (exit 0: none, 2: changes, 1: error)",
@@ -30,6 +31,9 @@ new release. Without --head the work tree is planned; without --base, against no
 			write, err := planWriter(format)
 			if err != nil {
 				return err
+			}
+			if live {
+				return livePlan(cmd, write, env)
 			}
 			var observed []spec.App
 			if base != "" {
@@ -57,7 +61,38 @@ new release. Without --head the work tree is planned; without --base, against no
 	cmd.Flags().StringVar(&head, "head", "", "the revision to compare to (empty: the work tree)")
 	cmd.Flags().StringVarP(&env, "env", "e", "", "only this environment")
 	cmd.Flags().StringVar(&format, "format", "text", "text, markdown or json")
+	cmd.Flags().BoolVar(&live, "live", false, "plan the daemon's newest spec against what runs (via --api)")
 	return cmd
+}
+
+// livePlan prints the daemon's plan of its newest spec against what runs, and the apps
+// a rollback pins.
+func livePlan(cmd *cobra.Command, write func(reconciler.Plan, io.Writer) error, env string) error {
+	live, err := apiClient(cmd).LivePlan(cmd.Context())
+	if err != nil {
+		return err
+	}
+	plan := live.Plan
+	if env != "" {
+		plan = plan.ForEnv(env)
+	}
+	if err := write(plan, cmd.OutOrStdout()); err != nil {
+		return err
+	}
+	stderr := cmd.ErrOrStderr()
+	for _, pinned := range live.Pinned {
+		if env == "" || pinned.Env == env {
+			fmt.Fprintf(stderr, "%s (%s) is pinned to v%d by a rollback: its code and config stay until a commit changes the app.\n",
+				pinned.App, pinned.Env, pinned.PinnedTo)
+		}
+	}
+	if live.Error != "" {
+		fmt.Fprintf(stderr, "The newest revision does not load; this plan is of the last one that did:\n%s\n", indent(live.Error))
+	}
+	if plan.HasChanges() {
+		return exitError{code: 2}
+	}
+	return nil
 }
 
 func planWriter(format string) (func(reconciler.Plan, io.Writer) error, error) {

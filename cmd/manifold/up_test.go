@@ -347,12 +347,26 @@ func TestUpEndToEnd(t *testing.T) {
 	if len(releases.Releases) != 2 || releases.Releases[0].Status != "failed" {
 		t.Fatalf("releases = %+v, want v2 failed and v1", releases.Releases)
 	}
+	// plan --live shows what the failed release would have changed in what runs.
+	code, out, errOut = runCLI(t, "--api", apiAddr, "plan", "--live")
+	if code != 2 || !strings.Contains(out, `~ config GREETING: "hi" -> "new"`) {
+		t.Errorf("plan --live after a failed release: exit %d\n%s%s", code, out, errOut)
+	}
+
 	rolled, err := d2.api.Rollback(ctx, "hello", api.RollbackRequest{Version: 1, Author: "bob"})
 	if err != nil || rolled.Version != 3 {
 		t.Fatalf("rollback: v%d, %v", rolled.Version, err)
 	}
 	if body, err := d2.get(host); err != nil || !strings.Contains(body, "hi from") {
 		t.Errorf("after rollback: %q, %v", body, err)
+	}
+	_, _, errOut = runCLI(t, "--api", apiAddr, "plan", "--live")
+	if !strings.Contains(errOut, "hello (default) is pinned to v3 by a rollback") {
+		t.Errorf("plan --live after a rollback does not say the app is pinned:\n%s", errOut)
+	}
+	code, out, _ = runCLI(t, "--api", apiAddr, "status")
+	if code != 0 || !strings.Contains(out, "pinned to v3") {
+		t.Errorf("status after a rollback (exit %d):\n%s", code, out)
 	}
 }
 

@@ -45,6 +45,12 @@ func (c *Client) Reconcile(ctx context.Context, app string) (reconciler.Status, 
 	return out, c.do(ctx, http.MethodPost, "/v1/reconcile", map[string]string{"app": app}, &out)
 }
 
+// LivePlan is GET /v1/plan: the newest spec against what runs.
+func (c *Client) LivePlan(ctx context.Context) (reconciler.LivePlan, error) {
+	var out reconciler.LivePlan
+	return out, c.do(ctx, http.MethodGet, "/v1/plan", nil, &out)
+}
+
 // Ps is GET /v1/apps/{app}/dynos.
 func (c *Client) Ps(ctx context.Context, app, env string) (Ps, error) {
 	var out Ps

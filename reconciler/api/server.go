@@ -28,6 +28,7 @@ type Daemon interface {
 	Releases(app, env string) (spec.App, []ledger.Release, error)
 	Rollback(ctx context.Context, app, env string, to int, author string) (ledger.Release, error)
 	RunOneOff(ctx context.Context, oneOff reconciler.OneOff) (int, error)
+	LivePlan(ctx context.Context) (reconciler.LivePlan, error)
 }
 
 // LogStream is the logplex's read side (logs.Plex).
@@ -84,6 +85,7 @@ func Handler(daemon Daemon, stream LogStream, logger *slog.Logger, extra map[str
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("POST /v1/reconcile", s.reconcile)
+	mux.HandleFunc("GET /v1/plan", s.plan)
 	mux.HandleFunc("GET /v1/apps/{app}/dynos", s.dynos)
 	mux.HandleFunc("GET /v1/apps/{app}/releases", s.releases)
 	mux.HandleFunc("POST /v1/apps/{app}/rollback", s.rollback)
@@ -103,6 +105,19 @@ type server struct {
 
 func (s *server) status(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.daemon.Status())
+}
+
+// plan answers what the newest spec would change in what runs.
+func (s *server) plan(w http.ResponseWriter, r *http.Request) {
+	live, err := s.daemon.LivePlan(r.Context())
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	if live.Plan.Changes == nil {
+		live.Plan.Changes = []reconciler.Change{}
+	}
+	writeJSON(w, http.StatusOK, live)
 }
 
 func (s *server) reconcile(w http.ResponseWriter, r *http.Request) {

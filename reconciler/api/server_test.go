@@ -35,6 +35,9 @@ func (d stubDaemon) Rollback(context.Context, string, string, int, string) (ledg
 	return ledger.Release{}, d.rollback
 }
 func (d stubDaemon) RunOneOff(_ context.Context, o reconciler.OneOff) (int, error) { return d.run(o) }
+func (stubDaemon) LivePlan(context.Context) (reconciler.LivePlan, error) {
+	return reconciler.LivePlan{}, nil
+}
 
 func TestErrorStatusCodes(t *testing.T) {
 	t.Parallel()

@@ -1,0 +1,164 @@
+package reconciler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/manifold-paas/manifold/spec"
+)
+
+// appliedStore remembers, per app and environment, the spec the reconciler last
+// converged to (as kubectl's last-applied configuration does), so that a plan against
+// the running system can say what a commit would change. It is kept in a JSON file of
+// the state dir, written atomically after each change.
+type appliedStore struct {
+	path string
+	mu   sync.Mutex
+	apps map[string]spec.App
+}
+
+func openApplied(stateDir string) (*appliedStore, error) {
+	s := &appliedStore{path: filepath.Join(stateDir, "applied.json"), apps: map[string]spec.App{}}
+	data, err := os.ReadFile(s.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return s, nil
+	case err != nil:
+		return nil, fmt.Errorf("read applied specs: %w", err)
+	}
+	if err := json.Unmarshal(data, &s.apps); err != nil {
+		return nil, fmt.Errorf("read applied specs %s: not a manifold file: %w", s.path, err)
+	}
+	return s, nil
+}
+
+func appliedKey(key AppKey) string { return key.Env + "/" + key.App }
+
+// set records app as applied; unchanged apps cost no write.
+func (s *appliedStore) set(app spec.App) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := appliedKey(keyOf(&app))
+	if old, ok := s.apps[key]; ok && fingerprintOf(&old) == fingerprintOf(&app) && sameShape(old, app) {
+		return nil
+	}
+	s.apps[key] = app
+	return s.save()
+}
+
+// keep forgets the apps for which wanted is false (removed from the repo).
+func (s *appliedStore) keep(wanted func(AppKey) bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	changed := false
+	for key, app := range s.apps {
+		if !wanted(keyOf(&app)) {
+			delete(s.apps, key)
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return s.save()
+}
+
+func (s *appliedStore) all() []spec.App {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]spec.App, 0, len(s.apps))
+	for _, app := range s.apps {
+		out = append(out, app)
+	}
+	return out
+}
+
+func (s *appliedStore) save() error {
+	data, err := json.Marshal(s.apps)
+	if err != nil {
+		return err
+	}
+	tmp := s.path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("write applied specs: %w", err)
+	}
+	return os.Rename(tmp, s.path)
+}
+
+// sameShape compares what the fingerprint leaves out: formation, domains, drains.
+func sameShape(a, b spec.App) bool {
+	return slices.Equal(a.Processes, b.Processes) && slices.Equal(a.Domains, b.Domains) &&
+		slices.Equal(a.Drains, b.Drains) && a.Suspend == b.Suspend
+}
+
+// LivePlan is what `manifold plan --live` shows: the plan from what runs to the newest
+// spec that loaded, and the apps a rollback pins (their code and config stay until a
+// commit changes them).
+type LivePlan struct {
+	Plan   Plan        `json:"plan"`
+	Pinned []AppStatus `json:"pinned,omitempty"`
+	// Error is why the newest revision does not load (the plan is then against the
+	// last one that did).
+	Error string `json:"error,omitempty"`
+}
+
+// Observed returns what runs as spec.Apps: each app's last applied spec, with the
+// formation the driver reports (so drift shows as a scale change).
+func (r *Reconciler) Observed(ctx context.Context) ([]spec.App, error) {
+	dynos, err := r.opts.Driver.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list dynos: %w", err)
+	}
+	type typeKey struct {
+		app  AppKey
+		kind string
+	}
+	counts := map[typeKey]int{}
+	sizes := map[typeKey]string{}
+	for _, d := range dynos {
+		k := typeKey{AppKey{Env: d.Spec.Env, App: d.Spec.App}, d.Spec.Type}
+		counts[k]++
+		sizes[k] = d.Spec.Size
+	}
+	var observed []spec.App
+	for _, app := range r.applied.all() {
+		if !r.wantsEnv(app.Env) {
+			continue
+		}
+		processes := make([]spec.Process, 0, len(app.Processes))
+		for _, p := range app.Processes {
+			k := typeKey{keyOf(&app), p.Type}
+			p.Count = counts[k]
+			if size, ok := sizes[k]; ok {
+				p.Size = size
+			}
+			processes = append(processes, p)
+		}
+		app.Processes = processes
+		observed = append(observed, app)
+	}
+	return observed, nil
+}
+
+// LivePlan plans the newest spec that loaded against what runs.
+func (r *Reconciler) LivePlan(ctx context.Context) (LivePlan, error) {
+	observed, err := r.Observed(ctx)
+	if err != nil {
+		return LivePlan{}, err
+	}
+	out := LivePlan{Plan: Diff(r.Apps(), observed)}
+	status := r.Status()
+	out.Error = status.Error
+	for _, s := range status.Apps {
+		if s.PinnedTo > 0 {
+			out.Pinned = append(out.Pinned, s)
+		}
+	}
+	return out, nil
+}
