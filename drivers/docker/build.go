@@ -64,6 +64,9 @@ type BuildRunner struct {
 
 	goRootOnce sync.Once
 	goRoot     string
+
+	userOnce sync.Once
+	user     string
 }
 
 var _ slug.Runner = (*BuildRunner)(nil)
@@ -192,6 +195,7 @@ func (r *BuildRunner) run(ctx context.Context, cmd slug.Cmd, image string, argv,
 			Entrypoint:   []string{},
 			Env:          env,
 			WorkingDir:   cmd.Dir,
+			User:         r.stepUser(ctx),
 			AttachStdout: true,
 			AttachStderr: true,
 			Labels: map[string]string{
@@ -316,6 +320,34 @@ func (r *BuildRunner) stack(ctx context.Context, app, image string) (*stackFacts
 	r.stacks[image] = facts
 	r.mu.Unlock()
 	return facts, nil
+}
+
+// stepUser is the user steps run as: the stack's own (root) when the daemon is root
+// or the engine is rootless (its root is the daemon's user), else the daemon's uid and
+// gid, so that what a step writes into the mounted folders stays the daemon's to
+// remove.
+func (r *BuildRunner) stepUser(ctx context.Context) string {
+	r.userOnce.Do(func() {
+		uid, gid := os.Getuid(), os.Getgid()
+		if uid == 0 {
+			return
+		}
+		// Learnt once for every later step: the first caller's cancel must not decide.
+		infoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		info, err := r.d.cli.Info(infoCtx)
+		if err != nil {
+			r.d.log.Warn("engine info for the build user; steps run as the stack's user", "err", err)
+			return
+		}
+		for _, opt := range info.SecurityOptions {
+			if strings.Contains(opt, "name=rootless") {
+				return
+			}
+		}
+		r.user = fmt.Sprintf("%d:%d", uid, gid)
+	})
+	return r.user
 }
 
 // hostGoRoot is the folder mounted at /usr/local/go in stacks without go:

@@ -181,6 +181,7 @@ echo "cache: $(cat "$2/runs" 2>/dev/null || echo 0)"
 runs=$(( $(cat "$2/runs" 2>/dev/null || echo 0) + 1 ))
 echo "$runs" > "$2/runs"
 cp "$3/GREETING" "$1/greeting.txt"
+[ -z "${GOCACHE:-}" ] || echo shared > "$GOCACHE/probe"
 mkdir -p "$1/bin" && echo 'echo built' > "$1/bin/web" && chmod +x "$1/bin/web"
 if touch "$0.written" 2>/dev/null; then echo "buildpack: writable"; else echo "buildpack: read-only"; fi
 `
@@ -209,6 +210,8 @@ func TestBuildContainerIsTheStackOffline(t *testing.T) {
 	e := newEnv(t)
 	d := e.driver(e.options())
 	b := containerBuilder(t, d)
+	goCache := filepath.Join(t.TempDir(), "gocache") // made by the runner
+	b.Env = []string{"GOCACHE=" + goCache}
 	pack := probePack(t)
 	src := t.TempDir()
 	mustWrite(t, filepath.Join(src, "README"), []byte("probe\n"))
@@ -245,6 +248,10 @@ func TestBuildContainerIsTheStackOffline(t *testing.T) {
 	// The cache written by root in the container is the app's, kept on the host.
 	if got := strings.TrimSpace(string(mustRead(t, filepath.Join(b.Store.Dir(), "cache", "probe", "runs")))); got != "1" {
 		t.Errorf("cache file = %q, want 1", got)
+	}
+	// An absolute GOCACHE of Builder.Env is the host's folder, mounted.
+	if got := string(mustRead(t, filepath.Join(goCache, "probe"))); got != "shared\n" {
+		t.Errorf("GOCACHE file = %q, want shared", got)
 	}
 	_, out = build("two")
 	if !strings.Contains(out, "cache: 1") {
