@@ -287,7 +287,8 @@ func (r *Reconciler) rollType(ctx context.Context, app *spec.App, release ledger
 	var stale []drivers.Dyno
 	kept := map[int]bool{}
 	for _, d := range dynos {
-		current := d.Spec.Release == release.Version && d.Spec.Size == p.Size && d.Spec.Command == command
+		current := d.Spec.Release == release.Version && d.Spec.Size == p.Size && d.Spec.Command == command &&
+			d.Spec.HealthCheck == p.HealthCheck && d.Spec.StopTimeout == stopTimeout(p)
 		if current && d.Spec.Index >= 1 && d.Spec.Index <= p.Count && !kept[d.Spec.Index] {
 			kept[d.Spec.Index] = true
 			continue
@@ -466,8 +467,12 @@ func (r *Reconciler) dynoSpec(app *spec.App, release ledger.Release, processType
 		MemoryBytes: size.MemoryBytes,
 		CPUShares:   size.CPUShares,
 		HealthCheck: p.HealthCheck,
-		StopTimeout: time.Duration(p.StopTimeoutSeconds) * time.Second,
+		StopTimeout: stopTimeout(p),
 	}
+}
+
+func stopTimeout(p spec.Process) time.Duration {
+	return time.Duration(p.StopTimeoutSeconds) * time.Second
 }
 
 func defaultSize(app *spec.App) string {

@@ -90,7 +90,16 @@ func (r *Reconciler) Rollback(ctx context.Context, name, env string, to int, aut
 		return ledger.Release{}, fmt.Errorf("roll back %s (%s) to v%d: %w", app.Name, app.Env, to, err)
 	}
 	r.publish(&app, logs.SourceAPI, "api", fmt.Sprintf("Rollback to v%d by %s (v%d)", to, author, release.Version))
-	if err := r.converge(ctx, &app, release); err != nil {
+	// Heroku runs the release phase of a rollback too: the old code may need its
+	// migrations undone, and a failing one leaves the current release serving.
+	err = nil
+	if release.ReleaseCommand != "" {
+		err = r.releasePhase(ctx, &app, release)
+	}
+	if err == nil {
+		err = r.converge(ctx, &app, release)
+	}
+	if err != nil {
 		// Recorded even when the caller went away (ctx): a release left pending looks
 		// like one cut short by a restart, and the pin would outlive the rollback.
 		record := context.WithoutCancel(ctx)

@@ -2,8 +2,8 @@ package reconciler_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -722,5 +722,51 @@ func TestLivePlanListsPinnedApps(t *testing.T) {
 	}
 	if len(live.Pinned) != 1 || live.Pinned[0].App != "hello" || live.Pinned[0].PinnedTo != 3 {
 		t.Errorf("pinned = %+v, want hello pinned to v3", live.Pinned)
+	}
+}
+
+func TestRollbackRunsTheReleasePhase(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.write("src/hello/Procfile", "web: ./web.sh\nworker: ./worker.sh\nrelease: exit 7\n")
+	h.reconcile("") // v1 fails its release phase: nothing runs
+	h.write("src/hello/Procfile", "web: ./web.sh\nworker: ./worker.sh\nrelease: exit 0\n")
+	h.commit()
+	h.reconcile("") // v2 succeeds
+	h.expectDynos("web.1@v2 worker.1@v2")
+	if _, err := h.rec.Rollback(context.Background(), "hello", "", 1, "bob"); err == nil {
+		t.Fatal("rollback to a release that never went live succeeded")
+	}
+	h.write("apps/hello.hcl", strings.ReplaceAll(strings.ReplaceAll(helloSpec, "%WEB%", "1"), `"hi"`, `"v3"`))
+	h.commit()
+	h.reconcile("") // v3
+	runsBefore := len(h.driver.runs)
+	release, err := h.rec.Rollback(context.Background(), "hello", "", 2, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.driver.runs) != runsBefore+1 || h.driver.runs[runsBefore].Command != "exit 0" {
+		t.Errorf("rollback ran %d one-offs, want the release phase once", len(h.driver.runs)-runsBefore)
+	}
+	h.expectDynos(fmt.Sprintf("web.1@v%d worker.1@v%d", release.Version, release.Version))
+}
+
+func TestHealthCheckChangeReplacesDynos(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.reconcile("")
+	h.write("apps/hello.hcl", strings.ReplaceAll(strings.ReplaceAll(helloSpec, "%WEB%", "1"),
+		`process "web" { count = 1 }`, `process "web" {
+    count        = 1
+    health_check = "/up"
+  }`))
+	h.commit()
+	h.reconcile("")
+	h.expectReleases("Deploy bbbbbbb succeeded") // not a release
+	dynos, _ := h.driver.List(context.Background())
+	for _, d := range dynos {
+		if d.Spec.Type == "web" && d.Spec.HealthCheck != "/up" {
+			t.Errorf("web dyno %s kept health check %q", d.ID, d.Spec.HealthCheck)
+		}
 	}
 }
