@@ -124,3 +124,16 @@ func (f *fakeDriver) summary(app, env string) string {
 	sortStrings(parts)
 	return strings.Join(parts, " ")
 }
+
+func (f *fakeDriver) runCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.runs)
+}
+
+// runsSince returns the one-offs run after the first n.
+func (f *fakeDriver) runsSince(n int) []drivers.DynoSpec {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]drivers.DynoSpec(nil), f.runs[n:]...)
+}

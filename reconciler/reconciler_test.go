@@ -2,8 +2,8 @@ package reconciler_test
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -728,27 +728,35 @@ func TestLivePlanListsPinnedApps(t *testing.T) {
 func TestRollbackRunsTheReleasePhase(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	h.write("src/hello/Procfile", "web: ./web.sh\nworker: ./worker.sh\nrelease: exit 7\n")
-	h.reconcile("") // v1 fails its release phase: nothing runs
+	h.reconcile("") // v1
 	h.write("src/hello/Procfile", "web: ./web.sh\nworker: ./worker.sh\nrelease: exit 0\n")
 	h.commit()
-	h.reconcile("") // v2 succeeds
-	h.expectDynos("web.1@v2 worker.1@v2")
-	if _, err := h.rec.Rollback(context.Background(), "hello", "", 1, "bob"); err == nil {
-		t.Fatal("rollback to a release that never went live succeeded")
-	}
+	h.reconcile("") // v2, with a release phase
 	h.write("apps/hello.hcl", strings.ReplaceAll(strings.ReplaceAll(helloSpec, "%WEB%", "1"), `"hi"`, `"v3"`))
 	h.commit()
 	h.reconcile("") // v3
-	runsBefore := len(h.driver.runs)
+	h.expectDynos("web.1@v3 worker.1@v3")
+	runsBefore := h.driver.runCount()
 	release, err := h.rec.Rollback(context.Background(), "hello", "", 2, "bob")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(h.driver.runs) != runsBefore+1 || h.driver.runs[runsBefore].Command != "exit 0" {
-		t.Errorf("rollback ran %d one-offs, want the release phase once", len(h.driver.runs)-runsBefore)
+	if runs := h.driver.runsSince(runsBefore); len(runs) != 1 || runs[0].Command != "exit 0" || runs[0].Release != release.Version {
+		t.Errorf("rollback ran one-offs %+v, want the release phase of v%d once", runs, release.Version)
 	}
 	h.expectDynos(fmt.Sprintf("web.1@v%d worker.1@v%d", release.Version, release.Version))
+
+	// A release that never went live cannot be rolled back to.
+	h.write("src/hello/Procfile", "web: ./web.sh\nworker: ./worker.sh\nrelease: exit 7\n")
+	h.commit()
+	h.reconcile("")
+	failed := h.releases()[0]
+	if failed.Status != ledger.StatusFailed {
+		t.Fatalf("newest release %+v, want failed", failed)
+	}
+	if _, err := h.rec.Rollback(context.Background(), "hello", "", failed.Version, "bob"); !errors.Is(err, ledger.ErrNotLive) {
+		t.Errorf("rollback to a failed release: %v, want ErrNotLive", err)
+	}
 }
 
 func TestHealthCheckChangeReplacesDynos(t *testing.T) {
