@@ -57,27 +57,8 @@ func freeAddr(t testing.TB) string {
 
 func startDaemon(t testing.TB, state, repoURL, routerAddr, apiAddr, interval string) *daemon {
 	t.Helper()
-	logFile, err := os.OpenFile(filepath.Join(state, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "up", "--repo", repoURL, "--state", state, "--router", routerAddr,
-		"--api", apiAddr, "--interval", interval, "--boot-timeout", "20s", "-v")
-	cmd.Env = append(os.Environ(), "MANIFOLD_TEST_EXEC=1")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{t: t, cmd: cmd, api: api.NewClient(apiAddr), router: routerAddr, log: logFile}
-	t.Cleanup(func() {
-		d.kill()
-		logFile.Close()
-		if t.Failed() {
-			data, _ := os.ReadFile(logFile.Name())
-			t.Logf("daemon log:\n%s", tail(string(data), 80))
-		}
-	})
-	return d
+	return startDaemonArgs(t, state, routerAddr, apiAddr, "up", "--repo", repoURL, "--state", state,
+		"--router", routerAddr, "--api", apiAddr, "--interval", interval, "--boot-timeout", "20s", "-v")
 }
 
 func (d *daemon) kill() {
