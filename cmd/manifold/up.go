@@ -118,6 +118,10 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 		return err
 	}
 	defer driver.Close()
+	if d, ok := driver.(*docker.Driver); ok {
+		// Buildpacks run in offline build containers of the app's stack, not on the host.
+		builder.Runner = d.BuildRunner()
+	}
 
 	src, err := openSource(o, stateDir, logger)
 	if err != nil {

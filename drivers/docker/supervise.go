@@ -104,7 +104,37 @@ func (d *Driver) check(dy *dyno) outcome {
 	case info.State.Running || info.State.Restarting:
 		return outcome{}
 	}
-	return outcome{kind: outcomeExited, status: info.State.ExitCode, oom: info.State.OOMKilled}
+	oom := info.State.OOMKilled
+	if !oom && info.State.ExitCode == 137 {
+		oom = d.lateOOM(dy.ctx, id)
+	}
+	return outcome{kind: outcomeExited, status: info.State.ExitCode, oom: oom}
+}
+
+// oomGrace is how long lateOOM waits for the engine to flag an OOM kill.
+const oomGrace = time.Second
+
+// lateOOM tells whether the engine flags a container that exited with SIGKILL as OOM
+// killed within oomGrace. The engine learns of the OOM kill from containerd's event,
+// which can arrive after the exit event under load: the first inspect then says
+// OOMKilled false for what was an R15.
+func (d *Driver) lateOOM(ctx context.Context, id string) bool {
+	deadline := time.Now().Add(oomGrace)
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+		info, err := d.cli.ContainerInspect(ctx, id)
+		if err != nil {
+			return false
+		}
+		if info.State.OOMKilled {
+			return true
+		}
+	}
+	return false
 }
 
 // boot waits for a web dyno to accept connections on $PORT (and answer its health
