@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 
@@ -57,6 +58,62 @@ func BenchmarkRouterProxy(b *testing.B) {
 			r.ServeHTTP(w, req)
 			if w.status != 200 {
 				b.Fatalf("status %d", w.status)
+			}
+		}
+	})
+}
+
+// BenchmarkRouterServe measures one proxied keep-alive GET through the router's own
+// HTTP/1.1 server (Serve) on 127.0.0.1 to a real dyno in this process: the client
+// side is a raw connection that writes the request and reads until the body, so
+// nearly all allocations counted are the router's and the dyno's.
+func BenchmarkRouterServe(b *testing.B) {
+	dyno, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ok := []byte("ok")
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(ok) })}
+	go func() { _ = srv.Serve(dyno) }()
+	defer srv.Close()
+	r := New(Options{Logs: discardSink{}})
+	r.Swap(oneApp(0, dyno.Addr().String()))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- r.Serve(ctx, ln) }()
+	defer func() { cancel(); <-served }()
+	request := []byte("GET / HTTP/1.1\r\nHost: " + appHost + "\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 4096)
+		for pb.Next() {
+			if _, err := c.Write(request); err != nil {
+				b.Error(err)
+				return
+			}
+			n := 0
+			for !bytes.HasSuffix(buf[:n], []byte("\r\n\r\nok")) {
+				m, err := c.Read(buf[n:])
+				if err != nil {
+					b.Errorf("read response: %v (%q)", err, buf[:n])
+					return
+				}
+				n += m
+			}
+			if !bytes.HasPrefix(buf[:n], []byte("HTTP/1.1 200 ")) {
+				b.Errorf("response %q", buf[:n])
+				return
 			}
 		}
 	})

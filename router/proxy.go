@@ -301,7 +301,14 @@ func (ex *exchange) respond(w http.ResponseWriter, req *http.Request, rt *route,
 	}
 	dst := w.Header()
 	removeHopHeaders(resp.Header)
+	// The dyno connection's header values are reused once it is back in the pool.
+	// The router's own HTTP/1.1 writer sends the head at WriteHeader, before that;
+	// net/http's may send it after the handler returns, so it gets copies.
+	_, ownServer := w.(*h1Writer)
 	for k, vv := range resp.Header {
+		if !ownServer {
+			vv = append([]string(nil), vv...)
+		}
 		dst[k] = vv
 	}
 	if len(resp.Trailer) > 0 {
@@ -322,6 +329,13 @@ func (ex *exchange) respond(w http.ResponseWriter, req *http.Request, rt *route,
 	}
 	readErr, writeErr := ex.copyBody(w, resp.Body, flusher)
 	ex.setUpstream(nil)
+	if readErr == nil && writeErr == nil {
+		// Trailers (a map of their own per response) are set before the
+		// connection, whose response state is reused, goes back to the pool.
+		for k, vv := range resp.Trailer {
+			dst[k] = vv
+		}
+	}
 	u.release(r, readErr == nil && writeErr == nil)
 	var code Code
 	switch {
@@ -342,9 +356,6 @@ func (ex *exchange) respond(w http.ResponseWriter, req *http.Request, rt *route,
 		}
 		ex.log(req, rt, host, code, true)
 		return true
-	}
-	for k, vv := range resp.Trailer {
-		dst[k] = vv
 	}
 	ex.log(req, rt, host, "", true)
 	return false

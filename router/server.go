@@ -902,7 +902,7 @@ func (w *h1Writer) finish() bool {
 		w.WriteHeader(http.StatusOK)
 	}
 	if w.chunked {
-		_, _ = w.c.bw.WriteString("0\r\n\r\n")
+		w.writeTrailers()
 	}
 	return w.noBody || w.contentLength < 0 || w.written == w.contentLength
 }
@@ -926,4 +926,25 @@ func (w *h1Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // SetReadDeadline sets the client connection's read deadline (request body reads).
 func (w *h1Writer) SetReadDeadline(t time.Time) error {
 	return w.c.conn.SetReadDeadline(t)
+}
+
+// writeTrailers ends a chunked response: the last chunk, then the trailer fields
+// the response declared in its Trailer header and set after the body.
+func (w *h1Writer) writeTrailers() {
+	bw := w.c.bw
+	bw.WriteString("0\r\n")
+	for _, v := range w.header["Trailer"] {
+		for k := range strings.SplitSeq(v, ",") {
+			k = http.CanonicalHeaderKey(strings.TrimSpace(k))
+			for _, tv := range w.header[k] {
+				if httpguts.ValidHeaderFieldName(k) && httpguts.ValidHeaderFieldValue(tv) {
+					bw.WriteString(k)
+					bw.WriteString(": ")
+					bw.WriteString(tv)
+					bw.WriteString("\r\n")
+				}
+			}
+		}
+	}
+	bw.WriteString("\r\n")
 }

@@ -270,3 +270,77 @@ func TestCanonical(t *testing.T) {
 		}
 	}
 }
+
+// TestDynoResponseFraming sends raw dyno responses through the router: each framing
+// the router parses itself reaches the client intact, and a malformed head is H13.
+func TestDynoResponseFraming(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, raw  string
+		method     string
+		status     int
+		body       string
+		header     map[string]string
+		trailer    map[string]string
+		bodyLength int64 // the client's ContentLength; 0 means not checked
+	}{
+		{name: "sized", raw: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", status: 200, body: "ok", bodyLength: 2},
+		{name: "close-delimited HTTP/1.0", raw: "HTTP/1.0 200 OK\r\n\r\nuntil close", status: 200, body: "until close"},
+		{name: "interim 100 skipped", raw: "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx", status: 201, body: "x"},
+		{
+			name:    "chunked with trailer",
+			raw:     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n2\r\nok\r\n3\r\n!!!\r\n0\r\nX-Sum: 42\r\n\r\n",
+			status:  200,
+			body:    "ok!!!",
+			trailer: map[string]string{"X-Sum": "42"},
+		},
+		{name: "folded and lower-case headers", raw: "HTTP/1.1 200 OK\r\nx-app: a\r\n  b\r\ncontent-length: 0\r\n\r\n", status: 200, header: map[string]string{"X-App": "a b"}},
+		{name: "no content", raw: "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n", status: 204, header: map[string]string{"X-A": "1"}},
+		{name: "HEAD keeps the length", method: http.MethodHead, raw: "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n", status: 200, bodyLength: 1234},
+		{name: "malformed status line", raw: "HTTP/1.1 abc\r\n\r\n", status: 503, body: "H13"},
+		{name: "unknown transfer coding", raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", status: 503, body: "H13"},
+		{name: "conflicting lengths", raw: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", status: 503, body: "H13"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := New(testOptions(&sink{}))
+			r.Swap(oneApp(0, rawBackend(t, func(c net.Conn) {
+				readRequestHead(t, c)
+				_, _ = io.WriteString(c, tc.raw)
+			})))
+			base := startRouter(t, r)
+			method := tc.method
+			if method == "" {
+				method = http.MethodGet
+			}
+			req, _ := http.NewRequest(method, base+"/", nil)
+			req.Host = appHost
+			resp, err := newClient().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatalf("read body: %v", err)
+			}
+			if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.body) {
+				t.Errorf("got %d %q, want %d with %q", resp.StatusCode, body, tc.status, tc.body)
+			}
+			for k, v := range tc.header {
+				if got := resp.Header.Get(k); got != v {
+					t.Errorf("header %s = %q, want %q", k, got, v)
+				}
+			}
+			for k, v := range tc.trailer {
+				if got := resp.Trailer.Get(k); got != v {
+					t.Errorf("trailer %s = %q, want %q", k, got, v)
+				}
+			}
+			if tc.bodyLength != 0 && resp.ContentLength != tc.bodyLength {
+				t.Errorf("Content-Length %d, want %d", resp.ContentLength, tc.bodyLength)
+			}
+		})
+	}
+}

@@ -38,6 +38,7 @@ type upConn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
+	up        upResponse // the response being read, reused (upresp.go)
 }
 
 // abort makes the connection's blocked reads and writes fail now.
@@ -186,7 +187,7 @@ func (ex *exchange) send(req *http.Request, b *backend, body *bodyReader) (*upst
 			// Waiting for the first byte apart tells a connection the dyno had
 			// closed (EOF before any byte) from a response cut short.
 			if _, err = c.br.Peek(1); err == nil {
-				u.resp, err = readResponse(c.br, req)
+				u.resp, err = c.readResponse(req)
 				if err != nil {
 					err = fmt.Errorf("read response head: %w", errNotStale{err})
 				}
@@ -212,20 +213,6 @@ var errAborted = errors.New("router: request aborted")
 type errNotStale struct{ err error }
 
 func (e errNotStale) Error() string { return e.err.Error() }
-
-// readResponse reads the final response head, skipping 1xx interim responses other
-// than 101 Switching Protocols.
-func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
-	for {
-		resp, err := http.ReadResponse(br, req)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols || resp.StatusCode < 100 {
-			return resp, nil
-		}
-	}
-}
 
 // staleConnError reports whether a reused connection failed the way a connection the
 // dyno had already closed does: no response byte at all.
