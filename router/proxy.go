@@ -185,7 +185,12 @@ func (ex *exchange) serve(w http.ResponseWriter, req *http.Request, rt *route, h
 		return false
 	}
 
-	stop := context.AfterFunc(req.Context(), ex.clientGone)
+	var stop func() bool
+	if cw, ok := w.(interface{ AfterClientGone(func()) func() bool }); ok {
+		stop = cw.AfterClientGone(ex.clientGone) // the router's own server
+	} else {
+		stop = context.AfterFunc(req.Context(), ex.clientGone)
+	}
 	defer func() {
 		if !stop() {
 			// The callback ran or is running: this exchange must not be reused.

@@ -200,21 +200,25 @@ type h1Conn struct {
 
 	wmu        sync.Mutex
 	wstate     int
+	goneFn     func() // the core's callback for a vanished client, until stopped
+	goneFired  bool   // the watcher found the client gone
+	stopGoneFn func() bool
 	bodyOpen   bool // the request body has not reached its end
 	watchTimer *time.Timer
 	watchDone  chan struct{}
 }
 
 func (s *h1Server) newConn(conn net.Conn) *h1Conn {
-	c := &h1Conn{s: s, conn: conn, header: make(http.Header, 16), vals: make([]string, 0, 16)}
+	c := &h1Conn{s: s, conn: conn, header: make(http.Header, 8), vals: make([]string, 0, 16)}
 	c.cr.conn = conn
 	c.br = bufio.NewReaderSize(&c.cr, connBufSize)
 	c.bw = bufio.NewWriterSize(conn, connBufSize)
 	c.ctx, c.cancel = context.WithCancel(s.base)
 	c.req = (&http.Request{}).WithContext(c.ctx)
 	c.w.c = c
-	c.w.header = make(http.Header, 16)
+	c.w.header = make(http.Header, 8)
 	c.body.c = c
+	c.stopGoneFn = c.stopGone
 	c.watchTimer = time.AfterFunc(time.Hour, c.onWatchTimer)
 	c.watchTimer.Stop()
 	return c
@@ -602,8 +606,41 @@ func (c *h1Conn) watch(done chan struct{}) {
 	}
 	c.wmu.Unlock()
 	if n == 0 && err != nil && !stopped {
+		c.wmu.Lock()
+		f := c.goneFn
+		c.goneFn, c.goneFired = nil, true
+		c.wmu.Unlock()
 		c.cancel()
+		if f != nil {
+			f()
+		}
 	}
+}
+
+// AfterClientGone arranges for f to run when the client is found gone during the
+// request, as context.AfterFunc on the request's context would, without its
+// per-request allocations and registration in the context. The returned stop
+// reports false when f has run or is running.
+func (w *h1Writer) AfterClientGone(f func()) (stop func() bool) {
+	c := w.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.goneFired {
+		go f()
+		return func() bool { return false }
+	}
+	c.goneFn = f
+	return c.stopGoneFn
+}
+
+func (c *h1Conn) stopGone() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.goneFn == nil {
+		return false
+	}
+	c.goneFn = nil
+	return true
 }
 
 // stopWatch ends the request's watch: the timer is stopped, and a running watcher is
@@ -750,6 +787,9 @@ type h1Writer struct {
 	contentLength int64 // -1: unknown
 	written       int64
 	hijacked      bool
+	// scratch formats numbers and dates without allocating (a local array would
+	// escape through bufio.Writer.Write).
+	scratch [64]byte
 }
 
 func (w *h1Writer) reset(req *http.Request) {
@@ -812,15 +852,15 @@ func (w *h1Writer) WriteHeader(status int) {
 		w.closeAfter = true
 	}
 	bw := w.c.bw
-	var num [20]byte
+	num := w.scratch[:0]
 	bw.WriteString("HTTP/1.1 ")
-	bw.Write(strconv.AppendInt(num[:0], int64(status), 10))
+	bw.Write(strconv.AppendInt(num, int64(status), 10))
 	bw.WriteByte(' ')
 	if text := http.StatusText(status); text != "" {
 		bw.WriteString(text)
 	} else {
 		bw.WriteString("status code ")
-		bw.Write(strconv.AppendInt(num[:0], int64(status), 10))
+		bw.Write(strconv.AppendInt(num, int64(status), 10))
 	}
 	bw.WriteString("\r\n")
 	for k, vv := range h {
@@ -841,9 +881,8 @@ func (w *h1Writer) WriteHeader(status int) {
 		bw.WriteString("Connection: keep-alive\r\n")
 	}
 	if _, ok := h["Date"]; !ok {
-		var date [len(http.TimeFormat) + 8]byte
 		bw.WriteString("Date: ")
-		bw.Write(time.Now().UTC().AppendFormat(date[:0], http.TimeFormat))
+		bw.Write(time.Now().UTC().AppendFormat(w.scratch[:0], http.TimeFormat))
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString("\r\n")
@@ -868,8 +907,7 @@ func (w *h1Writer) Write(p []byte) (int, error) {
 	}
 	bw := w.c.bw
 	if w.chunked {
-		var size [16]byte
-		bw.Write(strconv.AppendInt(size[:0], int64(n), 16))
+		bw.Write(strconv.AppendInt(w.scratch[:0], int64(n), 16))
 		bw.WriteString("\r\n")
 	}
 	written, werr := bw.Write(p)
