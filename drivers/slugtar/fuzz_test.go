@@ -1,4 +1,4 @@
-package slug_test
+package slugtar_test
 
 import (
 	"archive/tar"
@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/manifold-paas/manifold/reconciler/slug"
+	"github.com/manifold-paas/manifold/drivers/slugtar"
 )
 
 // FuzzUnpack feeds arbitrary tar streams to Unpack: it may refuse them, but it must
@@ -23,6 +23,8 @@ func FuzzUnpack(f *testing.F) {
 		{Name: "./link", Typeflag: tar.TypeSymlink, Linkname: "../.."},
 		{Name: "./link/x", Typeflag: tar.TypeReg, Mode: 0o644},
 		{Name: "./hard", Typeflag: tar.TypeLink, Linkname: "./bin/web"},
+		{Name: "./app/up", Typeflag: tar.TypeSymlink, Linkname: "../../x"},
+		{Name: "./fifo", Typeflag: tar.TypeFifo},
 	} {
 		if err := tw.WriteHeader(h); err != nil {
 			f.Fatal(err)
@@ -34,6 +36,26 @@ func FuzzUnpack(f *testing.F) {
 	tw.Close()
 	f.Add(seed.Bytes())
 	f.Add([]byte{})
+	// A sound slug in Heroku's layout, so mutations reach the extraction and the app/
+	// prefix stripping, not only the refusals above.
+	var heroku bytes.Buffer
+	tw = tar.NewWriter(&heroku)
+	for _, h := range []*tar.Header{
+		{Name: "./app/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./app/ro/", Typeflag: tar.TypeDir, Mode: 0o555},
+		{Name: "./app/ro/web", Typeflag: tar.TypeReg, Mode: 0o4755, Size: 3},
+		{Name: "./app/web", Typeflag: tar.TypeSymlink, Linkname: "ro/web"},
+		{Name: "./app/hard", Typeflag: tar.TypeLink, Linkname: "./app/ro/web"},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			f.Fatal(err)
+		}
+		if h.Size > 0 {
+			tw.Write([]byte("hi\n"))
+		}
+	}
+	tw.Close()
+	f.Add(heroku.Bytes())
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		base := t.TempDir()
 		var gz bytes.Buffer
@@ -44,7 +66,7 @@ func FuzzUnpack(f *testing.F) {
 		if err := os.WriteFile(tarball, gz.Bytes(), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_ = slug.Unpack(context.Background(), tarball, filepath.Join(base, "app"))
+		_ = slugtar.Unpack(context.Background(), tarball, filepath.Join(base, "app"))
 		entries, err := os.ReadDir(base)
 		if err != nil {
 			t.Fatal(err)
