@@ -44,6 +44,8 @@ const (
 	// rejectLinger is how long a refused request's connection is drained before it
 	// closes.
 	rejectLinger = 200 * time.Millisecond
+	// lingerBytes bounds what is read and dropped while lingering.
+	lingerBytes = 1 << 20
 )
 
 // h1Server serves HTTP/1.1 on one listener.
@@ -508,14 +510,19 @@ func (c *h1Conn) reject(status int, msg string) {
 	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
 		status, http.StatusText(status), len(body), body)
 	_ = c.bw.Flush()
-	// Read what the client still sends for a moment before closing: closing with
-	// unread data resets the connection, and the client could lose the answer.
+	c.linger()
+	c.s.r.logger.Debug("router: refused a malformed request", "remote", c.conn.RemoteAddr().String(), "status", status, "why", msg)
+}
+
+// linger reads what the client still sends for a moment before the connection
+// closes: closing with unread data resets the connection, and the client could lose
+// the answer it was sent.
+func (c *h1Conn) linger() {
 	if tcp, ok := c.conn.(*net.TCPConn); ok {
 		_ = tcp.CloseWrite()
 		_ = c.conn.SetReadDeadline(time.Now().Add(rejectLinger))
-		_, _ = io.CopyN(io.Discard, c.conn, maxHeadBytes)
+		_, _ = io.CopyN(io.Discard, c.conn, lingerBytes)
 	}
-	c.s.r.logger.Debug("router: refused a malformed request", "remote", c.conn.RemoteAddr().String(), "status", status, "why", msg)
 }
 
 // serveOne answers the parsed request. It reports whether the connection may carry
@@ -544,6 +551,11 @@ func (c *h1Conn) serveOne() (keep, hijacked bool) {
 	}
 	complete := c.w.finish()
 	err := c.bw.Flush()
+	if !bodyDone && err == nil {
+		// The rest of the body is still coming (a 404, or a dyno that answered
+		// early): answer it, then close.
+		c.linger()
+	}
 	return err == nil && complete && bodyDone && !c.w.closeAfter && c.ctx.Err() == nil, false
 }
 

@@ -171,6 +171,13 @@ func TestServerHTTP1(t *testing.T) {
 			closed:  true,
 		},
 		{
+			name:    "unread body of an unknown host: answered, then closed",
+			raw:     "POST / HTTP/1.1\r\nHost: nope.localhost\r\nContent-Length: 300000\r\n\r\n" + strings.Repeat("b", 300000),
+			methods: []string{"POST"},
+			status:  []int{404},
+			closed:  true,
+		},
+		{
 			name:    "unknown host keeps the connection",
 			raw:     "GET / HTTP/1.1\r\nHost: nope.localhost\r\n\r\nGET /k HTTP/1.1\r\n" + host + "\r\n",
 			methods: []string{"GET", "GET"},
