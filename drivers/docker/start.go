@@ -1,14 +1,10 @@
 package docker
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/slugtar"
 )
 
 // ErrImageMissing is wrapped by Start and Run when the stack image is not in the
@@ -136,7 +133,7 @@ func (d *Driver) startContainer(ctx context.Context, dy *dyno) error {
 // createDynoContainer makes a dyno's (or one-off's) container: network, container,
 // slug. It returns the container's id and name; on error it removes what it made.
 func (d *Driver) createDynoContainer(ctx context.Context, spec drivers.DynoSpec, labels map[string]string, oneOff *drivers.OneOff) (string, string, error) {
-	slugDst, err := d.slugDirs.dest(spec.SlugPath)
+	slugDst, err := d.slugDirs.dest(ctx, spec.SlugPath)
 	if err != nil {
 		return "", "", fmt.Errorf("start %s: slug %s: %w", dynoRef(spec), spec.SlugPath, err)
 	}
@@ -294,7 +291,7 @@ type slugFile struct {
 
 func newSlugDirs() *slugDirs { return &slugDirs{known: make(map[slugFile]string)} }
 
-func (s *slugDirs) dest(slugPath string) (string, error) {
+func (s *slugDirs) dest(ctx context.Context, slugPath string) (string, error) {
 	st, err := os.Stat(slugPath)
 	if err != nil {
 		return "", err
@@ -306,7 +303,7 @@ func (s *slugDirs) dest(slugPath string) (string, error) {
 	if ok {
 		return dst, nil
 	}
-	dst, err = scanSlug(slugPath)
+	dst, err = scanSlug(ctx, slugPath)
 	if err != nil {
 		return "", err
 	}
@@ -316,40 +313,18 @@ func (s *slugDirs) dest(slugPath string) (string, error) {
 	return dst, nil
 }
 
-func scanSlug(slugPath string) (string, error) {
-	f, err := os.Open(slugPath)
+// scanSlug reads the slug with slugtar.Scan, the same reader the process driver unpacks
+// with, so both drivers agree on the layout and refuse the same corrupt or unsafe
+// slugs; the engine then unpacks it.
+func scanSlug(ctx context.Context, slugPath string) (string, error) {
+	layout, err := slugtar.Scan(ctx, slugPath)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		return "", fmt.Errorf("not a gzipped tarball: %w", err)
-	}
-	tr := tar.NewReader(zr)
-	allUnderApp, entries := true, 0
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", fmt.Errorf("read tarball: %w", err)
-		}
-		entries++
-		name := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
-		if name != "" && name != "app" && !strings.HasPrefix(name, "app/") {
-			allUnderApp = false
-		}
-	}
-	// The gzip trailer is checked only once the stream is read to its end.
-	if _, err := io.Copy(io.Discard, zr); err != nil {
-		return "", fmt.Errorf("read tarball: %w", err)
-	}
-	if entries == 0 {
+	if layout.Entries == 0 {
 		return "", errors.New("empty tarball")
 	}
-	if allUnderApp {
+	if layout.UnderApp {
 		return "/", nil
 	}
 	return "/app", nil
