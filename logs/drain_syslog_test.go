@@ -112,7 +112,10 @@ func TestSyslogTLSVerifiesServer(t *testing.T) {
 func TestSyslogDrainReceiverDown(t *testing.T) {
 	t.Parallel()
 	receiver := startRsyslog(t, nil)
-	p := newPlex(t, logs.Options{MaxBackoff: 200 * time.Millisecond})
+	// A ring larger than all the test publishes: an L10 line reported while the 3000
+	// lines are being published must not be pushed out of the ring by them, or the
+	// sum of the L10 lines read back would miss its drops.
+	p := newPlex(t, logs.Options{MaxBackoff: 200 * time.Millisecond, RingLines: 10000})
 	if err := p.SetDrains("shop", "production", []logs.DrainConfig{{Name: "d", URL: "syslog+tcp://" + receiver.addr()}}); err != nil {
 		t.Fatal(err)
 	}
