@@ -84,7 +84,7 @@ func TestExamples(t *testing.T) {
 		}
 	}
 	site := findApp(t, d, "staging", "site")
-	if site.Processes[0].Command != "busybox httpd -f -p $PORT -h public" {
+	if site.Processes[0].Command != "static-server public" {
 		t.Errorf("site web command = %q", site.Processes[0].Command)
 	}
 }

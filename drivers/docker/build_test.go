@@ -91,7 +91,7 @@ func TestBuildExamplesInStackContainers(t *testing.T) {
 	}{
 		{"hello", example("hello"), "go", map[string]string{"web": "hello web", "worker": "hello worker"},
 			[]string{"./bin/hello"}, []string{"Go app detected", "Using go1", "Installed: hello"}},
-		{"site", example("site"), "static", map[string]string{"web": "busybox httpd -f -p $PORT -h public"},
+		{"site", example("site"), "static", map[string]string{"web": "static-server public"},
 			[]string{"./public/index.html"}, []string{"Static app detected", "Serving public/"}},
 		{"ticker", example("ticker"), "procfile", map[string]string{"worker": "sh ./tick.sh"},
 			[]string{"./tick.sh"}, []string{"Procfile app detected", "Shipping the source as is"}},

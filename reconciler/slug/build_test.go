@@ -91,7 +91,7 @@ func TestBuildStaticServes(t *testing.T) {
 	b := newBuilder(t)
 	src := app(t, map[string]string{"public/index.html": "<h1>static</h1>\n"})
 	s := mustBuild(t, b, slug.Request{App: "site", SourceDir: src})
-	want := "busybox httpd -f -p $PORT -h public"
+	want := "static-server public"
 	if s.ProcessTypes["web"] != want || s.Buildpacks[0] != "static" {
 		t.Fatalf("got %+v, want web %q by static", s, want)
 	}
@@ -108,7 +108,8 @@ func TestBuildStaticServes(t *testing.T) {
 	ln.Close()
 	cmd := exec.Command("/bin/sh", "-c", "exec "+s.ProcessTypes["web"])
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PORT="+port)
+	// The slug's bin/ comes first on PATH, as the drivers set it.
+	cmd.Env = append(os.Environ(), "PORT="+port, "PATH="+filepath.Join(dir, "bin")+":"+os.Getenv("PATH"))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestBuildStaticServes(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("busybox httpd never answered: %v", err)
+			t.Fatalf("static-server never answered: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
