@@ -278,20 +278,30 @@ func printWelcome(ctx context.Context, out io.Writer, rec *reconciler.Reconciler
 			}
 			var hosts []string
 			for _, app := range rec.Apps() {
-				for _, domain := range app.Domains {
-					hosts = append(hosts, fmt.Sprintf("  %-10s http://%s:%s", app.Name+" ("+app.Env+")", domain, port))
-					break
+				web, ok := app.Process("web")
+				if !ok || web.Count == 0 || len(app.Domains) == 0 {
+					continue // only apps that answer HTTP
 				}
+				hosts = append(hosts, fmt.Sprintf("  %-20s http://%s:%s", app.Name+" ("+app.Env+")", app.Domains[0], port))
 			}
 			slices.Sort(hosts)
 			if len(hosts) > 0 {
 				fmt.Fprintf(out, "\nApps:\n%s\n", strings.Join(hosts, "\n"))
 			}
-			api := ""
+			// Name the binary as it was started (./bin/manifold under make run).
+			self := os.Args[0]
 			if apiAddr != "127.0.0.1:7070" {
-				api = " --api " + apiAddr
+				self += " --api " + apiAddr
 			}
-			fmt.Fprintf(out, "\nTry:\n  manifold%s status\n  manifold%s ps -a hello -e staging\n  manifold%s logs -a hello -e staging --tail\n  manifold%s releases -a hello -e staging\n", api, api, api, api)
+			fmt.Fprintf(out, "\nTry, in another terminal:\n")
+			for _, hint := range []string{"status", "ps -a hello -e staging", "logs -a hello -e staging --tail", "releases -a hello -e staging", "plan --live"} {
+				fmt.Fprintf(out, "  %s %s\n", self, hint)
+			}
+			stop := "Ctrl-C stops manifold; its dynos keep running and the next `manifold up` adopts them."
+			if o.stopDynosOnExit {
+				stop = "Ctrl-C stops manifold and its dynos."
+			}
+			fmt.Fprintf(out, "\nEdit a spec or an app's source and watch it converge. %s\n", stop)
 			return
 		}
 		select {
