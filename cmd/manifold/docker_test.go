@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,4 +150,68 @@ func startDaemonArgs(t testing.TB, state, routerAddr, apiAddr string, args ...st
 		}
 	})
 	return d
+}
+
+// TestUpWaitsForTheDockerEngine starts the daemon while the engine's socket does not
+// answer: it logs why and retries, and once the engine is there (a proxy to the real
+// socket appears) it comes up.
+func TestUpWaitsForTheDockerEngine(t *testing.T) {
+	needDocker(t)
+	instance := fmt.Sprintf("wait%d", time.Now().UnixNano()%1_000_000_000)
+	t.Cleanup(func() { removeInstance(t, instance) })
+	repo := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(repo, "apps"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	t.Setenv("DOCKER_HOST", "unix://"+sock)
+	routerAddr, apiAddr := freeAddr(t), freeAddr(t)
+	d := startDaemonArgs(t, state, routerAddr, apiAddr, "up", "--repo", repo, "--state", state,
+		"--router", routerAddr, "--api", apiAddr, "--driver", "docker", "--docker-instance", instance)
+	eventually(t, 30*time.Second, "the daemon says it waits for the engine", func() error {
+		data, _ := os.ReadFile(filepath.Join(state, "daemon.log"))
+		if !strings.Contains(string(data), "waiting for the Docker Engine") {
+			return fmt.Errorf("log: %q", data)
+		}
+		return nil
+	})
+	if _, err := d.api.Status(context.Background()); err == nil {
+		t.Fatal("the API answered before the driver could start")
+	}
+	proxyUnixSocket(t, sock, "/var/run/docker.sock")
+	eventually(t, 60*time.Second, "the daemon is up once the engine answers", func() error {
+		_, err := d.api.Status(context.Background())
+		return err
+	})
+}
+
+// proxyUnixSocket serves a unix socket at path that forwards every connection to target.
+func proxyUnixSocket(t *testing.T, path, target string) {
+	t.Helper()
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer client.Close()
+				engine, err := net.Dial("unix", target)
+				if err != nil {
+					return
+				}
+				defer engine.Close()
+				done := make(chan struct{}, 2)
+				go func() { _, _ = io.Copy(engine, client); done <- struct{}{} }()
+				go func() { _, _ = io.Copy(client, engine); done <- struct{}{} }()
+				<-done
+			}()
+		}
+	}()
 }

@@ -199,10 +199,24 @@ func openDriver(ctx context.Context, o upOptions, stateDir string, sink drivers.
 			StateDir: filepath.Join(stateDir, "dynos"), Logs: sink, Logger: logger, BootTimeout: o.bootTimeout,
 		})
 	case "docker":
-		return docker.New(ctx, docker.Options{
+		opts := docker.Options{
 			Logs: sink, Logger: logger, BootTimeout: o.bootTimeout, Instance: o.dockerInstance,
 			StateDir: filepath.Join(stateDir, "docker"),
-		})
+		}
+		// An engine that is down at start (booting with the machine, restarting) is
+		// waited for, with the reason logged, instead of failing the daemon.
+		for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+			driver, err := docker.New(ctx, opts)
+			if !errors.Is(err, docker.ErrEngineUnreachable) {
+				return driver, err
+			}
+			logger.Error("waiting for the Docker Engine", "err", err, "retry_in", wait)
+			select {
+			case <-ctx.Done():
+				return nil, err
+			case <-time.After(wait):
+			}
+		}
 	}
 	return nil, fmt.Errorf("--driver: want process or docker, got %q", o.driver)
 }
