@@ -233,6 +233,19 @@ func (l *Ledger) decode(raw []byte, app, env string, key []byte) (Release, error
 	return r, nil
 }
 
+// getTx reads release v<version> of app and env inside tx (ErrNotFound when absent).
+func (l *Ledger) getTx(tx *bolt.Tx, aek []byte, app, env string, version int) (Release, error) {
+	b := tx.Bucket(bucketReleases).Bucket(aek)
+	if b == nil {
+		return Release{}, ErrNotFound
+	}
+	raw := b.Get(versionKey(version))
+	if raw == nil {
+		return Release{}, ErrNotFound
+	}
+	return l.decode(raw, app, env, versionKey(version))
+}
+
 // Append adds r as the next version of its app and environment and returns it as
 // stored: Version assigned (any Version r carries is ignored), CreatedAt set when
 // zero, Status pending when empty. Concurrent appends never share or skip a version.
@@ -298,15 +311,7 @@ func (l *Ledger) SetStatus(ctx context.Context, app, env string, version int, st
 		return fmt.Errorf("set status: %w", err)
 	}
 	err = l.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketReleases).Bucket(aek)
-		if b == nil {
-			return ErrNotFound
-		}
-		raw := b.Get(versionKey(version))
-		if raw == nil {
-			return ErrNotFound
-		}
-		r, err := l.decode(raw, app, env, versionKey(version))
+		r, err := l.getTx(tx, aek, app, env, version)
 		if err != nil {
 			return err
 		}
@@ -314,10 +319,11 @@ func (l *Ledger) SetStatus(ctx context.Context, app, env string, version int, st
 			return fmt.Errorf("%w: it is %s", ErrStatusFinal, r.Status)
 		}
 		r.Status, r.StatusReason = status, reason
-		if raw, err = json.Marshal(r); err != nil {
+		raw, err := json.Marshal(r)
+		if err != nil {
 			return err
 		}
-		return b.Put(versionKey(version), raw)
+		return tx.Bucket(bucketReleases).Bucket(aek).Put(versionKey(version), raw)
 	})
 	if err != nil {
 		return fmt.Errorf("set status of %s (%s) v%d: %w", app, env, version, err)
@@ -333,15 +339,7 @@ func (l *Ledger) Get(app, env string, version int) (Release, error) {
 	}
 	var r Release
 	err = l.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketReleases).Bucket(aek)
-		if b == nil {
-			return ErrNotFound
-		}
-		raw := b.Get(versionKey(version))
-		if raw == nil {
-			return ErrNotFound
-		}
-		r, err = l.decode(raw, app, env, versionKey(version))
+		r, err = l.getTx(tx, aek, app, env, version)
 		return err
 	})
 	if err != nil {
@@ -441,15 +439,7 @@ func (l *Ledger) Rollback(ctx context.Context, app, env string, to int, author, 
 	}
 	var stored Release
 	err = l.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketReleases).Bucket(aek)
-		if b == nil {
-			return ErrNotFound
-		}
-		raw := b.Get(versionKey(to))
-		if raw == nil {
-			return ErrNotFound
-		}
-		target, err := l.decode(raw, app, env, versionKey(to))
+		target, err := l.getTx(tx, aek, app, env, to)
 		if err != nil {
 			return err
 		}
