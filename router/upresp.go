@@ -10,6 +10,8 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // The dyno's response head is parsed into an http.Response, header map and value
@@ -122,8 +124,12 @@ func (c *upConn) readOneResponse(req *http.Request) (*http.Response, error) {
 		}
 		if (line[0] == ' ' || line[0] == '\t') && lastKey != "" {
 			// Obsolete line folding: joined with a space, as textproto does.
+			folded := strings.Trim(line, " \t")
+			if !httpguts.ValidHeaderFieldValue(folded) {
+				return nil, fmt.Errorf("header %s: invalid folded value: %w", lastKey, errMalformedResponse)
+			}
 			vv := h[lastKey]
-			vv[len(vv)-1] += " " + strings.Trim(line, " \t")
+			vv[len(vv)-1] += " " + folded
 			continue
 		}
 		colon := strings.IndexByte(line, ':')
@@ -131,11 +137,18 @@ func (c *upConn) readOneResponse(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("header line %q: %w", line, errMalformedResponse)
 		}
 		key, value := line[:colon], strings.Trim(line[colon+1:], " \t")
+		// Names and values with control characters (a bare CR, NUL) are refused, as
+		// net/textproto did before this parser: the router's own server writes
+		// header values through as they are, and a bare CR reaching a client can
+		// split the response there.
+		if !httpguts.ValidHeaderFieldName(key) {
+			return nil, fmt.Errorf("header name %q: %w", key, errMalformedResponse)
+		}
+		if !httpguts.ValidHeaderFieldValue(value) {
+			return nil, fmt.Errorf("header %s: invalid value: %w", key, errMalformedResponse)
+		}
 		if !canonical(key) {
 			key = http.CanonicalHeaderKey(key)
-		}
-		if strings.ContainsAny(key, " \t") {
-			return nil, fmt.Errorf("header name %q: %w", key, errMalformedResponse)
 		}
 		lastKey = key
 		if vv, ok := h[key]; ok {
