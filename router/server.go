@@ -294,13 +294,14 @@ func (c *h1Conn) readHead() (string, error) {
 	}
 	// The common case: the whole head is in the buffer already.
 	if buf, _ := c.br.Peek(c.br.Buffered()); len(buf) > 0 {
-		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
-			head := string(buf[:i+4])
-			_, _ = c.br.Discard(i + 4)
+		if n := headEnd(buf); n > 0 {
+			head := string(buf[:n])
+			_, _ = c.br.Discard(n)
 			return head, nil
 		}
 	}
 	c.head = c.head[:0]
+	atLineStart := true
 	for {
 		line, err := c.br.ReadSlice('\n')
 		if len(c.head)+len(line) > maxHeadBytes {
@@ -308,15 +309,35 @@ func (c *h1Conn) readHead() (string, error) {
 		}
 		c.head = append(c.head, line...)
 		if errors.Is(err, bufio.ErrBufferFull) {
+			atLineStart = false
 			continue
 		}
 		if err != nil {
 			return "", err
 		}
-		if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
+		// Only a whole line can be the empty one: the "\n" or "\r\n" that ends a
+		// line longer than the buffer is not.
+		if atLineStart && (len(line) == 1 || (len(line) == 2 && line[0] == '\r')) {
 			return string(c.head), nil
 		}
+		atLineStart = true
 	}
+}
+
+// headEnd returns the length of the head at the start of buf, up to and including
+// its first empty line ("\r\n" or a bare "\n", RFC 9112 2.2), or 0 when buf holds no
+// empty line. The first empty line ends the head even when a "\r\n\r\n" comes later:
+// what follows it is a body or the next request, never more head.
+func headEnd(buf []byte) int {
+	end := 0
+	if i := bytes.Index(buf, []byte("\n\r\n")); i >= 0 {
+		end = i + 3
+		buf = buf[:i+1]
+	}
+	if i := bytes.Index(buf, []byte("\n\n")); i >= 0 {
+		end = i + 2
+	}
+	return end
 }
 
 // chunkedTE is the TransferEncoding of requests with a chunked body.

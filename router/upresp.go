@@ -2,7 +2,6 @@ package router
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -57,13 +56,14 @@ func (c *upConn) readHeadString() (string, error) {
 		return "", err
 	}
 	if buf, _ := br.Peek(br.Buffered()); len(buf) > 0 {
-		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
-			head := string(buf[:i+4])
-			_, _ = br.Discard(i + 4)
+		if n := headEnd(buf); n > 0 {
+			head := string(buf[:n])
+			_, _ = br.Discard(n)
 			return head, nil
 		}
 	}
 	u.head = u.head[:0]
+	atLineStart := true
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(u.head)+len(line) > maxHeadBytes {
@@ -71,6 +71,7 @@ func (c *upConn) readHeadString() (string, error) {
 		}
 		u.head = append(u.head, line...)
 		if errors.Is(err, bufio.ErrBufferFull) {
+			atLineStart = false
 			continue
 		}
 		if err != nil {
@@ -79,9 +80,11 @@ func (c *upConn) readHeadString() (string, error) {
 			}
 			return "", err
 		}
-		if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
+		// The end of a line longer than the buffer is not an empty line.
+		if atLineStart && (len(line) == 1 || (len(line) == 2 && line[0] == '\r')) {
 			return string(u.head), nil
 		}
+		atLineStart = true
 	}
 }
 

@@ -1,0 +1,97 @@
+package router
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestReadHeadBoundaries reads request heads (readHead) and dyno response heads
+// (readHeadString) from raw bytes: each must end at its own first empty line, whether
+// the head came in one read or line by line, so that what follows is left for the body
+// or the next message.
+func TestReadHeadBoundaries(t *testing.T) {
+	t.Parallel()
+	// A header line whose "\r" is the buffer's last byte: its "\n" then arrives
+	// alone and must not be taken for the empty line.
+	long := func(bufSize, prefix int) string {
+		return "X-Long: " + strings.Repeat("a", bufSize-prefix-len("X-Long: ")-1) + "\r\n"
+	}
+	reqLine := "GET / HTTP/1.1\r\n"
+	cases := []struct {
+		name  string
+		raw   string
+		heads []string
+	}{
+		{
+			name:  "CRLF heads",
+			raw:   "GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: b\r\n\r\n",
+			heads: []string{"GET /a HTTP/1.1\r\nHost: a\r\n\r\n", "GET /b HTTP/1.1\r\nHost: b\r\n\r\n"},
+		},
+		{
+			name:  "bare LF head followed by a CRLF one",
+			raw:   "GET /a HTTP/1.1\nHost: a\n\nGET /b HTTP/1.1\r\nHost: b\r\n\r\n",
+			heads: []string{"GET /a HTTP/1.1\nHost: a\n\n", "GET /b HTTP/1.1\r\nHost: b\r\n\r\n"},
+		},
+		{
+			name:  "bare LF line then CRLF empty line",
+			raw:   "GET /a HTTP/1.1\r\nHost: a\n\r\nGET /b HTTP/1.1\r\nHost: b\r\n\r\n",
+			heads: []string{"GET /a HTTP/1.1\r\nHost: a\n\r\n", "GET /b HTTP/1.1\r\nHost: b\r\n\r\n"},
+		},
+		{
+			name:  "body with CRLFCRLF after a bare LF head",
+			raw:   "POST / HTTP/1.1\nHost: a\nContent-Length: 9\n\nbody\r\n\r\n",
+			heads: []string{"POST / HTTP/1.1\nHost: a\nContent-Length: 9\n\n"},
+		},
+		{
+			name:  "line longer than the buffer, split between CR and LF",
+			raw:   reqLine + long(connBufSize, 0) + "Host: a\r\n\r\n",
+			heads: []string{reqLine + long(connBufSize, 0) + "Host: a\r\n\r\n"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := &h1Conn{br: bufio.NewReaderSize(strings.NewReader(tc.raw), connBufSize)}
+			for i, want := range tc.heads {
+				got, err := c.readHead()
+				if err != nil {
+					t.Fatalf("head %d: %v", i+1, err)
+				}
+				if got != want {
+					t.Fatalf("head %d = %q, want %q", i+1, got, want)
+				}
+			}
+		})
+	}
+
+	t.Run("dyno response line longer than the buffer", func(t *testing.T) {
+		t.Parallel()
+		statusLine := "HTTP/1.1 200 OK\r\n"
+		raw := statusLine + long(upstreamBufSize, 0) + "Content-Length: 2\r\n\r\nok"
+		c := &upConn{br: bufio.NewReaderSize(strings.NewReader(raw), upstreamBufSize)}
+		resp, err := c.readResponse(&http.Request{Method: http.MethodGet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || string(body) != "ok" || resp.ContentLength != 2 {
+			t.Fatalf("body %q (%v), length %d; want \"ok\", 2", body, err, resp.ContentLength)
+		}
+	})
+	t.Run("dyno response head in bare LF with CRLFCRLF in its body", func(t *testing.T) {
+		t.Parallel()
+		raw := "HTTP/1.1 200 OK\nContent-Length: 6\n\nab\r\n\r\n"
+		c := &upConn{br: bufio.NewReaderSize(strings.NewReader(raw), upstreamBufSize)}
+		resp, err := c.readResponse(&http.Request{Method: http.MethodGet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || string(body) != "ab\r\n\r\n" {
+			t.Fatalf("body %q (%v), want %q", body, err, "ab\r\n\r\n")
+		}
+	})
+}
