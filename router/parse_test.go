@@ -3,9 +3,12 @@ package router
 import (
 	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestReadHeadBoundaries reads request heads (readHead) and dyno response heads
@@ -94,4 +97,70 @@ func TestReadHeadBoundaries(t *testing.T) {
 			t.Fatalf("body %q (%v), want %q", body, err, "ab\r\n\r\n")
 		}
 	})
+}
+
+// TestDynoConnectionReuse checks that a dyno connection goes back to the pool only
+// when the response left it at a message boundary: a dyno that sends bytes the
+// response's framing does not account for (a body on 204 or HEAD), or frames a
+// response both ways (Content-Length and chunked), gets a new connection for the
+// next request instead of having its leftovers read as the next client's response.
+func TestDynoConnectionReuse(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		method   string
+		response string // the dyno's answer to the first request on a connection
+		conns    int    // connections the dyno sees for the two requests
+	}{
+		{name: "sized response", method: http.MethodGet, response: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", conns: 1},
+		{name: "204 with a body", method: http.MethodGet, response: "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello", conns: 2},
+		{name: "HEAD answered with a body", method: http.MethodHead, response: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", conns: 2},
+		{name: "both Content-Length and chunked", method: http.MethodGet, response: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", conns: 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var conns atomic.Int32
+			addr := rawBackend(t, func(c net.Conn) {
+				n := conns.Add(1)
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					answer := tc.response
+					if n > 1 || i > 0 {
+						answer = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext"
+					}
+					if _, err := io.WriteString(c, answer); err != nil {
+						return
+					}
+				}
+			})
+			r := New(testOptions(&sink{}))
+			r.Swap(oneApp(0, addr))
+			// The empty table closes the router's pooled dyno connections, which the
+			// dyno's cleanup waits for.
+			t.Cleanup(func() { r.Swap(Table{}) })
+			base := startRouter(t, r)
+			client := newClient()
+			for i, method := range []string{tc.method, http.MethodGet} {
+				req, _ := http.NewRequest(method, base+"/", nil)
+				req.Host = appHost
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatalf("request %d: %v", i+1, err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if i == 1 && (resp.StatusCode != 200 || string(body) != "next") {
+					t.Fatalf("second request: %d %q, want 200 \"next\"", resp.StatusCode, body)
+				}
+			}
+			if got := conns.Load(); got != int32(tc.conns) {
+				t.Errorf("dyno saw %d connections, want %d", got, tc.conns)
+			}
+		})
+	}
 }

@@ -214,7 +214,12 @@ func (c *upConn) readOneResponse(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("Transfer-Encoding %q: %w", te, errMalformedResponse)
 		}
 		delete(h, "Transfer-Encoding")
-		delete(h, "Content-Length")
+		if _, both := h["Content-Length"]; both {
+			// Framed both ways (RFC 9112 6.3: chunked wins): the dyno may have meant
+			// the length, so nothing after this response is trusted on the connection.
+			delete(h, "Content-Length")
+			resp.Close = true
+		}
 		resp.TransferEncoding = chunkedTE
 		resp.ContentLength = -1
 		body.framing = framingChunked

@@ -130,7 +130,11 @@ func (u *upstream) release(r *Router, clean bool) {
 			clean = false // the dyno answered before reading the whole body
 		}
 	}
-	if clean && u.resp != nil && !u.resp.Close && (u.resp.ContentLength >= 0 || chunked(u.resp.TransferEncoding) || bodyless(u.resp)) {
+	// Bytes already buffered after the response are ones its framing did not account
+	// for (a body on a 204 or HEAD response): read as the next request's response,
+	// they would answer another client, so the connection is not reused.
+	if clean && u.resp != nil && !u.resp.Close && u.c.br.Buffered() == 0 &&
+		(u.resp.ContentLength >= 0 || chunked(u.resp.TransferEncoding) || bodyless(u.resp)) {
 		_ = u.c.conn.SetDeadline(time.Time{})
 		u.pool.put(u.c, r.opts.Now())
 		return
