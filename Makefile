@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export GOTOOLCHAIN := local
 
 # Fuzz targets run briefly in `make test` (package:FuzzName).
-FUZZ        ?= spec:FuzzLoadHCL spec:FuzzLoadYAML spec:FuzzProcfile logs:FuzzSyslogFrame reconciler/source:FuzzWebhook drivers/slugtar:FuzzUnpack
+FUZZ        ?= spec:FuzzLoadHCL spec:FuzzLoadYAML spec:FuzzProcfile logs:FuzzSyslogFrame reconciler/source:FuzzWebhook drivers/slugtar:FuzzUnpack router:FuzzServeRequest router:FuzzDynoResponse
 FUZZTIME    ?= 5s
 
 .PHONY: build run test test-go fuzz-short bench lint deps stack-image clean
