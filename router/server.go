@@ -987,6 +987,11 @@ func (w *h1Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, errors.New("router: hijack after the response head was written")
 	}
 	c := w.c
+	if w.req.Body != http.NoBody && !c.body.eof.Load() {
+		// The request body is still being read for the dyno from this connection:
+		// handed over as well, the client's bytes would go to both readers.
+		return nil, nil, errors.New("router: hijack before the request body was read to its end")
+	}
 	c.stopWatch()
 	w.hijacked = true
 	c.s.forget(c)
