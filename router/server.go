@@ -464,8 +464,8 @@ func (c *h1Conn) parse(head, remote string) (int, string) {
 				return http.StatusBadRequest, "conflicting Content-Length"
 			}
 		}
-		n, err := strconv.ParseInt(cl[0], 10, 64)
-		if err != nil || n < 0 || cl[0][0] == '+' {
+		n, ok := parseContentLength(cl[0])
+		if !ok {
 			return http.StatusBadRequest, "malformed Content-Length"
 		}
 		contentLength = n
@@ -499,6 +499,22 @@ func (c *h1Conn) parse(head, remote string) (int, string) {
 		req.Body = &c.body
 	}
 	return 0, ""
+}
+
+// parseContentLength parses a Content-Length value: digits only (RFC 9110 8.6), so
+// that no sign ("+5", "-0") or other form is read one way here and another way by a
+// peer.
+func parseContentLength(v string) (int64, bool) {
+	if v == "" {
+		return 0, false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil
 }
 
 // validMethod reports whether m is an HTTP token.

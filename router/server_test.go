@@ -309,6 +309,7 @@ func TestDynoResponseFraming(t *testing.T) {
 		{name: "bare CR in a header value", raw: "HTTP/1.1 200 OK\r\nX-A: a\rX-Injected: 1\r\nContent-Length: 0\r\n\r\n", status: 503, body: "H13"},
 		{name: "NUL in a header name", raw: "HTTP/1.1 200 OK\r\nX-\x00A: 1\r\nContent-Length: 0\r\n\r\n", status: 503, body: "H13"},
 		{name: "bare CR in a folded value", raw: "HTTP/1.1 200 OK\r\nX-A: a\r\n b\rc\r\nContent-Length: 0\r\n\r\n", status: 503, body: "H13"},
+		{name: "signed length", raw: "HTTP/1.1 200 OK\r\nContent-Length: -0\r\n\r\n", status: 503, body: "H13"},
 		{name: "conflicting lengths", raw: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", status: 503, body: "H13"},
 	}
 	for _, tc := range cases {

@@ -192,7 +192,8 @@ func (c *upConn) readOneResponse(req *http.Request) (*http.Response, error) {
 			}
 		}
 		s := strings.TrimSpace(v[0])
-		if cl, err = strconv.ParseInt(s, 10, 64); err != nil || cl < 0 || s[0] == '+' {
+		var ok bool
+		if cl, ok = parseContentLength(s); !ok {
 			return nil, fmt.Errorf("Content-Length %q: %w", v[0], errMalformedResponse)
 		}
 	}
