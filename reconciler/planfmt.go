@@ -17,7 +17,7 @@ const maxCellWidth = 48
 func (p Plan) WriteText(w io.Writer) error {
 	var b strings.Builder
 	for _, env := range p.Envs {
-		changes := p.forEnv(env.Env)
+		changes := p.ForEnv(env.Env).Changes
 		fmt.Fprintf(&b, "Environment %s\n", env.Env)
 		if len(changes) == 0 {
 			b.WriteString("  no changes\n")
@@ -50,7 +50,7 @@ func (p Plan) WriteMarkdown(w io.Writer) error {
 	b.WriteString("## manifold plan\n\n")
 	b.WriteString(p.summaryLine() + "\n")
 	for _, env := range p.Envs {
-		changes := p.forEnv(env.Env)
+		changes := p.ForEnv(env.Env).Changes
 		fmt.Fprintf(&b, "\n### %s\n\n", env.Env)
 		if len(changes) == 0 {
 			b.WriteString("No changes.\n\n")
@@ -86,16 +86,6 @@ func (p Plan) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(p)
-}
-
-func (p Plan) forEnv(env string) []Change {
-	var out []Change
-	for _, c := range p.Changes {
-		if c.Env == env {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 func (p Plan) summaryLine() string {
