@@ -109,7 +109,7 @@ func (fl *follower) consume(data []byte) {
 			fl.pending = append(fl.pending, data[:nl]...)
 			fl.publish(len(fl.pending), len(fl.pending)+1)
 			data = data[nl+1:]
-		case len(data) >= room:
+		case len(data) > room: // exactly room bytes wait: a \n may follow in the next read
 			fl.pending = append(fl.pending, data[:room]...)
 			fl.publish(len(fl.pending), len(fl.pending))
 			data = data[room:]

@@ -29,6 +29,10 @@ func TestFollowerSplitsLines(t *testing.T) {
 		{"long line split", []string{strings.Repeat("x", 10) + "\n"}, false, []string{"xxxx", "xxxx", "xx"}, 11},
 		{"exactly max", []string{"yyyy\nz\n"}, false, []string{"yyyy", "z"}, 7},
 		{"empty line", []string{"\n"}, false, []string{""}, 1},
+		// The \n of a line of exactly max bytes may come in a later read: it still ends
+		// that line, as when both arrive at once, and makes no empty line of its own.
+		{"exactly max, newline later", []string{"yyyy", "\nz\n"}, false, []string{"yyyy", "z"}, 7},
+		{"exactly max then more", []string{"yyyy", "zz\n"}, false, []string{"yyyy", "zz"}, 7},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "out.log")
