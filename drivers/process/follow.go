@@ -37,6 +37,7 @@ type follower struct {
 	punched  int64 // the file's prefix already punched out
 	noPunch  bool  // the file system cannot punch holes
 	warned   bool
+	closed   bool // close ran: pump must not open the file again, nobody would close it
 	consumed atomic.Int64 // every byte before it has been published: the saved offset
 }
 
@@ -58,6 +59,9 @@ func (fl *follower) offset() int64 { return fl.consumed.Load() }
 func (fl *follower) pump(flush bool) bool {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
+	if fl.closed {
+		return false
+	}
 	if fl.file == nil {
 		f, err := os.OpenFile(fl.path, os.O_RDWR, 0)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -157,10 +161,12 @@ func (fl *follower) warnOnce(msg string, err error) {
 	}
 }
 
-// close releases the file; pump may reopen it.
+// close releases the file for good: a dyno's follow goroutine may still tick once
+// after down closed it, and a file it reopened then would never be closed.
 func (fl *follower) close() {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
+	fl.closed = true
 	if fl.file != nil {
 		fl.file.Close()
 		fl.file = nil

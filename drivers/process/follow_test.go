@@ -56,6 +56,33 @@ func TestFollowerSplitsLines(t *testing.T) {
 	}
 }
 
+// A pump after close (the follow goroutine ticking once more while down closes the
+// follower) must not reopen the output file: nothing would close it again.
+func TestFollowerClosedStaysClosed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.log")
+	if err := os.WriteFile(path, []byte("a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	fl := newFollower(path, 0, 64, 0, func(s string) { got = append(got, s) }, func(string, error) {})
+	fl.pump(false)
+	fl.close()
+	if err := os.WriteFile(path, []byte("a\nb\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fl.pump(false)
+	fl.mu.Lock()
+	open := fl.file != nil
+	fl.mu.Unlock()
+	if open {
+		fl.file.Close()
+		t.Fatal("pump reopened the output file after close: its descriptor leaks")
+	}
+	if len(got) != 1 || got[0] != "a" {
+		t.Fatalf("lines %q, want [a]", got)
+	}
+}
+
 // A dyno that writes far more than MaxLogBytes: every line arrives in order, and the
 // output file takes about MaxLogBytes of disk, not all it was written.
 func TestOutputFileStaysBounded(t *testing.T) {
