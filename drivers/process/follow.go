@@ -37,7 +37,7 @@ type follower struct {
 	punched  int64 // the file's prefix already punched out
 	noPunch  bool  // the file system cannot punch holes
 	warned   bool
-	closed   bool // close ran: pump must not open the file again, nobody would close it
+	closed   bool         // close ran: pump must not open the file again, nobody would close it
 	consumed atomic.Int64 // every byte before it has been published: the saved offset
 }
 
