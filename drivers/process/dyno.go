@@ -508,8 +508,8 @@ func (dy *dyno) exited(p *proc, result exitResult, mw *memWatch) {
 	if result.err != nil {
 		dy.d.log.Error("watch dyno process", "dyno", dy.id, "err", result.err)
 	}
-	// What the leader started dies with it, as a dyno is one container on Heroku.
-	_ = p.signalGroup(syscall.SIGKILL)
+	// What the leader started died with it (proc.wait), as a dyno is one container
+	// on Heroku. Signalling the group here, after the reap, could hit a reused pid.
 	dy.fl.pump(true)
 	text := "Process exited with " + result.status.String()
 	dy.heroku("%s", text)
@@ -565,7 +565,7 @@ func (dy *dyno) stop(p *proc, exited <-chan exitResult) {
 		}
 		result = <-exited
 	}
-	_ = p.signalGroup(syscall.SIGKILL) // children that outlived the leader
+	// proc.wait killed the children that outlived the leader before reaping it.
 	dy.fl.pump(true)
 	dy.heroku("Process exited with %s", result.status)
 	dy.down(code)

@@ -100,6 +100,7 @@ func adoptProc(pid int, startTime uint64) *proc {
 
 // wait blocks until the process exits or ctx ends (then it returns ctx's error), and
 // closes the pidfd: call it once. The status is known when this process is the parent.
+// What the leader leaves in its group is killed with it, as a dyno is one container.
 func (p *proc) wait(ctx context.Context) (exitStatus, error) {
 	defer p.closeFD()
 	for {
@@ -113,18 +114,26 @@ func (p *proc) wait(ctx context.Context) (exitStatus, error) {
 				return exitStatus{}, fmt.Errorf("poll pidfd of %d: %w", p.pid, err)
 			}
 			if n > 0 {
-				return p.reap(), nil
+				return p.killGroupAndReap(), nil
 			}
 			continue
 		}
 		if !alive(p.pid, p.startTime) {
-			return p.reap(), nil
+			return p.killGroupAndReap(), nil
 		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(procPollInterval):
 		}
 	}
+}
+
+// killGroupAndReap SIGKILLs what the leader left in its group, then reaps the leader.
+// In that order: while our child is an unreaped zombie its pid cannot be reused, so
+// the signal cannot reach another process group; after the reap it could.
+func (p *proc) killGroupAndReap() exitStatus {
+	_ = p.signalGroup(syscall.SIGKILL) // a group already gone is fine
+	return p.reap()
 }
 
 // reap collects the exit status of a child of this process; for any other process it
