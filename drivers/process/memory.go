@@ -221,6 +221,7 @@ func (dy *dyno) watchMemory(ctx context.Context, p *proc) *memWatch {
 	}
 	group := memGroup{
 		pgid:   p.pid,
+		kill:   p.signalGroup,
 		quota:  dy.spec.MemoryBytes,
 		id:     dy.id,
 		heroku: dy.heroku,
@@ -241,6 +242,7 @@ func (dy *dyno) watchMemory(ctx context.Context, p *proc) *memWatch {
 // what to tell.
 type memGroup struct {
 	pgid    int
+	kill    func(syscall.Signal) error // optional: signals the group safely (proc.signalGroup)
 	quota   int64
 	id      string                           // the dyno, for the daemon's log
 	heroku  func(format string, args ...any) // publishes a platform line of the dyno
@@ -278,7 +280,11 @@ func (d *Driver) watchGroup(ctx context.Context, g memGroup, mw *memWatch) {
 			g.heroku("Stopping process with SIGKILL")
 			d.log.Warn("dyno over its hard memory limit: killed", "dyno", g.id, "bytes", used, "quota", g.quota)
 			mw.hardKilled.Store(true)
-			if err := syscall.Kill(-g.pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			kill := g.kill
+			if kill == nil {
+				kill = func(sig syscall.Signal) error { return syscall.Kill(-g.pgid, sig) }
+			}
+			if err := kill(syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 				d.log.Error("kill dyno after R15", "dyno", g.id, "err", err)
 			}
 			return

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -20,6 +21,12 @@ type proc struct {
 	pid       int
 	startTime uint64
 	pidfd     int // -1: none, /proc is polled instead
+
+	// sigMu orders signals with the reap: once reaped the pid may name another
+	// process group, so signalGroup must never run after it (the memory watcher
+	// signals from its own goroutine).
+	sigMu  sync.Mutex
+	reaped bool
 }
 
 // exitStatus is how a process ended. Known is false for a process this daemon did not
@@ -132,7 +139,10 @@ func (p *proc) wait(ctx context.Context) (exitStatus, error) {
 // In that order: while our child is an unreaped zombie its pid cannot be reused, so
 // the signal cannot reach another process group; after the reap it could.
 func (p *proc) killGroupAndReap() exitStatus {
-	_ = p.signalGroup(syscall.SIGKILL) // a group already gone is fine
+	p.sigMu.Lock()
+	defer p.sigMu.Unlock()
+	_ = p.killLocked(syscall.SIGKILL) // a group already gone is fine
+	p.reaped = true
 	return p.reap()
 }
 
@@ -166,8 +176,18 @@ func statusCode(ws syscall.WaitStatus) int {
 }
 
 // signalGroup signals the whole process group (the leader is its group's leader).
-// A group already gone is not an error.
+// A group already gone is not an error; after the leader's reap it sends nothing.
 func (p *proc) signalGroup(sig syscall.Signal) error {
+	p.sigMu.Lock()
+	defer p.sigMu.Unlock()
+	if p.reaped {
+		return nil
+	}
+	return p.killLocked(sig)
+}
+
+// killLocked signals the group; p.sigMu must be held.
+func (p *proc) killLocked(sig syscall.Signal) error {
 	err := syscall.Kill(-p.pid, sig)
 	if err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("signal process group %d with %v: %w", p.pid, sig, err)

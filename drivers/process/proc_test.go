@@ -59,3 +59,70 @@ func TestWaitKillsGroupBeforeReap(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Once wait has reaped the leader, signalGroup sends nothing: the pid may already lead
+// another group (here another live group stands in for the kernel reusing the number),
+// and the memory watcher, which signals from its own goroutine, must not kill it.
+func TestSignalGroupAfterReapSendsNothing(t *testing.T) {
+	start := func(script string) int {
+		t.Helper()
+		proc, err := os.StartProcess("/bin/sh", []string{"/bin/sh", "-c", script},
+			&os.ProcAttr{Sys: &syscall.SysProcAttr{Setpgid: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid := proc.Pid
+		_ = proc.Release()
+		t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL); _, _ = syscall.Wait4(pid, nil, 0, nil) })
+		return pid
+	}
+	leader := start("exit 0")
+	_, startTime, err := procStat(leader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProc(leader, startTime)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := p.wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stranger := start("exec sleep 60")
+	_, strangerStart, err := procStat(stranger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.pid = stranger // the reaped leader's pid, now another group's
+	if err := p.signalGroup(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// kill(2) marks SIGKILL pending before it returns: dead, dying or pending all
+	// show at once, no waiting needed.
+	if !alive(stranger, strangerStart) || killPending(t, stranger) {
+		t.Fatal("signalGroup after the reap killed the group that now holds the pid")
+	}
+}
+
+// killPending reports whether pid has a SIGKILL pending (SigPnd or ShdPnd of
+// /proc/<pid>/status); a process already gone counts as killed.
+func killPending(t *testing.T, pid int) bool {
+	t.Helper()
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		key, value, ok := strings.Cut(line, ":")
+		if !ok || (key != "SigPnd" && key != "ShdPnd") {
+			continue
+		}
+		mask, err := strconv.ParseUint(strings.TrimSpace(value), 16, 64)
+		if err != nil {
+			t.Fatalf("/proc/%d/status: %s: %v", pid, key, err)
+		}
+		if mask&(1<<(syscall.SIGKILL-1)) != 0 {
+			return true
+		}
+	}
+	return false
+}
