@@ -5,15 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/logs"
 )
 
 // oneOffWaitDelay bounds how long Run waits for the attached streams after the process
-// exits (a grandchild holding them open is killed with the group anyway).
+// exits (a grandchild holding them open is killed with the group before that).
 const oneOffWaitDelay = 2 * time.Second
 
 // Run runs a one-off dyno (`manifold run`, the release phase) to completion, attached
@@ -68,7 +71,18 @@ func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 	pgid := cmd.Process.Pid
 	heroku("State changed from starting to up")
 	// exec.CommandContext would kill only the leader; a one-off's children go too.
-	stopKill := context.AfterFunc(ctx, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+	// killMu and reaped keep every signal to -pgid before the leader's reap: after
+	// it the pid may lead another process group.
+	var killMu sync.Mutex
+	reaped := false
+	killGroup := func() {
+		killMu.Lock()
+		defer killMu.Unlock()
+		if !reaped {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+	}
+	stopKill := context.AfterFunc(ctx, killGroup)
 	// A one-off has its size's quota too (Heroku: R14, and R15 kills it).
 	mw := &memWatch{}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
@@ -79,11 +93,19 @@ func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 			d.watchGroup(watchCtx, memGroup{pgid: pgid, quota: spec.MemoryBytes, id: spec.App + " " + name, heroku: heroku}, mw)
 		}
 	}()
-	waitErr := cmd.Wait()
+	// Wait for the leader's exit without reaping it, then kill what it left behind
+	// (a background child holding stdout would keep Wait until WaitDelay), then reap.
+	var info unix.Siginfo
+	for unix.Waitid(unix.P_PID, pgid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+	}
 	stopWatch()
 	<-watchDone
 	stopKill()
-	_ = syscall.Kill(-pgid, syscall.SIGKILL) // what the leader left behind
+	killGroup()
+	killMu.Lock()
+	reaped = true
+	killMu.Unlock()
+	waitErr := cmd.Wait()
 
 	code := -1
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {

@@ -77,3 +77,16 @@ func TestRunOneOffCancelKillsIt(t *testing.T) {
 		t.Fatalf("code %d err %v, want 137 and context.Canceled", code, err)
 	}
 }
+
+// A one-off that leaves a background child holding its output: the child dies with
+// the leader (killed before the leader is reaped, so never by a reused pid), the
+// output ends, and Run returns the leader's code, not a WaitDelay error.
+func TestRunOneOffLeftoverChildDiesWithLeader(t *testing.T) {
+	h := newHarness(t, Options{})
+	var stdout bytes.Buffer
+	spec := h.spec("", 0, "sleep 60 & echo started; exit 0", nil)
+	code, err := h.d.Run(context.Background(), drivers.OneOff{DynoSpec: spec, Stdout: &stdout, Stderr: &stdout})
+	if err != nil || code != 0 || stdout.String() != "started\n" {
+		t.Fatalf("code %d err %v stdout %q; want 0, nil, started", code, err, stdout.String())
+	}
+}
