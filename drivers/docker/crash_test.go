@@ -69,13 +69,7 @@ func TestWebDynoThatNeverBindsIsR10(t *testing.T) {
 	if _, err := d.Start(context.Background(), spec); err != nil {
 		t.Fatal(err)
 	}
-	var crashed drivers.Event
-	for ev := range d.Events() {
-		if ev.To == drivers.StateCrashed {
-			crashed = ev
-			break
-		}
-	}
+	crashed := nextEvent(t, d, "a crash", func(ev drivers.Event) bool { return ev.To == drivers.StateCrashed })
 	if crashed.Code != "R10" || crashed.From != drivers.StateStarting {
 		t.Errorf("crash event %+v, want R10 from starting", crashed)
 	}
@@ -99,13 +93,7 @@ func TestOutOfMemoryIsR15(t *testing.T) {
 	if _, err := d.Start(context.Background(), spec); err != nil {
 		t.Fatal(err)
 	}
-	var crashed drivers.Event
-	for ev := range d.Events() {
-		if ev.To == drivers.StateCrashed {
-			crashed = ev
-			break
-		}
-	}
+	crashed := nextEvent(t, d, "a crash", func(ev drivers.Event) bool { return ev.To == drivers.StateCrashed })
 	if crashed.Code != "R15" || crashed.Dyno.Reason != "Error R15 (Memory quota vastly exceeded)" {
 		t.Errorf("crash event %+v, want R15", crashed)
 	}
@@ -194,13 +182,9 @@ func TestHealthCheck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var first drivers.Event
-			for ev := range d.Events() {
-				if ev.Dyno.ID == started.ID && ev.From == drivers.StateStarting {
-					first = ev
-					break
-				}
-			}
+			first := nextEvent(t, d, "the first change from starting", func(ev drivers.Event) bool {
+				return ev.Dyno.ID == started.ID && ev.From == drivers.StateStarting
+			})
 			if gotUp := first.To == drivers.StateUp; gotUp != tc.wantUp {
 				t.Errorf("first change from starting: %+v, want up %v", first, tc.wantUp)
 			}

@@ -344,6 +344,26 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
+// nextEvent reads the driver's events until one matches, within the same deadline as
+// waitFor, so that a missing event fails the test instead of hanging it.
+func nextEvent(t testing.TB, d *docker.Driver, what string, match func(drivers.Event) bool) drivers.Event {
+	t.Helper()
+	deadline := time.After(45 * time.Second)
+	for {
+		select {
+		case ev, ok := <-d.Events():
+			if !ok {
+				t.Fatalf("events closed while waiting for %s", what)
+			}
+			if match(ev) {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
 func mustRead(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)

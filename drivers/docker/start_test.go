@@ -47,13 +47,9 @@ func TestStartWebDynoAnswersFromTheHost(t *testing.T) {
 	if started.State != drivers.StateStarting || started.ID == "" {
 		t.Fatalf("Start returned %+v, want a starting dyno with an id", started)
 	}
-	var up drivers.Event
-	for ev := range d.Events() {
-		if ev.Dyno.ID == started.ID && ev.To == drivers.StateUp {
-			up = ev
-			break
-		}
-	}
+	up := nextEvent(t, d, "web.1 up", func(ev drivers.Event) bool {
+		return ev.Dyno.ID == started.ID && ev.To == drivers.StateUp
+	})
 	if up.From != drivers.StateStarting || up.Dyno.Addr == "" {
 		t.Fatalf("up event %+v: want from starting, with an address", up)
 	}
