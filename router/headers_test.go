@@ -1,6 +1,7 @@
 package router
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -210,6 +211,37 @@ func TestNormalizeHost(t *testing.T) {
 	} {
 		if got := normalizeHost(in); got != want {
 			t.Errorf("normalizeHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestRemoveHopHeaders checks both ways of removing hop-by-hop headers (walking a
+// small map, probing a large one) and the headers a Connection header names.
+func TestRemoveHopHeaders(t *testing.T) {
+	for _, k := range hopHeaders {
+		if !isHopHeader(k) {
+			t.Errorf("isHopHeader(%q) = false; hopHeaders lists it", k)
+		}
+	}
+	for _, k := range []string{"Content-Type", "Connectionx", "Via", ""} {
+		if isHopHeader(k) {
+			t.Errorf("isHopHeader(%q) = true", k)
+		}
+	}
+	for _, extra := range []int{0, 20} {
+		h := http.Header{
+			"Connection":        {"close, X-Secret"},
+			"Keep-Alive":        {"timeout=5"},
+			"Transfer-Encoding": {"chunked"},
+			"X-Secret":          {"1"},
+			"Content-Type":      {"text/plain"},
+		}
+		for i := range extra {
+			h.Set(fmt.Sprintf("X-Extra-%d", i), "v")
+		}
+		removeHopHeaders(h)
+		if len(h) != 1+extra || h.Get("Content-Type") != "text/plain" {
+			t.Errorf("with %d extra headers left %v; want Content-Type and the extras", extra, h)
 		}
 	}
 }

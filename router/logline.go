@@ -20,7 +20,10 @@ func (ex *exchange) log(req *http.Request, rt *route, host string, code Code, re
 	if sink == nil {
 		return
 	}
-	now := ex.r.opts.Now()
+	now := ex.end
+	if now.IsZero() {
+		now = ex.r.opts.Now()
+	}
 	b := ex.logBuf[:0]
 	if code == "" {
 		b = append(b, "at=info"...)

@@ -50,6 +50,12 @@ type exchange struct {
 	// Header values handed to the dyno, kept here so each needs no slice allocation.
 	xff, proto, port, start, requestID [1]string
 
+	// waited is set once the request queued for a dyno (wait) or was retried after a
+	// refused connection: its connect time is then measured, not zero.
+	waited bool
+	// end is when the response was over, read once for the log line and the pool.
+	end time.Time
+
 	// Log line fields.
 	arrival time.Time
 	reqID   string
@@ -131,6 +137,7 @@ func (ex *exchange) finish() bool {
 	ex.up = upstream{}
 	ex.url = url.URL{}
 	ex.reqID, ex.fwd, ex.dyno = "", "", ""
+	ex.waited, ex.end = false, time.Time{}
 	ex.connect, ex.status, ex.bytes = 0, 0, 0
 	return reusable
 }
@@ -210,8 +217,11 @@ func (ex *exchange) serve(w http.ResponseWriter, req *http.Request, rt *route, h
 	limit := int64(r.opts.BackendConcurrency)
 	var done tried
 	attempts := 0
+	// The arrival time serves the first pick; a pick after waiting or a refused
+	// connection reads the clock again. (Each clock read is ~50 ns here; a request
+	// used to make eight.)
+	now := arrival.UnixNano()
 	for {
-		now := r.opts.Now().UnixNano()
 		idx := rt.pick(now, limit, done)
 		if idx < 0 {
 			if attempts >= len(rt.backends) {
@@ -222,6 +232,8 @@ func (ex *exchange) serve(w http.ResponseWriter, req *http.Request, rt *route, h
 				ex.fail(w, req, rt, host, code, false)
 				return false
 			}
+			now = r.opts.Now().UnixNano()
+			ex.waited = true
 			continue
 		}
 		b := rt.backends[idx]
@@ -229,7 +241,9 @@ func (ex *exchange) serve(w http.ResponseWriter, req *http.Request, rt *route, h
 		u, err := ex.send(req, b, body)
 		if err != nil {
 			if isRefused(err) && req.Context().Err() == nil && ex.firedPhase() == phaseNone {
-				b.quarantineUntil.Store(r.opts.Now().Add(r.opts.Quarantine).UnixNano())
+				now = r.opts.Now().UnixNano()
+				ex.waited = true
+				b.quarantineUntil.Store(now + int64(r.opts.Quarantine))
 				rt.app.release(b)
 				r.logger.Warn("router: dyno refused connection; quarantined", "app", rt.App, "env", rt.Env,
 					"dyno", b.Dyno, "addr", b.Addr, "for", r.opts.Quarantine, "err", err)
@@ -333,6 +347,10 @@ func (ex *exchange) respond(w http.ResponseWriter, req *http.Request, rt *route,
 		}
 	}
 	readErr, writeErr := ex.copyBody(w, resp.Body, flusher)
+	ex.end = r.opts.Now()
+	if hw, ok := w.(*h1Writer); ok {
+		hw.c.lastNow = ex.end
+	}
 	ex.setUpstream(nil)
 	if readErr == nil && writeErr == nil {
 		// Trailers (a map of their own per response) are set before the
@@ -341,7 +359,7 @@ func (ex *exchange) respond(w http.ResponseWriter, req *http.Request, rt *route,
 			dst[k] = vv
 		}
 	}
-	u.release(r, readErr == nil && writeErr == nil)
+	u.release(r, readErr == nil && writeErr == nil, ex.end)
 	var code Code
 	switch {
 	case writeErr != nil || (readErr != nil && req.Context().Err() != nil):
@@ -432,9 +450,29 @@ func removeHopHeaders(h http.Header) {
 			}
 		}
 	}
+	if len(h) <= len(hopHeaders) {
+		// A small map (a dyno's response has three or four headers) is cheaper to
+		// walk once than to probe nine times.
+		for k := range h {
+			if isHopHeader(k) {
+				delete(h, k)
+			}
+		}
+		return
+	}
 	for _, k := range hopHeaders {
 		delete(h, k)
 	}
+}
+
+// isHopHeader reports whether the canonical header name k is one of hopHeaders.
+func isHopHeader(k string) bool {
+	switch k {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }
 
 // isUpgrade reports whether the request asks to switch protocols (WebSocket) and

@@ -61,8 +61,9 @@ type Options struct {
 	// ShutdownTimeout bounds how long Serve waits for requests in flight once its
 	// context is done, before closing the remaining connections (default 30 s).
 	ShutdownTimeout time.Duration
-	// Now is the clock for X-Request-Start, log times and quarantine (default
-	// time.Now). Timeouts use real timers.
+	// Now is the clock for X-Request-Start, log times, quarantine, the dyno pool's
+	// idle expiry and client keep-alive deadlines (default time.Now), so it must
+	// follow the wall clock. Timeouts use real timers.
 	Now func() time.Time
 }
 

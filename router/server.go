@@ -57,6 +57,26 @@ type h1Server struct {
 
 	mu    sync.Mutex
 	conns map[*h1Conn]struct{} // open, not hijacked
+
+	// httpDate is the Date header of the current second, formatted once per second
+	// rather than once per response (as nginx keeps its cached time).
+	httpDate atomic.Pointer[httpDate]
+}
+
+type httpDate struct {
+	sec  int64
+	text string
+}
+
+// date returns now as an HTTP date.
+func (s *h1Server) date(now time.Time) string {
+	sec := now.Unix()
+	if d := s.httpDate.Load(); d != nil && d.sec == sec {
+		return d.text
+	}
+	d := &httpDate{sec: sec, text: now.UTC().Format(http.TimeFormat)}
+	s.httpDate.Store(d)
+	return d.text
 }
 
 // Connection states, for shutdown.
@@ -199,6 +219,10 @@ type h1Conn struct {
 	// readDeadline is the idle deadline set on the connection; zero when unknown
 	// (a request body or a watcher changed it).
 	readDeadline time.Time
+	// lastNow is when the last proxied response ended (set by the core through
+	// respond): the loop's clock for refreshing readDeadline, which saves a
+	// clock read per request.
+	lastNow time.Time
 
 	wmu        sync.Mutex
 	wstate     int
@@ -242,7 +266,12 @@ func (c *h1Conn) serve() {
 		if c.s.closing.Load() {
 			return
 		}
-		if now := time.Now(); c.readDeadline.Sub(now) < keepAliveIdle-30*time.Second {
+		now := c.lastNow
+		if now.IsZero() {
+			now = time.Now()
+		}
+		c.lastNow = time.Time{}
+		if c.readDeadline.Sub(now) < keepAliveIdle-30*time.Second {
 			// Refreshed every 30 s or so rather than on every request: a deadline
 			// change costs a runtime timer update.
 			c.readDeadline = now.Add(keepAliveIdle)
@@ -931,7 +960,7 @@ func (w *h1Writer) WriteHeader(status int) {
 	}
 	if _, ok := h["Date"]; !ok {
 		bw.WriteString("Date: ")
-		bw.Write(time.Now().UTC().AppendFormat(w.scratch[:0], http.TimeFormat))
+		bw.WriteString(w.c.s.date(time.Now()))
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString("\r\n")

@@ -35,6 +35,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // upConn is one keep-alive connection to a dyno.
 type upConn struct {
 	conn      net.Conn
+	sr        *sendRecvConn // conn, sending a held request with the response's first read
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
@@ -104,10 +105,12 @@ func (r *Router) dial(addr string) (*upConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	sr := newSendRecvConn(conn)
 	return &upConn{
 		conn: conn,
-		br:   bufio.NewReaderSize(conn, upstreamBufSize),
-		bw:   bufio.NewWriterSize(conn, upstreamBufSize),
+		sr:   sr,
+		br:   bufio.NewReaderSize(sr, upstreamBufSize),
+		bw:   bufio.NewWriterSize(sr, upstreamBufSize),
 	}, nil
 }
 
@@ -121,7 +124,8 @@ type upstream struct {
 
 // release puts the connection back when the exchange left it clean (response read to
 // its end, request body fully sent, no Connection: close), and closes it otherwise.
-func (u *upstream) release(r *Router, clean bool) {
+// now is the time the exchange ended, or zero.
+func (u *upstream) release(r *Router, clean bool, now time.Time) {
 	if clean && u.bodyDone != nil {
 		select {
 		case err := <-u.bodyDone:
@@ -136,7 +140,10 @@ func (u *upstream) release(r *Router, clean bool) {
 	if clean && u.resp != nil && !u.resp.Close && u.c.br.Buffered() == 0 &&
 		(u.resp.ContentLength >= 0 || chunked(u.resp.TransferEncoding) || bodyless(u.resp)) {
 		_ = u.c.conn.SetDeadline(time.Time{})
-		u.pool.put(u.c, r.opts.Now())
+		if now.IsZero() {
+			now = r.opts.Now()
+		}
+		u.pool.put(u.c, now)
 		return
 	}
 	_ = u.c.conn.Close()
@@ -161,7 +168,7 @@ func (e errDialed) Unwrap() error { return e.err }
 // one once, for requests that are safe to repeat (as http.Transport does).
 func (ex *exchange) send(req *http.Request, b *backend, body *bodyReader) (*upstream, error) {
 	r := ex.r
-	c := b.pool.get(r.opts.Now())
+	c := b.pool.get(ex.arrival)
 	reused := c != nil
 	for {
 		if c == nil {
@@ -169,8 +176,11 @@ func (ex *exchange) send(req *http.Request, b *backend, body *bodyReader) (*upst
 			if c, err = r.dial(b.Addr); err != nil {
 				return nil, errDialed{err}
 			}
+			ex.connect = r.opts.Now().Sub(ex.arrival)
+		} else if ex.waited {
+			ex.connect = r.opts.Now().Sub(ex.arrival)
 		}
-		ex.connect = r.opts.Now().Sub(ex.arrival)
+		// A pooled connection taken at once connects in no time: connect=0ms.
 		if !ex.setUpstream(c) {
 			_ = c.conn.Close()
 			return nil, errAborted
@@ -179,7 +189,10 @@ func (ex *exchange) send(req *http.Request, b *backend, body *bodyReader) (*upst
 		*u = upstream{c: c, pool: &b.pool}
 		err := writeHead(c.bw, req, body)
 		if err == nil && body == nil {
+			// The head goes out with the first read of the response (sendrecv.go).
+			c.sr.holdNextWrite()
 			err = c.bw.Flush()
+			c.sr.hold = false
 		}
 		if err == nil && body != nil {
 			if err = c.bw.Flush(); err == nil {
