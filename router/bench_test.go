@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -124,11 +125,13 @@ type discardSink struct{}
 
 func (discardSink) Publish(logs.Line) {}
 
-// wrk settings shared by every target of the comparison.
+// wrk settings shared by every target of the comparison, and how many times the
+// targets take turns.
 const (
 	wrkThreads     = "2"
 	wrkConnections = "64"
-	wrkDuration    = "5s"
+	wrkDuration    = "3s"
+	compareRounds  = 5
 )
 
 // wrkResult is what one wrk run measured.
@@ -138,6 +141,8 @@ type wrkResult struct {
 	// cpuPerReq is the proxy's CPU time (user+system) per request during the run;
 	// zero for the direct target. On a shared machine it is steadier than req/s.
 	cpuPerReq time.Duration
+	// dynoCPUPerReq is the dyno's: what the proxy's own headers cost the app.
+	dynoCPUPerReq time.Duration
 }
 
 // selfCPU is this process's CPU time so far.
@@ -184,7 +189,13 @@ var (
 // runWrk loads url for duration with the shared settings and parses wrk's report.
 func runWrk(b *testing.B, url, duration string) wrkResult {
 	b.Helper()
-	out, err := exec.Command("wrk", "-t", wrkThreads, "-c", wrkConnections, "-d", duration, "--latency",
+	return runWrkWith(b, url, duration, wrkThreads, wrkConnections)
+}
+
+// runWrkWith loads url with the given threads and connections.
+func runWrkWith(b *testing.B, url, duration, threads, connections string) wrkResult {
+	b.Helper()
+	out, err := exec.Command("wrk", "-t", threads, "-c", connections, "-d", duration, "--latency",
 		"-H", "Host: "+appHost, url).CombinedOutput()
 	if err != nil {
 		b.Fatalf("wrk %s: %v\n%s", url, err, out)
@@ -271,13 +282,14 @@ func startProcess(b *testing.B, cmd *exec.Cmd, logFile string) int {
 
 // nginxConf is a keep-alive reverse proxy to one upstream, as an operator would tune
 // it: one worker per core (auto), keep-alive upstream pool, HTTP/1.1 upstream with the
-// Connection header cleared, no access log.
+// Connection header cleared. Arguments: directory, upstream, listen address, then the
+// http-level and location-level lines of an nginxJob.
 const nginxConf = `worker_processes auto;
 error_log %[1]s/error.log warn;
 pid %[1]s/nginx.pid;
 events { worker_connections 4096; }
 http {
-	access_log off;
+%[4]s
 	client_body_temp_path %[1]s/body;
 	proxy_temp_path %[1]s/proxy;
 	fastcgi_temp_path %[1]s/fastcgi;
@@ -294,16 +306,52 @@ http {
 			proxy_http_version 1.1;
 			proxy_set_header Connection "";
 			proxy_set_header Host $host;
+%[5]s
 		}
 	}
 }
 `
 
+// nginxJob is how much of the router's work nginx is configured to do.
+type nginxJob int
+
+const (
+	// nginxBare forwards and logs nothing.
+	nginxBare nginxJob = iota
+	// nginxSameJob sends the dyno the headers the router sends and writes one
+	// Heroku-style access-log line per request (buffered, as an operator would).
+	nginxSameJob
+)
+
+func (j nginxJob) http(dir string) string {
+	if j == nginxBare {
+		return "\taccess_log off;"
+	}
+	return `	log_format heroku 'at=info method=$request_method path="$request_uri" host=$host request_id=$request_id fwd="$remote_addr" dyno=web.1 connect=0ms service=${request_time}s status=$status bytes=$bytes_sent protocol=$scheme';
+	access_log ` + dir + `/access.log heroku buffer=64k;`
+}
+
+func (j nginxJob) location() string {
+	if j == nginxBare {
+		return ""
+	}
+	return `			proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+			proxy_set_header X-Forwarded-Proto $scheme;
+			proxy_set_header X-Forwarded-Port $server_port;
+			proxy_set_header X-Request-Start "t=${msec}";
+			proxy_set_header X-Request-Id $request_id;
+			proxy_set_header Via "1.1 nginx";`
+}
+
 // BenchmarkCompareWrk is the peer comparison of make bench: one trivial dyno (this
 // test binary in its own process, answering "ok") loaded by wrk with the same threads,
-// connections and duration (a) directly, (b) through manifold's router and (c)
-// through nginx as a keep-alive reverse proxy. It prints a table and reports the
-// ratios router/direct and router/nginx and the p99 latency the router adds.
+// connections and duration (a) directly, (b) through manifold's router, (c) through
+// nginx as a bare keep-alive reverse proxy and (d) through nginx doing the router's
+// job: the same headers to the dyno (X-Forwarded-*, X-Request-Start, X-Request-Id,
+// Via) and one access-log line per request. The targets take turns for
+// compareRounds rounds, so a busy moment of this shared machine hits all of them, and
+// the table gives each one's median. It reports the ratios router/direct,
+// router/nginx and router/nginx-same-job, and the p99 latency the router adds.
 func BenchmarkCompareWrk(b *testing.B) {
 	for _, tool := range []string{"wrk", "nginx"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -317,7 +365,7 @@ func BenchmarkCompareWrk(b *testing.B) {
 	backendAddr := freeAddr(b)
 	backend := exec.Command(self)
 	backend.Env = append(os.Environ(), benchBackendEnv+"="+backendAddr)
-	startProcess(b, backend, filepath.Join(b.TempDir(), "backend.log"))
+	backendPgid := startProcess(b, backend, filepath.Join(b.TempDir(), "backend.log"))
 	waitListening(b, backendAddr)
 
 	r := New(Options{Logs: discardSink{}})
@@ -331,14 +379,20 @@ func BenchmarkCompareWrk(b *testing.B) {
 	go func() { served <- r.Serve(ctx, ln) }()
 	b.Cleanup(func() { cancel(); <-served })
 
-	dir := b.TempDir()
-	nginxAddr := freeAddr(b)
-	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxConf, dir, backendAddr, nginxAddr)), 0o600); err != nil {
-		b.Fatal(err)
+	startNginx := func(job nginxJob) (string, int) {
+		dir := b.TempDir()
+		addr := freeAddr(b)
+		conf := filepath.Join(dir, "nginx.conf")
+		text := fmt.Sprintf(nginxConf, dir, backendAddr, addr, job.http(dir), job.location())
+		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		pgid := startProcess(b, exec.Command("nginx", "-p", dir, "-c", conf, "-g", "daemon off;"), filepath.Join(dir, "nginx.out"))
+		waitListening(b, addr)
+		return addr, pgid
 	}
-	nginxPgid := startProcess(b, exec.Command("nginx", "-p", dir, "-c", conf, "-g", "daemon off;"), filepath.Join(dir, "nginx.out"))
-	waitListening(b, nginxAddr)
+	nginxAddr, nginxPgid := startNginx(nginxBare)
+	sameJobAddr, sameJobPgid := startNginx(nginxSameJob)
 
 	targets := []struct {
 		name, url string
@@ -347,45 +401,104 @@ func BenchmarkCompareWrk(b *testing.B) {
 		{"direct", "http://" + backendAddr + "/", nil},
 		{"router", "http://" + ln.Addr().String() + "/", selfCPU},
 		{"nginx", "http://" + nginxAddr + "/", func() time.Duration { return groupCPU(nginxPgid) }},
+		{"nginx-same-job", "http://" + sameJobAddr + "/", func() time.Duration { return groupCPU(sameJobPgid) }},
 	}
-	results := map[string]wrkResult{}
+	runs := map[string][]wrkResult{}
 	b.ResetTimer()
 	for _, tg := range targets {
 		runWrk(b, tg.url, "1s") // warm the keep-alive pools
-		var before time.Duration
-		if tg.cpu != nil {
-			before = tg.cpu()
+	}
+	seconds, _ := time.ParseDuration(wrkDuration)
+	for range compareRounds {
+		for _, tg := range targets {
+			var before time.Duration
+			if tg.cpu != nil {
+				before = tg.cpu()
+			}
+			dynoBefore := groupCPU(backendPgid)
+			res := runWrk(b, tg.url, wrkDuration)
+			requests := time.Duration(max(res.rps*seconds.Seconds(), 1))
+			if tg.cpu != nil {
+				res.cpuPerReq = (tg.cpu() - before) / requests
+			}
+			res.dynoCPUPerReq = (groupCPU(backendPgid) - dynoBefore) / requests
+			runs[tg.name] = append(runs[tg.name], res)
 		}
-		res := runWrk(b, tg.url, wrkDuration)
-		if tg.cpu != nil {
-			seconds, _ := time.ParseDuration(wrkDuration)
-			res.cpuPerReq = (tg.cpu() - before) / time.Duration(max(res.rps*seconds.Seconds(), 1))
-		}
-		results[tg.name] = res
+	}
+	// One connection, one request at a time: the latency each proxy adds to a
+	// request, without the queueing of a saturated machine (where the dyno's own p99
+	// dominates).
+	single := map[string]wrkResult{}
+	for _, tg := range targets {
+		single[tg.name] = runWrkWith(b, tg.url, "2s", "1", "1")
 	}
 	b.StopTimer()
 
-	direct, router, nginx := results["direct"], results["router"], results["nginx"]
+	results := map[string]wrkResult{}
+	for name, rs := range runs {
+		results[name] = medianResult(rs)
+	}
+	direct, router, nginx, sameJob := results["direct"], results["router"], results["nginx"], results["nginx-same-job"]
 	var table strings.Builder
 	w := bufio.NewWriter(&table)
-	fmt.Fprintf(w, "\nwrk -t%s -c%s -d%s --latency, one trivial dyno:\n", wrkThreads, wrkConnections, wrkDuration)
-	fmt.Fprintf(w, "%-8s %12s %10s %10s %14s\n", "target", "requests/s", "p50", "p99", "proxy CPU/req")
+	fmt.Fprintf(w, "\nwrk -t%s -c%s -d%s --latency, one trivial dyno; median of %d alternating rounds:\n", wrkThreads, wrkConnections, wrkDuration, compareRounds)
+	fmt.Fprintf(w, "%-15s %11s %9s %9s %14s %13s  %s\n", "target", "requests/s", "p50", "p99", "proxy CPU/req", "dyno CPU/req", "requests/s of each round")
 	for _, tg := range targets {
 		res := results[tg.name]
 		cpu := "-"
 		if res.cpuPerReq > 0 {
 			cpu = res.cpuPerReq.Round(100 * time.Nanosecond).String()
 		}
-		fmt.Fprintf(w, "%-8s %12.0f %10s %10s %14s\n", tg.name, res.rps, res.p50.Round(10*time.Microsecond), res.p99.Round(10*time.Microsecond), cpu)
+		var each []string
+		for _, r := range runs[tg.name] {
+			each = append(each, strconv.FormatFloat(r.rps, 'f', 0, 64))
+		}
+		fmt.Fprintf(w, "%-15s %11.0f %9s %9s %14s %13s  %s\n", tg.name, res.rps, res.p50.Round(10*time.Microsecond),
+			res.p99.Round(10*time.Microsecond), cpu, res.dynoCPUPerReq.Round(100*time.Nanosecond), strings.Join(each, " "))
 	}
-	fmt.Fprintf(w, "router/direct = %.2f   router/nginx = %.2f   nginx/direct = %.2f   p99 added by the router = %s\n",
-		router.rps/direct.rps, router.rps/nginx.rps, nginx.rps/direct.rps, router.p99-direct.p99)
+	fmt.Fprintf(w, "router/direct = %.2f   router/nginx = %.2f   router/nginx-same-job = %.2f   nginx/direct = %.2f   p99 added by the router = %s\n",
+		router.rps/direct.rps, router.rps/nginx.rps, router.rps/sameJob.rps, nginx.rps/direct.rps, router.p99-direct.p99)
+	fmt.Fprintf(w, "\nwrk -t1 -c1 -d2s --latency (one request at a time): latency added to direct's\n")
+	fmt.Fprintf(w, "%-15s %9s %9s %11s %11s\n", "target", "p50", "p99", "added p50", "added p99")
+	for _, tg := range targets {
+		res := single[tg.name]
+		fmt.Fprintf(w, "%-15s %9s %9s %11s %11s\n", tg.name, res.p50.Round(time.Microsecond), res.p99.Round(time.Microsecond),
+			(res.p50 - single["direct"].p50).Round(time.Microsecond), (res.p99 - single["direct"].p99).Round(time.Microsecond))
+	}
 	_ = w.Flush()
 	b.Log(table.String())
 	b.ReportMetric(direct.rps, "direct-req/s")
 	b.ReportMetric(router.rps, "router-req/s")
 	b.ReportMetric(nginx.rps, "nginx-req/s")
+	b.ReportMetric(sameJob.rps, "nginx-same-job-req/s")
 	b.ReportMetric(router.rps/direct.rps, "router/direct")
 	b.ReportMetric(router.rps/nginx.rps, "router/nginx")
+	b.ReportMetric(router.rps/sameJob.rps, "router/nginx-same-job")
 	b.ReportMetric(float64((router.p99 - direct.p99).Microseconds()), "router-added-p99-us")
+	b.ReportMetric(float64((single["router"].p99 - single["direct"].p99).Microseconds()), "router-added-p99-1conn-us")
+}
+
+// medianResult is the median of each figure over the rounds, figure by figure.
+func medianResult(rs []wrkResult) wrkResult {
+	med := func(get func(wrkResult) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = get(r)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	dur := func(get func(wrkResult) time.Duration) time.Duration {
+		return time.Duration(med(func(r wrkResult) float64 { return float64(get(r)) }))
+	}
+	return wrkResult{
+		rps:           med(func(r wrkResult) float64 { return r.rps }),
+		p50:           dur(func(r wrkResult) time.Duration { return r.p50 }),
+		p99:           dur(func(r wrkResult) time.Duration { return r.p99 }),
+		cpuPerReq:     dur(func(r wrkResult) time.Duration { return r.cpuPerReq }),
+		dynoCPUPerReq: dur(func(r wrkResult) time.Duration { return r.dynoCPUPerReq }),
+	}
 }

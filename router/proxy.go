@@ -394,7 +394,11 @@ func (ex *exchange) copyBody(w http.ResponseWriter, body io.Reader, flusher http
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
-			ex.timer.Reset(idle)
+			if err == nil {
+				// More is to come: the idle timeout starts again. (The last piece,
+				// the only one of most responses, needs no timer update.)
+				ex.timer.Reset(idle)
+			}
 			written, werr := w.Write(buf[:n])
 			ex.bytes += int64(written)
 			if werr != nil {
