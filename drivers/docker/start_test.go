@@ -300,12 +300,14 @@ func TestStopEscalatesToSIGKILLAfterTheGrace(t *testing.T) {
 	d := e.driver(e.options())
 	app := randomName("grace")
 	spec := drivers.DynoSpec{App: app, Env: "staging", Type: "worker", Index: 1, Release: 1, SlugKey: "k",
-		SlugPath: webSlug(t), Command: "trap '' TERM; sleep 600", StopTimeout: time.Second}
+		SlugPath: webSlug(t), Command: "trap '' TERM; echo trapped; sleep 600", StopTimeout: time.Second}
 	dy, err := d.Start(context.Background(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitDyno(t, d, app, "worker.1", isUp)
+	// A worker is up once it runs, maybe before its shell ignores SIGTERM.
+	waitFor(t, "the dyno to ignore SIGTERM", func() bool { return e.logs.count("worker.1", logs.SourceApp, "trapped") == 1 })
 	if err := d.Stop(context.Background(), dy.ID); err != nil {
 		t.Fatal(err)
 	}
