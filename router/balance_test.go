@@ -1,10 +1,13 @@
 package router
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -192,4 +195,100 @@ func TestStalePooledConnection(t *testing.T) {
 			t.Fatal("dyno never closed the idle connection")
 		}
 	}
+}
+
+// TestRetryGoesToTheCurrentTable: a request whose dyno turned out to be gone before
+// anything was sent (refused, or a stopping dyno that closed the pooled connection with
+// the request unread) is retried on the dynos of the current table, not on the
+// draining dynos of the table it came in with: what a deploy looks like from the
+// router when the old dynos get SIGTERM right after the swap.
+func TestRetryGoesToTheCurrentTable(t *testing.T) {
+	t.Parallel()
+	newDyno := func(t *testing.T, body string) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, body) })}
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { _ = srv.Close() })
+		return ln.Addr().String()
+	}
+
+	t.Run("refused", func(t *testing.T) {
+		t.Parallel()
+		logs := &sink{}
+		r := New(testOptions(logs))
+		gone := refusedAddr(t)
+		fresh := newDyno(t, "new")
+		r.Swap(oneApp(0, gone))
+		// The swap happens while the router dials the old dyno.
+		r.dialer.Control = func(_, addr string, _ syscall.RawConn) error {
+			if addr == gone {
+				r.Swap(oneApp(0, fresh))
+			}
+			return nil
+		}
+		base := startRouter(t, r)
+		if status, body := get(t, newClient(), base, "/"); status != 200 || body != "new" {
+			t.Fatalf("got %d %q; want the new dyno's answer\n%s", status, body, logs.dump())
+		}
+	})
+
+	t.Run("stopping", func(t *testing.T) {
+		t.Parallel()
+		logs := &sink{}
+		r := New(testOptions(logs))
+		fresh := newDyno(t, "new")
+		// The old dyno answers one request on a keep-alive connection. When the
+		// next one comes on it, a deploy has swapped the table; the dyno, being
+		// stopped, closes the connection without reading it and every connection
+		// after (its listener is still open: a new connection would be accepted
+		// and dropped too).
+		old, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = old.Close() })
+		var stopping atomic.Bool
+		go func() {
+			for {
+				c, err := old.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					br := bufio.NewReader(c)
+					for served := 0; !stopping.Load(); served++ {
+						if _, err := http.ReadRequest(br); err != nil {
+							return
+						}
+						if served > 0 {
+							// The second request: the deploy swapped the
+							// table and this dyno is being stopped.
+							r.Swap(oneApp(0, fresh))
+							stopping.Store(true)
+							return
+						}
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nold")
+					}
+				}()
+			}
+		}()
+		r.Swap(oneApp(0, old.Addr().String()))
+		base := startRouter(t, r)
+		client := newClient()
+		if status, body := get(t, client, base, "/"); status != 200 || body != "old" {
+			t.Fatalf("first request: %d %q", status, body)
+		}
+		if status, body := get(t, client, base, "/"); status != 200 || body != "new" {
+			t.Fatalf("second request: %d %q; want the new dyno's answer\n%s", status, body, logs.dump())
+		}
+		for _, l := range logs.all() {
+			if strings.Contains(l.Text, "code=") {
+				t.Errorf("router error line: %s", l.Text)
+			}
+		}
+	})
 }

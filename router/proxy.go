@@ -216,7 +216,8 @@ func (ex *exchange) serve(w http.ResponseWriter, req *http.Request, rt *route, h
 
 	limit := int64(r.opts.BackendConcurrency)
 	var done tried
-	attempts := 0
+	attempts := 0  // dynos tried, for maxAttempts
+	triedHere := 0 // of them, dynos of rt
 	// The arrival time serves the first pick; a pick after waiting or a refused
 	// connection reads the clock again. (Each clock read is ~50 ns here; a request
 	// used to make eight.)
@@ -224,7 +225,7 @@ func (ex *exchange) serve(w http.ResponseWriter, req *http.Request, rt *route, h
 	for {
 		idx := rt.pick(now, limit, done)
 		if idx < 0 {
-			if attempts >= len(rt.backends) {
+			if triedHere >= len(rt.backends) {
 				ex.fail(w, req, rt, host, H21, true)
 				return false
 			}
@@ -243,15 +244,28 @@ func (ex *exchange) serve(w http.ResponseWriter, req *http.Request, rt *route, h
 			if isRefused(err) && req.Context().Err() == nil && ex.firedPhase() == phaseNone {
 				now = r.opts.Now().UnixNano()
 				ex.waited = true
-				b.quarantineUntil.Store(now + int64(r.opts.Quarantine))
 				rt.app.release(b)
-				r.logger.Warn("router: dyno refused connection; quarantined", "app", rt.App, "env", rt.Env,
-					"dyno", b.Dyno, "addr", b.Addr, "for", r.opts.Quarantine, "err", err)
+				if b.pool.isClosed() {
+					// A dyno that left the table is being stopped: no quarantine.
+					r.logger.Debug("router: dyno is stopping; trying another", "app", rt.App, "env", rt.Env,
+						"dyno", b.Dyno, "addr", b.Addr, "err", err)
+				} else {
+					b.quarantineUntil.Store(now + int64(r.opts.Quarantine))
+					r.logger.Warn("router: dyno refused connection; quarantined", "app", rt.App, "env", rt.Env,
+						"dyno", b.Dyno, "addr", b.Addr, "for", r.opts.Quarantine, "err", err)
+				}
 				done.add(idx)
 				attempts++
+				triedHere++
 				if attempts >= maxAttempts {
 					ex.fail(w, req, rt, host, H21, true)
 					return false
+				}
+				if cur := r.table.Load().hosts[host]; cur != nil && cur != rt && len(cur.backends) > 0 {
+					// The table changed since the request came (a deploy swapped in
+					// new dynos and is stopping the old ones): nothing was sent, so
+					// the retry goes to the current dynos.
+					rt, done, triedHere = cur, 0, 0
 				}
 				continue
 			}

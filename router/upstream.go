@@ -87,6 +87,13 @@ func (p *connPool) put(c *upConn, now time.Time) {
 	p.mu.Unlock()
 }
 
+// isClosed reports whether the dyno left the table.
+func (p *connPool) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
 // close closes the idle connections and every connection put back later: the dyno
 // left the table.
 func (p *connPool) close() {
@@ -216,6 +223,12 @@ func (ex *exchange) send(req *http.Request, b *backend, body *bodyReader) (*upst
 		_ = c.conn.Close()
 		ex.setUpstream(nil)
 		if reused && body == nil && replayable(req) && staleConnError(err) && ex.firedPhase() == phaseNone && req.Context().Err() == nil {
+			if b.pool.isClosed() {
+				// The dyno left the table and is being stopped (its server closes
+				// idle connections, this one with the request unread): the request
+				// goes to a dyno of the current table, as after a refused connection.
+				return nil, errDialed{fmt.Errorf("dyno %s is stopping: %w", b.Dyno, err)}
+			}
 			c, reused = nil, false
 			continue
 		}
