@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,8 +42,15 @@ func git(t testing.TB, dir string, args ...string) string {
 // runCLI runs the manifold CLI in process and returns its exit code and output.
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return runCLIWithStdin(t, strings.NewReader(""), args...)
+}
+
+// runCLIWithStdin runs the CLI in this process with stdin as its standard input.
+func runCLIWithStdin(t *testing.T, stdin io.Reader, args ...string) (int, string, string) {
+	t.Helper()
 	root := newRootCmd()
 	var stdout, stderr bytes.Buffer
+	root.SetIn(stdin)
 	root.SetOut(&stdout)
 	root.SetErr(&stderr)
 	root.SetArgs(args)

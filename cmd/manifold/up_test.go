@@ -297,6 +297,13 @@ func TestUpEndToEnd(t *testing.T) {
 	if code != 3 || !strings.Contains(out, "one-off run.1") {
 		t.Errorf("run: exit %d, output %q %q; want 3 and the one-off's output", code, out, errOut)
 	}
+	// Its stdin is manifold's (data piped in), and output that is not text comes back
+	// byte for byte.
+	oneOff := `read name; echo "hello $name from $DYNO"; printf '\377\000\001'; cat >&2`
+	code, out, errOut = runCLIWithStdin(t, strings.NewReader("world\nto stderr\n"), "--api", apiAddr, "run", "-a", "hello", "--", oneOff)
+	if want := "hello world from run.2\n\xff\x00\x01"; code != 0 || out != want || errOut != "to stderr\n" {
+		t.Errorf("run with stdin: exit %d, stdout %q, stderr %q; want 0, %q, %q", code, out, errOut, want, "to stderr\n")
+	}
 
 	// A failing release phase keeps the previous release serving.
 	procfile := filepath.Join(repo, "src", "hello", "Procfile")

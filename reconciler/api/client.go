@@ -71,8 +71,19 @@ func (c *Client) Rollback(ctx context.Context, app string, req RollbackRequest) 
 
 // Run is POST /v1/apps/{app}/run: the one-off's output is copied to stdout and stderr
 // as it comes, and its exit code returned.
-func (c *Client) Run(ctx context.Context, app string, req RunRequest, stdout, stderr io.Writer) (int, error) {
-	resp, err := c.send(ctx, http.MethodPost, appPath(app, "run", nil), req)
+func (c *Client) Run(ctx context.Context, app string, req RunRequest, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	// Ending the request when the run is over also stops the upload of stdin, which may
+	// never end by itself (a terminal).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var resp *http.Response
+	var err error
+	if stdin == nil {
+		resp, err = c.send(ctx, http.MethodPost, appPath(app, "run", nil), req)
+	} else {
+		query := url.Values{"env": {req.Env}, "command": {req.Command}}
+		resp, err = c.sendStream(ctx, http.MethodPost, appPath(app, "run", query), stdin)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -90,8 +101,10 @@ func (c *Client) Run(ctx context.Context, app string, req RunRequest, stdout, st
 			return *frame.Exit, nil
 		case frame.Stream == "stderr":
 			_, _ = io.WriteString(stderr, frame.Data)
+			_, _ = stderr.Write(frame.Bytes)
 		default:
 			_, _ = io.WriteString(stdout, frame.Data)
+			_, _ = stdout.Write(frame.Bytes)
 		}
 	}
 }
@@ -172,6 +185,23 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return c.roundTrip(req, method, path)
+}
+
+// sendStream sends body as it comes (chunked), for a one-off's stdin.
+func (c *Client) sendStream(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	// Wrapped so that the transport neither sizes it nor closes the caller's reader.
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, io.NopCloser(body))
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = -1
+	req.Header.Set("Content-Type", "application/octet-stream")
+	return c.roundTrip(req, method, path)
+}
+
+// roundTrip sends req; a non-2xx answer becomes an error carrying the daemon's message.
+func (c *Client) roundTrip(req *http.Request, method, path string) (*http.Response, error) {
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("reach the manifold daemon at %s (is `manifold up` running? set --api or MANIFOLD_API): %w", c.BaseURL, err)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/logs"
@@ -59,17 +60,20 @@ type RollbackRequest struct {
 	Author  string `json:"author,omitempty"`
 }
 
-// RunRequest is the body of POST /v1/apps/{app}/run.
+// RunRequest is the body of POST /v1/apps/{app}/run, or its query (env, command) when
+// the body is the one-off's standard input.
 type RunRequest struct {
 	Env     string `json:"env,omitempty"`
 	Command string `json:"command"`
 }
 
 // RunFrame is one NDJSON frame of a run's answer: output (Stream stdout or stderr with
-// Data), then a last frame with Exit or Error.
+// Data, or Bytes when the output is not valid UTF-8, which a JSON string cannot carry),
+// then a last frame with Exit or Error.
 type RunFrame struct {
 	Stream string `json:"stream,omitempty"`
 	Data   string `json:"data,omitempty"`
+	Bytes  []byte `json:"bytes,omitempty"` // base64 in JSON
 	Exit   *int   `json:"exit,omitempty"`
 	Error  string `json:"error,omitempty"`
 }
@@ -178,10 +182,22 @@ func (s *server) rollback(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, release)
 }
 
-// run streams a one-off's output as NDJSON frames, flushed as they come.
+// run streams a one-off's output as NDJSON frames, flushed as they come. The request
+// is either a JSON RunRequest (the one-off's stdin is empty) or, with the command in
+// the query, a body that is the one-off's stdin, read while the output streams back.
 func (s *server) run(w http.ResponseWriter, r *http.Request) {
 	var req RunRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+	var stdin io.Reader
+	if query := r.URL.Query(); query.Has("command") {
+		req = RunRequest{Env: query.Get("env"), Command: query.Get("command")}
+		// HTTP/1.1's server stops reading a request body once the answer begins,
+		// unless told otherwise.
+		if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
+			writeError(w, http.StatusInternalServerError, fmt.Errorf("stream stdin: %w", err))
+			return
+		}
+		stdin = r.Body
+	} else if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("read body: %w", err))
 		return
 	}
@@ -191,7 +207,7 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 	}
 	frames := &frameWriter{w: w, enc: json.NewEncoder(w)}
 	code, err := s.daemon.RunOneOff(r.Context(), reconciler.OneOff{
-		App: r.PathValue("app"), Env: req.Env, Command: req.Command,
+		App: r.PathValue("app"), Env: req.Env, Command: req.Command, Stdin: stdin,
 		Stdout: frames.stream("stdout"), Stderr: frames.stream("stderr"),
 	})
 	if err != nil {
@@ -244,7 +260,12 @@ type streamWriter struct {
 func (f *frameWriter) stream(name string) io.Writer { return streamWriter{frames: f, name: name} }
 
 func (s streamWriter) Write(p []byte) (int, error) {
-	s.frames.write(RunFrame{Stream: s.name, Data: string(p)})
+	if utf8.Valid(p) {
+		s.frames.write(RunFrame{Stream: s.name, Data: string(p)})
+	} else {
+		// Encoded before write returns: p may be reused after.
+		s.frames.write(RunFrame{Stream: s.name, Bytes: p})
+	}
 	return len(p), nil
 }
 
