@@ -205,14 +205,7 @@ func TestStalePooledConnection(t *testing.T) {
 func TestRetryGoesToTheCurrentTable(t *testing.T) {
 	t.Parallel()
 	newDyno := func(t *testing.T, body string) string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, body) })}
-		go func() { _ = srv.Serve(ln) }()
-		t.Cleanup(func() { _ = srv.Close() })
-		return ln.Addr().String()
+		return startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, body) }))
 	}
 
 	t.Run("refused", func(t *testing.T) {
@@ -245,38 +238,24 @@ func TestRetryGoesToTheCurrentTable(t *testing.T) {
 		// stopped, closes the connection without reading it and every connection
 		// after (its listener is still open: a new connection would be accepted
 		// and dropped too).
-		old, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = old.Close() })
 		var stopping atomic.Bool
-		go func() {
-			for {
-				c, err := old.Accept()
-				if err != nil {
+		old := rawBackend(t, func(c net.Conn) {
+			br := bufio.NewReader(c)
+			for served := 0; !stopping.Load(); served++ {
+				if _, err := http.ReadRequest(br); err != nil {
 					return
 				}
-				go func() {
-					defer c.Close()
-					br := bufio.NewReader(c)
-					for served := 0; !stopping.Load(); served++ {
-						if _, err := http.ReadRequest(br); err != nil {
-							return
-						}
-						if served > 0 {
-							// The second request: the deploy swapped the
-							// table and this dyno is being stopped.
-							r.Swap(oneApp(0, fresh))
-							stopping.Store(true)
-							return
-						}
-						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nold")
-					}
-				}()
+				if served > 0 {
+					// The second request: the deploy swapped the table and this
+					// dyno is being stopped.
+					r.Swap(oneApp(0, fresh))
+					stopping.Store(true)
+					return
+				}
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nold")
 			}
-		}()
-		r.Swap(oneApp(0, old.Addr().String()))
+		})
+		r.Swap(oneApp(0, old))
 		base := startRouter(t, r)
 		client := newClient()
 		if status, body := get(t, client, base, "/"); status != 200 || body != "old" {
