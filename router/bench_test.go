@@ -36,16 +36,8 @@ func (w *nopWriter) WriteHeader(status int)      { w.status = status }
 // 127.0.0.1 over the keep-alive pool (the dyno's server runs in this process, so its
 // allocations count too).
 func BenchmarkRouterProxy(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ok := []byte("ok")
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(ok) })}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
 	r := New(Options{Logs: discardSink{}})
-	r.Swap(oneApp(0, ln.Addr().String()))
+	r.Swap(oneApp(0, startBackend(b, okHandler())))
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -69,16 +61,8 @@ func BenchmarkRouterProxy(b *testing.B) {
 // side is a raw connection that writes the request and reads until the body, so
 // nearly all allocations counted are the router's and the dyno's.
 func BenchmarkRouterServe(b *testing.B) {
-	dyno, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ok := []byte("ok")
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(ok) })}
-	go func() { _ = srv.Serve(dyno) }()
-	defer srv.Close()
 	r := New(Options{Logs: discardSink{}})
-	r.Swap(oneApp(0, dyno.Addr().String()))
+	r.Swap(oneApp(0, startBackend(b, okHandler())))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -118,6 +102,12 @@ func BenchmarkRouterServe(b *testing.B) {
 			}
 		}
 	})
+}
+
+// okHandler answers "ok", the trivial dyno of the benchmarks.
+func okHandler() http.Handler {
+	ok := []byte("ok")
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(ok) })
 }
 
 // discardSink drops router lines, after they were formatted.

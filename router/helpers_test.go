@@ -96,7 +96,7 @@ func startRouter(t *testing.T, r *Router) string {
 }
 
 // startBackend runs a real HTTP server on 127.0.0.1 until the test ends.
-func startBackend(t *testing.T, h http.Handler) string {
+func startBackend(t testing.TB, h http.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
