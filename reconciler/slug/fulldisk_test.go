@@ -4,18 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
+	"github.com/manifold-paas/manifold/reconciler/internal/smalldisk"
 	"github.com/manifold-paas/manifold/reconciler/slug"
 )
-
-// fullDiskChild makes the test binary run TestBuildOnAFullDisk's scenario itself: in
-// a mount namespace of its own, where it may mount a small tmpfs.
-const fullDiskChild = "MANIFOLD_SLUG_FULL_DISK_CHILD"
 
 // TestBuildOnAFullDisk fills the store's disk during a build: a tmpfs of 8 MB holds
 // the store, and the app's source has 5 MB that do not compress (5 MB copied into the
@@ -23,38 +18,11 @@ const fullDiskChild = "MANIFOLD_SLUG_FULL_DISK_CHILD"
 // and the full disk; nothing may be recorded for the source (a retry would otherwise
 // get a truncated slug, never built again); no scratch or temporary file may stay; and
 // once the failed build's files are gone, a small app builds on the same disk.
-//
-// The scenario runs in a child process (this test binary again) in new user and mount
-// namespaces, so that it can mount the tmpfs without privileges and without touching
-// the host's mounts.
 func TestBuildOnAFullDisk(t *testing.T) {
-	if os.Getenv(fullDiskChild) == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestBuildOnAFullDisk$", "-test.v")
-		cmd.Env = append(os.Environ(), fullDiskChild+"=1")
-		cmd.SysProcAttr = &syscall.SysProcAttr{
-			Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
-			UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
-			GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
-		}
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("the full-disk scenario failed (%v):\n%s", err, out)
-		}
-		if !strings.Contains(string(out), "--- PASS: TestBuildOnAFullDisk") {
-			t.Fatalf("the full-disk scenario did not run:\n%s", out)
-		}
+	disk, inChild := smalldisk.Mount(t, "8m")
+	if !inChild {
 		return
 	}
-
-	disk := t.TempDir()
-	// Mounts made here must not propagate back to the host's namespace.
-	if err := syscall.Mount("none", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
-		t.Fatalf("make mounts private: %v", err)
-	}
-	if err := syscall.Mount("tmpfs", disk, "tmpfs", 0, "size=8m"); err != nil {
-		t.Fatalf("mount an 8 MB tmpfs: %v", err)
-	}
-	t.Cleanup(func() { _ = syscall.Unmount(disk, syscall.MNT_DETACH) })
 	store, err := slug.OpenStore(filepath.Join(disk, "slugs"))
 	if err != nil {
 		t.Fatal(err)
