@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/manifold-paas/manifold/drivers/terminal"
 	"github.com/manifold-paas/manifold/logs"
 )
 
@@ -91,6 +92,10 @@ type OneOff struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+	// Terminal, when set, runs the process on a pseudo-terminal of that size (an
+	// interactive `manifold run bash`): its stdin, stdout and stderr are the
+	// terminal, whose output (both streams, as a terminal shows them) goes to Stdout.
+	Terminal *terminal.Size
 }
 
 // LogSink receives every line a driver produces: dyno output (source app) and the

@@ -1,12 +1,15 @@
 package reconciler
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/terminal"
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
 	"github.com/manifold-paas/manifold/spec"
@@ -132,6 +135,10 @@ type OneOff struct {
 	Stdin    io.Reader
 	Stdout   io.Writer
 	Stderr   io.Writer
+	// Terminal runs the one-off on a pseudo-terminal of that size (its output all
+	// goes to Stdout); Term is then its TERM (default xterm).
+	Terminal *terminal.Size
+	Term     string
 }
 
 // RunOneOff runs a one-off dyno (run.N) of the current release and returns its exit code.
@@ -152,7 +159,15 @@ func (r *Reconciler) RunOneOff(ctx context.Context, oneOff OneOff) (int, error) 
 	dynoSpec := r.dynoSpec(&app, *release, "run", index, oneOff.Command, spec.Process{Size: defaultSize(&app)})
 	name := dynoSpec.Name()
 	r.publish(&app, logs.SourceAPI, "api", fmt.Sprintf("Starting process with command `%s` (%s) on v%d", oneOff.Command, name, release.Version))
-	code, err := r.opts.Driver.Run(ctx, drivers.OneOff{DynoSpec: dynoSpec, Stdin: oneOff.Stdin, Stdout: oneOff.Stdout, Stderr: oneOff.Stderr})
+	if oneOff.Terminal != nil {
+		term := cmp.Or(oneOff.Term, "xterm")
+		dynoSpec.Config = maps.Clone(dynoSpec.Config)
+		if dynoSpec.Config == nil {
+			dynoSpec.Config = map[string]string{}
+		}
+		dynoSpec.Config["TERM"] = term
+	}
+	code, err := r.opts.Driver.Run(ctx, drivers.OneOff{DynoSpec: dynoSpec, Stdin: oneOff.Stdin, Stdout: oneOff.Stdout, Stderr: oneOff.Stderr, Terminal: oneOff.Terminal})
 	if err != nil {
 		return code, fmt.Errorf("run %s of %s (%s) v%d: %w", name, app.Name, app.Env, release.Version, err)
 	}

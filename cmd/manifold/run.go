@@ -2,31 +2,48 @@ package main
 
 import (
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/manifold-paas/manifold/drivers/terminal"
 	"github.com/manifold-paas/manifold/reconciler/api"
 )
 
 func newRunCmd() *cobra.Command {
 	var app, env string
-	var noStdin bool
+	var noStdin, noTTY bool
 	cmd := &cobra.Command{
-		Use:   "run -a APP [-e ENV] [--no-stdin] -- COMMAND...",
+		Use:   "run -a APP [-e ENV] [--no-stdin] [--no-tty] -- COMMAND...",
 		Short: "Run a one-off dyno of the app's current release; its exit code is passed through",
 		Long: `Run a one-off dyno (run.N) of the app's current release, as heroku run does: the
 command's output comes back as it is written, its exit code becomes manifold's, and
 manifold's standard input is the command's (pipe a script or data into it), unless
---no-stdin. There is no terminal: programs that need one (an editor) will not work.`,
+--no-stdin. From a terminal the one-off gets a terminal of the same size (so
+manifold run -a APP -- bash is interactive), unless --no-tty.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			req := api.RunRequest{Env: env, Command: strings.Join(args, " ")}
 			var stdin io.Reader
 			if !noStdin {
 				stdin = cmd.InOrStdin()
 			}
-			code, err := apiClient(cmd).Run(cmd.Context(), app, api.RunRequest{Env: env, Command: strings.Join(args, " ")},
-				stdin, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			in, inFile := stdin.(*os.File)
+			out, outFile := cmd.OutOrStdout().(*os.File)
+			if !noTTY && inFile && outFile && terminal.IsTerminal(in) && terminal.IsTerminal(out) {
+				size, err := terminal.SizeOf(out)
+				if err != nil {
+					return err
+				}
+				restore, err := terminal.MakeRaw(in)
+				if err != nil {
+					return err
+				}
+				defer func() { _ = restore() }()
+				req.TTY, req.Rows, req.Cols, req.Term = true, int(size.Rows), int(size.Cols), os.Getenv("TERM")
+			}
+			code, err := apiClient(cmd).Run(cmd.Context(), app, req, stdin, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -38,5 +55,6 @@ manifold's standard input is the command's (pipe a script or data into it), unle
 	}
 	appFlags(cmd, &app, &env)
 	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "give the command an empty standard input instead of manifold's")
+	cmd.Flags().BoolVar(&noTTY, "no-tty", false, "no terminal for the command even when manifold runs on one")
 	return cmd
 }

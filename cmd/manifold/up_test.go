@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/manifold-paas/manifold/drivers/terminal"
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/api"
 )
@@ -305,6 +306,10 @@ func TestUpEndToEnd(t *testing.T) {
 		t.Errorf("run with stdin: exit %d, stdout %q, stderr %q; want 0, %q, %q", code, out, errOut, want, "to stderr\n")
 	}
 
+	// From a terminal, the one-off gets one of the same size and TERM, and manifold's
+	// terminal is raw while it runs and restored after.
+	runOnATerminal(t, apiAddr)
+
 	// A failing release phase keeps the previous release serving.
 	procfile := filepath.Join(repo, "src", "hello", "Procfile")
 	if err := os.WriteFile(procfile, []byte("web: hello web\nworker: hello worker\nrelease: echo migrating; exit 1\n"), 0o644); err != nil {
@@ -480,5 +485,54 @@ func TestReconcileExitCode(t *testing.T) {
 				t.Errorf("exit %d (%s), output %q; want exit %d", code, errOut.String(), out.String(), tt.want)
 			}
 		})
+	}
+}
+
+// runOnATerminal runs `manifold run` with a pseudo-terminal of 30x90 as its stdin and
+// stdout, types a line into it, and checks what the one-off saw and printed.
+func runOnATerminal(t *testing.T, apiAddr string) {
+	t.Helper()
+	t.Setenv("TERM", "xterm-256color")
+	controller, tty, err := terminal.OpenPTY(terminal.Size{Rows: 30, Cols: 90})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer controller.Close()
+	defer tty.Close()
+	var output lockedBuffer
+	go func() { _, _ = io.Copy(&output, controller) }() // ends when controller closes
+	// Typed once the one-off waits for it; the Enter key is "\r" on a raw terminal.
+	go func() {
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(output.String(), "ready") && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		_, _ = io.WriteString(controller, "hello\r")
+	}()
+	root := newRootCmd()
+	var stderr bytes.Buffer
+	root.SetIn(tty)
+	root.SetOut(tty)
+	root.SetErr(&stderr)
+	root.SetArgs([]string{"--api", apiAddr, "run", "-a", "hello", "--", `echo ready; read x; stty size; echo "on $TERM, got $x"; exit 6`})
+	code := exitCode(root.ExecuteContext(context.Background()), &stderr)
+	if code != 6 {
+		t.Errorf("run on a terminal: exit %d, %q; want 6", code, stderr.String())
+	}
+	if !terminal.IsTerminal(tty) {
+		t.Fatal("the test's terminal is gone")
+	}
+	// Back to cooked mode: output gets "\r\n" again.
+	if _, err := io.WriteString(tty, "after\n"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(output.String(), "after\r\n") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, want := range []string{"30 90\r\n", "on xterm-256color, got hello\r\n", "after\r\n"} {
+		if !strings.Contains(output.String(), want) {
+			t.Errorf("terminal output %q lacks %q", output.String(), want)
+		}
 	}
 }

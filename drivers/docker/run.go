@@ -16,8 +16,9 @@ import (
 // Run runs a one-off dyno (`manifold run`): a container on the app's network with the
 // slug at /app, attached to o's streams (stdout and stderr demultiplexed), removed
 // after it exits, never restarted. It returns the process's exit status. A zero Index
-// is numbered by the driver (run.1, run.2, …); Type defaults to run. Cancelling ctx
-// kills the container.
+// is numbered by the driver (run.1, run.2, …); Type defaults to run. With o.Terminal
+// the container gets a terminal of that size, whose output goes to o.Stdout.
+// Cancelling ctx kills the container.
 func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 	if err := d.beginCall(); err != nil {
 		return -1, err
@@ -69,7 +70,13 @@ func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 	}
 	outputDone := make(chan error, 1)
 	go func() {
-		_, err := stdcopy.StdCopy(stdout, stderr, attach.Reader)
+		var err error
+		if o.Terminal != nil {
+			// A terminal's output is one stream, not multiplexed.
+			_, err = io.Copy(stdout, attach.Reader)
+		} else {
+			_, err = stdcopy.StdCopy(stdout, stderr, attach.Reader)
+		}
 		outputDone <- err
 	}()
 
@@ -78,10 +85,18 @@ func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 		return -1, fmt.Errorf("run %s: start container: %w", dynoRef(spec), err)
 	}
 	d.platform(spec, spec.Name(), "State changed from starting to up")
+	if t := o.Terminal; t != nil {
+		// As docker run -t does: the size given at create is not always applied.
+		_ = d.cli.ContainerResize(ctx, id, container.ResizeOptions{Height: uint(t.Rows), Width: uint(t.Cols)})
+	}
 	if o.Stdin != nil {
 		go func() {
 			_, _ = io.Copy(attach.Conn, o.Stdin)
-			_ = attach.CloseWrite()
+			if o.Terminal == nil {
+				// On a terminal the end of the input is a key (^D), not the end of
+				// the stream; the engine would also end the output with it.
+				_ = attach.CloseWrite()
+			}
 		}()
 	}
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/terminal"
 )
 
 func oneOff(app, env, command, slugPath string) drivers.OneOff {
@@ -111,4 +112,32 @@ func TestAppNetworksAreIsolated(t *testing.T) {
 		}
 	}
 	stopAll(t, d)
+}
+
+// TestRunOnATerminal runs a one-off container with a terminal, as `manifold run bash`
+// from a terminal does: the process sees a terminal of the size asked for, its input
+// arrives, both its streams come back through stdout, and its exit code is kept. (It
+// reads first: the engine applies the size just after the start, as docker run -t
+// does, and the input is sent after that.)
+func TestRunOnATerminal(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d := e.driver(e.options())
+	var stdout, stderr bytes.Buffer
+	o := oneOff(randomName("tty"), "staging", `read x; test -t 0 && test -t 1 && echo on-a-terminal; stty size; echo "got $x"; echo oops >&2; exit 5`,
+		slug(t, map[string]string{"bin/.keep": ""}))
+	o.Stdin, o.Stdout, o.Stderr = strings.NewReader("hello\n"), &stdout, &stderr
+	o.Terminal = &terminal.Size{Rows: 33, Cols: 101}
+	code, err := d.Run(context.Background(), o)
+	if err != nil || code != 5 {
+		t.Fatalf("Run: %d, %v; want 5\n%s", code, err, stdout.String())
+	}
+	for _, want := range []string{"on-a-terminal\r\n", "33 101\r\n", "got hello\r\n", "oops\r\n"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output %q lacks %q", stdout.String(), want)
+		}
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("stderr %q; a terminal's output goes to stdout", stderr.String())
+	}
 }

@@ -170,6 +170,7 @@ func (d *Driver) createDynoContainer(ctx context.Context, spec drivers.DynoSpec,
 		if oneOff.Stdin != nil {
 			cfg.AttachStdin, cfg.OpenStdin, cfg.StdinOnce = true, true, true
 		}
+		cfg.Tty = oneOff.Terminal != nil
 	}
 	init := true
 	netName := networkName(spec.App, spec.Env)
@@ -187,6 +188,9 @@ func (d *Driver) createDynoContainer(ctx context.Context, spec drivers.DynoSpec,
 	}
 	if spec.MemoryBytes == 0 {
 		host.Resources.MemorySwap = 0
+	}
+	if oneOff != nil && oneOff.Terminal != nil {
+		host.ConsoleSize = [2]uint{uint(oneOff.Terminal.Rows), uint(oneOff.Terminal.Cols)}
 	}
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{netName: {}}}
 

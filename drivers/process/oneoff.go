@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -12,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/terminal"
 	"github.com/manifold-paas/manifold/logs"
 )
 
@@ -61,12 +64,26 @@ func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = oneOff.Stdin, oneOff.Stdout, oneOff.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = oneOffWaitDelay
+	var term *ptyRelay
+	if oneOff.Terminal != nil {
+		if term, err = openRelay(*oneOff.Terminal); err != nil {
+			return fail(err)
+		}
+		defer term.close()
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = term.tty, term.tty, term.tty
+		// A session of its own with the terminal as its controlling terminal, as a
+		// login shell has; its id is the group killGroup signals.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	}
 
 	heroku("State changed from down to starting")
 	heroku("Starting process with command `%s`", spec.Command)
 	if err := cmd.Start(); err != nil {
 		heroku("Error starting process: %v", err)
 		return fail(err)
+	}
+	if term != nil {
+		term.relay(oneOff.Stdin, oneOff.Stdout)
 	}
 	pgid := cmd.Process.Pid
 	heroku("State changed from starting to up")
@@ -106,6 +123,10 @@ func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 	reaped = true
 	killMu.Unlock()
 	waitErr := cmd.Wait()
+	if term != nil {
+		// What the process wrote last is still in the terminal: read it to the end.
+		term.drain(oneOffWaitDelay)
+	}
 
 	code := -1
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
@@ -123,4 +144,49 @@ func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 		return code, fmt.Errorf("run app %s dyno %s: %w", spec.App, name, waitErr)
 	}
 	return code, nil
+}
+
+// ptyRelay is a one-off's pseudo-terminal and the copying between it and the caller's
+// streams.
+type ptyRelay struct {
+	controller, tty *os.File
+	outDone         chan struct{}
+}
+
+func openRelay(size terminal.Size) (*ptyRelay, error) {
+	controller, tty, err := terminal.OpenPTY(size)
+	if err != nil {
+		return nil, err
+	}
+	return &ptyRelay{controller: controller, tty: tty, outDone: make(chan struct{})}, nil
+}
+
+// relay starts copying stdin to the terminal and the terminal's output to stdout, once
+// the process holds the terminal side (this process's copy is closed, so that the
+// output ends when the process and its children are gone).
+func (p *ptyRelay) relay(stdin io.Reader, stdout io.Writer) {
+	_ = p.tty.Close()
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	go func() {
+		defer close(p.outDone)
+		_, _ = io.Copy(stdout, p.controller) // ends with EIO when the terminal closes
+	}()
+	if stdin != nil {
+		go func() { _, _ = io.Copy(p.controller, stdin) }()
+	}
+}
+
+// drain waits up to d for the terminal's output to end.
+func (p *ptyRelay) drain(d time.Duration) {
+	select {
+	case <-p.outDone:
+	case <-time.After(d):
+	}
+}
+
+func (p *ptyRelay) close() {
+	_ = p.tty.Close()
+	_ = p.controller.Close()
 }

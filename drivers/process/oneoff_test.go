@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/terminal"
 	"github.com/manifold-paas/manifold/logs"
 )
 
@@ -89,4 +92,71 @@ func TestRunOneOffLeftoverChildDiesWithLeader(t *testing.T) {
 	if err != nil || code != 0 || stdout.String() != "started\n" {
 		t.Fatalf("code %d err %v stdout %q; want 0, nil, started", code, err, stdout.String())
 	}
+}
+
+// TestRunOneOffOnATerminal runs a one-off on a pseudo-terminal, as `manifold run bash`
+// from a terminal does: the process sees a terminal of the size asked for on stdin and
+// stdout, its input arrives through it, both its streams come back through stdout,
+// its exit code is kept, and a cancelled one is killed with its session.
+func TestRunOneOffOnATerminal(t *testing.T) {
+	h := newHarness(t, Options{})
+	var stdout lockedBuffer
+	spec := h.spec("", 0, `test -t 0 && test -t 1 && echo on-a-terminal; stty size; read x; echo "got $x"; echo oops >&2; exit 5`, nil)
+	code, err := h.d.Run(context.Background(), drivers.OneOff{DynoSpec: spec, Stdin: strings.NewReader("hello\n"),
+		Stdout: &stdout, Stderr: failWriter{t}, Terminal: &terminal.Size{Rows: 33, Cols: 101}})
+	if err != nil || code != 5 {
+		t.Fatalf("Run: %d, %v; want 5\n%s", code, err, stdout.String())
+	}
+	for _, want := range []string{"on-a-terminal\r\n", "33 101\r\n", "got hello\r\n", "oops\r\n"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output %q lacks %q", stdout.String(), want)
+		}
+	}
+
+	// A shell that waits for input that never comes is killed with its session.
+	ctx, cancel := context.WithCancel(context.Background())
+	never, feed := io.Pipe()
+	defer feed.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.d.Run(ctx, drivers.OneOff{DynoSpec: h.spec("", 0, `sleep 600 & read x`, nil), Stdin: never,
+			Stdout: io.Discard, Terminal: &terminal.Size{Rows: 24, Cols: 80}})
+		done <- err
+	}()
+	cancel() // before or after it started: either way it must end with an error
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a cancelled one-off on a terminal reported no error")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a cancelled one-off on a terminal did not end")
+	}
+}
+
+// failWriter fails the test when written to: a one-off on a terminal has no stderr of
+// its own.
+type failWriter struct{ t *testing.T }
+
+func (w failWriter) Write(p []byte) (int, error) {
+	w.t.Errorf("wrote %q to stderr; a terminal's output goes to stdout", p)
+	return len(p), nil
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -82,6 +82,12 @@ func (c *Client) Run(ctx context.Context, app string, req RunRequest, stdin io.R
 		resp, err = c.send(ctx, http.MethodPost, appPath(app, "run", nil), req)
 	} else {
 		query := url.Values{"env": {req.Env}, "command": {req.Command}}
+		if req.TTY {
+			query.Set("tty", "1")
+			query.Set("rows", strconv.Itoa(req.Rows))
+			query.Set("cols", strconv.Itoa(req.Cols))
+			query.Set("term", req.Term)
+		}
 		resp, err = c.sendStream(ctx, http.MethodPost, appPath(app, "run", query), stdin)
 	}
 	if err != nil {

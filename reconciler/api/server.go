@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
 	"unicode/utf8"
 
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/terminal"
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
@@ -65,6 +67,12 @@ type RollbackRequest struct {
 type RunRequest struct {
 	Env     string `json:"env,omitempty"`
 	Command string `json:"command"`
+	// TTY runs the one-off on a terminal of Rows x Cols with TERM=Term (query: tty=1,
+	// rows, cols, term); its output then comes as stdout only.
+	TTY  bool   `json:"tty,omitempty"`
+	Rows int    `json:"rows,omitempty"`
+	Cols int    `json:"cols,omitempty"`
+	Term string `json:"term,omitempty"`
 }
 
 // RunFrame is one NDJSON frame of a run's answer: output (Stream stdout or stderr with
@@ -189,7 +197,10 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 	var req RunRequest
 	var stdin io.Reader
 	if query := r.URL.Query(); query.Has("command") {
-		req = RunRequest{Env: query.Get("env"), Command: query.Get("command")}
+		req = RunRequest{Env: query.Get("env"), Command: query.Get("command"), Term: query.Get("term"),
+			TTY: query.Get("tty") == "1" || query.Get("tty") == "true"}
+		req.Rows, _ = strconv.Atoi(query.Get("rows"))
+		req.Cols, _ = strconv.Atoi(query.Get("cols"))
 		// HTTP/1.1's server stops reading a request body once the answer begins,
 		// unless told otherwise.
 		if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
@@ -205,11 +216,20 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errors.New("command is empty"))
 		return
 	}
-	frames := &frameWriter{w: w, enc: json.NewEncoder(w)}
-	code, err := s.daemon.RunOneOff(r.Context(), reconciler.OneOff{
+	oneOff := reconciler.OneOff{
 		App: r.PathValue("app"), Env: req.Env, Command: req.Command, Stdin: stdin,
-		Stdout: frames.stream("stdout"), Stderr: frames.stream("stderr"),
-	})
+	}
+	if req.TTY {
+		if req.Rows < 0 || req.Rows > math.MaxUint16 || req.Cols < 0 || req.Cols > math.MaxUint16 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("terminal size %dx%d out of range", req.Rows, req.Cols))
+			return
+		}
+		oneOff.Terminal = &terminal.Size{Rows: uint16(req.Rows), Cols: uint16(req.Cols)}
+		oneOff.Term = req.Term
+	}
+	frames := &frameWriter{w: w, enc: json.NewEncoder(w)}
+	oneOff.Stdout, oneOff.Stderr = frames.stream("stdout"), frames.stream("stderr")
+	code, err := s.daemon.RunOneOff(r.Context(), oneOff)
 	if err != nil {
 		if !frames.started() {
 			// Nothing streamed yet (no such app, no release): a plain error answer.

@@ -1,0 +1,89 @@
+package terminal_test
+
+import (
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/manifold-paas/manifold/drivers/terminal"
+)
+
+// TestOpenPTY runs a real shell on a new pseudo-terminal: it sees a terminal of the
+// size asked for, its input arrives, and its output comes back through the controller.
+func TestOpenPTY(t *testing.T) {
+	t.Parallel()
+	controller, tty, err := terminal.OpenPTY(terminal.Size{Rows: 33, Cols: 101})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer controller.Close()
+	if !terminal.IsTerminal(tty) {
+		t.Fatal("the terminal side is not a terminal")
+	}
+	if size, err := terminal.SizeOf(tty); err != nil || size != (terminal.Size{Rows: 33, Cols: 101}) {
+		t.Fatalf("SizeOf = %v, %v; want 33x101", size, err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", `test -t 0 && test -t 1 && echo on-a-terminal; stty size; read x; echo "got $x"`)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tty.Close()
+	if _, err := io.WriteString(controller, "hello\n"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 1)
+	go func() {
+		out, _ := io.ReadAll(controller) // ends with EIO once the shell is gone
+		done <- string(out)
+	}()
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case out := <-done:
+		for _, want := range []string{"on-a-terminal\r\n", "33 101\r\n", "got hello\r\n"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output %q lacks %q", out, want)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the controller side did not end after the shell exited")
+	}
+}
+
+// TestMakeRaw puts a terminal in raw mode and back: in raw mode a typed line is not
+// echoed and no "\r" is added to output.
+func TestMakeRaw(t *testing.T) {
+	t.Parallel()
+	controller, tty, err := terminal.OpenPTY(terminal.Size{Rows: 24, Cols: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer controller.Close()
+	defer tty.Close()
+	restore, err := terminal.MakeRaw(tty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(tty, "a\nb"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	n, err := controller.Read(buf)
+	if err != nil || string(buf[:n]) != "a\nb" {
+		t.Errorf("raw output read %q, %v; want %q (no \\r added)", buf[:n], err, "a\nb")
+	}
+	if err := restore(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(tty, "c\n"); err != nil {
+		t.Fatal(err)
+	}
+	n, err = controller.Read(buf)
+	if err != nil || string(buf[:n]) != "c\r\n" {
+		t.Errorf("restored output read %q, %v; want %q", buf[:n], err, "c\r\n")
+	}
+}
