@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/manifold-paas/manifold/reconciler/plan"
 	"github.com/manifold-paas/manifold/spec"
 )
 
@@ -38,14 +39,14 @@ func openApplied(stateDir string) (*appliedStore, error) {
 	return s, nil
 }
 
-func appliedKey(key AppKey) string { return key.Env + "/" + key.App }
+func appliedKey(key plan.AppKey) string { return key.Env + "/" + key.App }
 
 // set records app as applied; unchanged apps cost no write.
 func (s *appliedStore) set(app spec.App) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := appliedKey(keyOf(&app))
-	if old, ok := s.apps[key]; ok && fingerprintOf(&old) == fingerprintOf(&app) && sameShape(old, app) {
+	key := appliedKey(plan.KeyOf(&app))
+	if old, ok := s.apps[key]; ok && plan.Fingerprint(&old) == plan.Fingerprint(&app) && sameShape(old, app) {
 		return nil
 	}
 	s.apps[key] = app
@@ -53,12 +54,12 @@ func (s *appliedStore) set(app spec.App) error {
 }
 
 // keep forgets the apps for which wanted is false (removed from the repo).
-func (s *appliedStore) keep(wanted func(AppKey) bool) error {
+func (s *appliedStore) keep(wanted func(plan.AppKey) bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	changed := false
 	for key, app := range s.apps {
-		if !wanted(keyOf(&app)) {
+		if !wanted(plan.KeyOf(&app)) {
 			delete(s.apps, key)
 			changed = true
 		}
@@ -101,7 +102,7 @@ func sameShape(a, b spec.App) bool {
 // spec that loaded, and the apps a rollback pins (their code and config stay until a
 // commit changes them).
 type LivePlan struct {
-	Plan   Plan        `json:"plan"`
+	Plan   plan.Plan   `json:"plan"`
 	Pinned []AppStatus `json:"pinned,omitempty"`
 	// Error is why the newest revision does not load (the plan is then against the
 	// last one that did).
@@ -116,13 +117,13 @@ func (r *Reconciler) Observed(ctx context.Context) ([]spec.App, error) {
 		return nil, fmt.Errorf("list dynos: %w", err)
 	}
 	type typeKey struct {
-		app  AppKey
+		app  plan.AppKey
 		kind string
 	}
 	counts := map[typeKey]int{}
 	sizes := map[typeKey]string{}
 	for _, d := range dynos {
-		k := typeKey{AppKey{Env: d.Spec.Env, App: d.Spec.App}, d.Spec.Type}
+		k := typeKey{plan.AppKey{Env: d.Spec.Env, App: d.Spec.App}, d.Spec.Type}
 		counts[k]++
 		sizes[k] = d.Spec.Size
 	}
@@ -133,7 +134,7 @@ func (r *Reconciler) Observed(ctx context.Context) ([]spec.App, error) {
 		}
 		processes := make([]spec.Process, 0, len(app.Processes))
 		for _, p := range app.Processes {
-			k := typeKey{keyOf(&app), p.Type}
+			k := typeKey{plan.KeyOf(&app), p.Type}
 			p.Count = counts[k]
 			if size, ok := sizes[k]; ok {
 				p.Size = size
@@ -152,7 +153,7 @@ func (r *Reconciler) LivePlan(ctx context.Context) (LivePlan, error) {
 	if err != nil {
 		return LivePlan{}, err
 	}
-	out := LivePlan{Plan: Diff(r.Apps(), observed)}
+	out := LivePlan{Plan: plan.Diff(r.Apps(), observed)}
 	status := r.Status()
 	out.Error = status.Error
 	for _, s := range status.Apps {

@@ -12,6 +12,7 @@ import (
 	"github.com/manifold-paas/manifold/drivers/terminal"
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
+	"github.com/manifold-paas/manifold/reconciler/plan"
 	"github.com/manifold-paas/manifold/spec"
 )
 
@@ -48,7 +49,7 @@ func (r *Reconciler) Dynos(ctx context.Context, name, env string) (spec.App, []d
 	if err != nil {
 		return app, nil, err
 	}
-	if release := r.current(keyOf(&app)); release != nil {
+	if release := r.current(plan.KeyOf(&app)); release != nil {
 		// ps shows the formation and commands of the release that runs.
 		app.Processes = formation(&app, *release)
 		for i, p := range app.Processes {
@@ -57,7 +58,7 @@ func (r *Reconciler) Dynos(ctx context.Context, name, env string) (spec.App, []d
 			}
 		}
 	}
-	dynos, err := r.appDynos(ctx, keyOf(&app))
+	dynos, err := r.appDynos(ctx, plan.KeyOf(&app))
 	return app, dynos, err
 }
 
@@ -88,7 +89,7 @@ func (r *Reconciler) Rollback(ctx context.Context, name, env string, to int, aut
 			return ledger.Release{}, err
 		}
 	}
-	release, err := r.opts.Ledger.Rollback(ctx, app.Name, app.Env, to, author, fingerprintOf(&app))
+	release, err := r.opts.Ledger.Rollback(ctx, app.Name, app.Env, to, author, plan.Fingerprint(&app))
 	if err != nil {
 		return ledger.Release{}, fmt.Errorf("roll back %s (%s) to v%d: %w", app.Name, app.Env, to, err)
 	}
@@ -121,7 +122,7 @@ func (r *Reconciler) Rollback(ctx context.Context, name, env string, to int, aut
 		}
 		release.Status = ledger.StatusSucceeded
 	}
-	r.setAppStatus(keyOf(&app), func(s *AppStatus) {
+	r.setAppStatus(plan.KeyOf(&app), func(s *AppStatus) {
 		s.Release, s.PinnedTo, s.State, s.Reason = release.Version, release.Version, StateReady, ""
 	})
 	_ = r.refreshRoutes(ctx)
@@ -148,7 +149,7 @@ func (r *Reconciler) RunOneOff(ctx context.Context, oneOff OneOff) (int, error) 
 	if err != nil {
 		return 0, err
 	}
-	release := r.current(keyOf(&app))
+	release := r.current(plan.KeyOf(&app))
 	if release == nil {
 		return 0, fmt.Errorf("%w: %s (%s) has no release yet", errNoRelease, app.Name, app.Env)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
+	"github.com/manifold-paas/manifold/reconciler/plan"
 	"github.com/manifold-paas/manifold/reconciler/slug"
 	"github.com/manifold-paas/manifold/reconciler/source"
 	"github.com/manifold-paas/manifold/router"
@@ -93,9 +94,9 @@ type Reconciler struct {
 	status   Status
 	desired  []spec.App // the last spec that loaded
 	snapshot source.Snapshot
-	draining map[string]bool    // dyno ids leaving the router table before they stop
-	failed   map[AppKey]failure // specs whose deploy failed: not retried until they change or a forced pass
-	oneOffs  int                // run.N counter
+	draining map[string]bool         // dyno ids leaving the router table before they stop
+	failed   map[plan.AppKey]failure // specs whose deploy failed: not retried until they change or a forced pass
+	oneOffs  int                     // run.N counter
 
 	// routesAsked numbers route refreshes as they start; routesSwapped is the newest
 	// one swapped in (see refreshRoutes).
@@ -145,7 +146,7 @@ func New(opts Options) (*Reconciler, error) {
 		log:      opts.Logger,
 		trigger:  make(chan request, 16),
 		draining: map[string]bool{},
-		failed:   map[AppKey]failure{},
+		failed:   map[plan.AppKey]failure{},
 	}, nil
 }
 
@@ -262,7 +263,7 @@ func (r *Reconciler) pass(ctx context.Context, req request) {
 		r.mu.Unlock()
 		return
 	}
-	wanted := map[AppKey]bool{}
+	wanted := map[plan.AppKey]bool{}
 	for i := range desired {
 		// A copy: the pass writes a git source's commit into it, while the API reads
 		// r.desired (the same array) under r.mu.
@@ -271,7 +272,7 @@ func (r *Reconciler) pass(ctx context.Context, req request) {
 		if !r.wantsEnv(app.Env) {
 			continue
 		}
-		wanted[keyOf(app)] = true
+		wanted[plan.KeyOf(app)] = true
 		if req.app != "" && req.app != app.Name && req.force {
 			continue
 		}
@@ -286,7 +287,7 @@ func (r *Reconciler) pass(ctx context.Context, req request) {
 	if err := r.refreshRoutes(ctx); err != nil {
 		r.log.Error("refresh routes", "err", err)
 	}
-	if err := r.applied.keep(func(key AppKey) bool { return wanted[key] || !r.wantsEnv(key.Env) }); err != nil {
+	if err := r.applied.keep(func(key plan.AppKey) bool { return wanted[key] || !r.wantsEnv(key.Env) }); err != nil {
 		r.log.Error("forget removed apps", "err", err)
 	}
 	r.mu.Lock()

@@ -18,6 +18,7 @@ import (
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
+	"github.com/manifold-paas/manifold/reconciler/plan"
 	"github.com/manifold-paas/manifold/reconciler/slug"
 	"github.com/manifold-paas/manifold/reconciler/source"
 	"github.com/manifold-paas/manifold/router"
@@ -697,7 +698,7 @@ func TestLivePlanShowsWhatTheRunningSystemLacks(t *testing.T) {
 	live, _ = h.rec.LivePlan(context.Background())
 	found := false
 	for _, c := range live.Plan.Changes {
-		if c.Kind == reconciler.KindScale && c.Process == "worker" && c.From == 0 && c.To == 1 {
+		if c.Kind == plan.KindScale && c.Process == "worker" && c.From == 0 && c.To == 1 {
 			found = true
 		}
 	}

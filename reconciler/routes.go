@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/reconciler/plan"
 	"github.com/manifold-paas/manifold/router"
 	"github.com/manifold-paas/manifold/spec"
 )
@@ -42,20 +43,20 @@ func (r *Reconciler) refreshRoutes(ctx context.Context) error {
 // routingTable is pure: hosts of each app lead to its web dynos that are up.
 func routingTable(apps []spec.App, dynos []drivers.Dyno, draining map[string]bool, wantsEnv func(string) bool) router.Table {
 	table := router.Table{Hosts: map[string]*router.Route{}}
-	routes := map[AppKey]*router.Route{}
+	routes := map[plan.AppKey]*router.Route{}
 	for i := range apps {
 		app := &apps[i]
 		if !wantsEnv(app.Env) {
 			continue
 		}
 		route := &router.Route{App: app.Name, Env: app.Env}
-		routes[keyOf(app)] = route
+		routes[plan.KeyOf(app)] = route
 		for _, host := range app.Domains {
 			table.Hosts[strings.ToLower(host)] = route
 		}
 	}
 	for _, d := range dynos {
-		route, ok := routes[AppKey{Env: d.Spec.Env, App: d.Spec.App}]
+		route, ok := routes[plan.AppKey{Env: d.Spec.Env, App: d.Spec.App}]
 		if !ok || d.Spec.Type != "web" || draining[d.ID] {
 			continue
 		}

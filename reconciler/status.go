@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/manifold-paas/manifold/reconciler/plan"
 	"github.com/manifold-paas/manifold/reconciler/source"
 	"github.com/manifold-paas/manifold/spec"
 )
@@ -47,7 +48,7 @@ type Status struct {
 	LastPassReason string      `json:"last_pass_reason,omitempty"`
 	Apps           []AppStatus `json:"apps"`
 
-	apps map[AppKey]*AppStatus
+	apps map[plan.AppKey]*AppStatus
 }
 
 // Status returns a copy of the current status, apps sorted by env then name.
@@ -66,11 +67,11 @@ func (r *Reconciler) Status() Status {
 	return out
 }
 
-func (r *Reconciler) setAppStatus(key AppKey, update func(*AppStatus)) {
+func (r *Reconciler) setAppStatus(key plan.AppKey, update func(*AppStatus)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.status.apps == nil {
-		r.status.apps = map[AppKey]*AppStatus{}
+		r.status.apps = map[plan.AppKey]*AppStatus{}
 	}
 	s, ok := r.status.apps[key]
 	if !ok {
@@ -88,26 +89,26 @@ type failure struct {
 	reason      string
 }
 
-func (r *Reconciler) markFailed(key AppKey, fingerprint string, err error) {
+func (r *Reconciler) markFailed(key plan.AppKey, fingerprint string, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.failed[key] = failure{fingerprint: fingerprint, reason: err.Error()}
 }
 
-func (r *Reconciler) clearFailed(key AppKey) {
+func (r *Reconciler) clearFailed(key plan.AppKey) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.failed, key)
 }
 
-func (r *Reconciler) failedFingerprint(key AppKey) (string, bool) {
+func (r *Reconciler) failedFingerprint(key plan.AppKey) (string, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f, ok := r.failed[key]
 	return f.fingerprint, ok
 }
 
-func (r *Reconciler) failureReason(key AppKey) string {
+func (r *Reconciler) failureReason(key plan.AppKey) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.failed[key].reason + " (not retried until the app changes; `manifold reconcile -a " + key.App + "` retries now)"

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/manifold-paas/manifold/reconciler"
+	"github.com/manifold-paas/manifold/reconciler/plan"
 	"github.com/manifold-paas/manifold/reconciler/source"
 	"github.com/manifold-paas/manifold/spec"
 )
@@ -45,11 +45,11 @@ new release. Without --head the work tree is planned; without --base, against no
 			if err != nil {
 				return err
 			}
-			plan := reconciler.Diff(desired, observed)
-			if err := write(plan, out); err != nil {
+			planned := plan.Diff(desired, observed)
+			if err := write(planned, out); err != nil {
 				return err
 			}
-			if plan.HasChanges() {
+			if planned.HasChanges() {
 				return exitError{code: 2}
 			}
 			return nil
@@ -67,16 +67,16 @@ new release. Without --head the work tree is planned; without --base, against no
 
 // livePlan prints the daemon's plan of its newest spec against what runs, and the apps
 // a rollback pins.
-func livePlan(cmd *cobra.Command, write func(reconciler.Plan, io.Writer) error, env string) error {
+func livePlan(cmd *cobra.Command, write func(plan.Plan, io.Writer) error, env string) error {
 	live, err := apiClient(cmd).LivePlan(cmd.Context())
 	if err != nil {
 		return err
 	}
-	plan := live.Plan
+	planned := live.Plan
 	if env != "" {
-		plan = plan.ForEnv(env)
+		planned = planned.ForEnv(env)
 	}
-	if err := write(plan, cmd.OutOrStdout()); err != nil {
+	if err := write(planned, cmd.OutOrStdout()); err != nil {
 		return err
 	}
 	stderr := cmd.ErrOrStderr()
@@ -89,20 +89,20 @@ func livePlan(cmd *cobra.Command, write func(reconciler.Plan, io.Writer) error, 
 	if live.Error != "" {
 		fmt.Fprintf(stderr, "The newest revision does not load; this plan is of the last one that did:\n%s\n", indent(live.Error))
 	}
-	if plan.HasChanges() {
+	if planned.HasChanges() {
 		return exitError{code: 2}
 	}
 	return nil
 }
 
-func planWriter(format string) (func(reconciler.Plan, io.Writer) error, error) {
+func planWriter(format string) (func(plan.Plan, io.Writer) error, error) {
 	switch format {
 	case "text", "":
-		return reconciler.Plan.WriteText, nil
+		return plan.Plan.WriteText, nil
 	case "markdown", "md":
-		return reconciler.Plan.WriteMarkdown, nil
+		return plan.Plan.WriteMarkdown, nil
 	case "json":
-		return reconciler.Plan.WriteJSON, nil
+		return plan.Plan.WriteJSON, nil
 	}
 	return nil, fmt.Errorf("--format: want text, markdown or json, got %q", format)
 }

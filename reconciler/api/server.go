@@ -20,6 +20,7 @@ import (
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
+	"github.com/manifold-paas/manifold/reconciler/plan"
 	"github.com/manifold-paas/manifold/spec"
 )
 
@@ -127,7 +128,7 @@ func (s *server) plan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if live.Plan.Changes == nil {
-		live.Plan.Changes = []reconciler.Change{}
+		live.Plan.Changes = []plan.Change{}
 	}
 	writeJSON(w, http.StatusOK, live)
 }

@@ -2,7 +2,7 @@
 // planner (desired against observed, the same code for `manifold plan` and the live
 // loop) and Reconciler applies a plan through the slug builder, the release ledger,
 // a driver, the router and the logplex.
-package reconciler
+package plan
 
 import (
 	"cmp"
@@ -19,18 +19,20 @@ type Kind string
 
 // The kinds of change. Those marked release make a new release when applied.
 const (
-	KindCreateApp  Kind = "create-app"  // release
-	KindDestroyApp Kind = "destroy-app" // stops the app's dynos; its ledger is kept
-	KindSource     Kind = "source"      // release (needs a build unless the slug exists)
-	KindBuildpacks Kind = "buildpacks"  // release (needs a build)
-	KindStack      Kind = "stack"       // release (needs a build)
-	KindConfig     Kind = "config"      // release
-	KindCommand    Kind = "command"     // release: a process type's command
-	KindScale      Kind = "scale"       // no release
-	KindResize     Kind = "resize"      // no release
-	KindDomains    Kind = "domains"     // no release: the router table
-	KindDrains     Kind = "drains"      // no release: the logplex
-	KindSuspend    Kind = "suspend"     // no release
+	KindCreateApp   Kind = "create-app"   // release
+	KindDestroyApp  Kind = "destroy-app"  // stops the app's dynos; its ledger is kept
+	KindSource      Kind = "source"       // release (needs a build unless the slug exists)
+	KindBuildpacks  Kind = "buildpacks"   // release (needs a build)
+	KindStack       Kind = "stack"        // release (needs a build)
+	KindConfig      Kind = "config"       // release
+	KindCommand     Kind = "command"      // release: a process type's command
+	KindScale       Kind = "scale"        // no release
+	KindResize      Kind = "resize"       // no release: restarts the type's dynos
+	KindHealthCheck Kind = "health-check" // no release: restarts the type's dynos
+	KindStopTimeout Kind = "stop-timeout" // no release: restarts the type's dynos
+	KindDomains     Kind = "domains"      // no release: the router table
+	KindDrains      Kind = "drains"       // no release: the logplex
+	KindSuspend     Kind = "suspend"      // no release
 )
 
 // Change is one difference between desired and observed state of one app in one
@@ -47,7 +49,10 @@ type Change struct {
 	To   any    `json:"to"`
 	// Sensitive hides From and To of a config change: printed as "(sensitive value changed)".
 	Sensitive bool `json:"sensitive,omitempty"`
-	// Release tells whether applying the change makes a new release.
+	// Effect is what applying the change does to what runs (release, restart, scale,
+	// router, drains, suspend, stop).
+	Effect Effect `json:"effect"`
+	// Release tells whether applying the change makes a new release (Effect release).
 	Release bool `json:"release"`
 }
 
@@ -110,7 +115,8 @@ func NeedsRelease(changes []Change) bool {
 // AppKey identifies an app in an environment.
 type AppKey struct{ Env, App string }
 
-func keyOf(app *spec.App) AppKey { return AppKey{Env: app.Env, App: app.Name} }
+// KeyOf is the app's key.
+func KeyOf(app *spec.App) AppKey { return AppKey{Env: app.Env, App: app.Name} }
 
 // Diff is the planner: a pure function from the desired apps (loaded from the spec) and
 // the observed apps (the spec at a base commit, or what runs) to the changes between
@@ -158,7 +164,7 @@ func Diff(desired, observed []spec.App) Plan {
 func indexApps(apps []spec.App) map[AppKey]*spec.App {
 	index := make(map[AppKey]*spec.App, len(apps))
 	for i := range apps {
-		index[keyOf(&apps[i])] = &apps[i]
+		index[KeyOf(&apps[i])] = &apps[i]
 	}
 	return index
 }
@@ -178,41 +184,44 @@ func formationOf(app *spec.App) Formation {
 	return f
 }
 
-// appendAppChanges appends the changes that turn obs into des (either may be nil).
+// appendAppChanges appends the changes that turn obs into des (either may be nil),
+// walking the field tables in their order.
 func appendAppChanges(changes []Change, k AppKey, des, obs *spec.App) []Change {
-	change := func(kind Kind, from, to any, release bool) Change {
-		return Change{Env: k.Env, App: k.App, Kind: kind, From: from, To: to, Release: release}
+	change := func(kind Kind, effect Effect, from, to any) Change {
+		return Change{Env: k.Env, App: k.App, Kind: kind, Effect: effect, From: from, To: to, Release: effect == EffectRelease}
 	}
 	switch {
 	case obs == nil:
-		return append(changes, change(KindCreateApp, nil, FormationString(des), true))
+		return append(changes, change(KindCreateApp, EffectRelease, nil, FormationString(des)))
 	case des == nil:
-		return append(changes, change(KindDestroyApp, FormationString(obs), nil, false))
+		return append(changes, change(KindDestroyApp, EffectStop, FormationString(obs), nil))
+	case des.Suspend:
+		// A suspended app is not reconciled: whatever else differs waits until it
+		// resumes, so the plan shows the suspension alone (or nothing, when it stays).
+		if !obs.Suspend {
+			changes = append(changes, change(KindSuspend, EffectSuspend, false, true))
+		}
+		return changes
 	}
-	if des.Suspend != obs.Suspend {
-		changes = append(changes, change(KindSuspend, obs.Suspend, des.Suspend, false))
-	}
-	if sourceString(obs.Source) != sourceString(des.Source) {
-		changes = append(changes, change(KindSource, sourceString(obs.Source), sourceString(des.Source), true))
-	}
-	if !slices.Equal(obs.Buildpacks, des.Buildpacks) {
-		changes = append(changes, change(KindBuildpacks, listOrNil(obs.Buildpacks), listOrNil(des.Buildpacks), true))
-	}
-	if obs.Stack != des.Stack {
-		changes = append(changes, change(KindStack, obs.Stack, des.Stack, true))
-	}
-	changes = appendConfigChanges(changes, k, des, obs)
-	changes = appendProcessChanges(changes, k, des, obs)
-	if obs.ReleaseCommand != des.ReleaseCommand {
-		c := change(KindCommand, strOrNil(obs.ReleaseCommand), strOrNil(des.ReleaseCommand), true)
-		c.Process = "release"
-		changes = append(changes, c)
-	}
-	if !slices.Equal(obs.Domains, des.Domains) {
-		changes = append(changes, change(KindDomains, listOrNil(obs.Domains), listOrNil(des.Domains), false))
-	}
-	if !slices.Equal(drainStrings(obs.Drains), drainStrings(des.Drains)) {
-		changes = append(changes, change(KindDrains, listOrNil(drainStrings(obs.Drains)), listOrNil(drainStrings(des.Drains)), false))
+	for _, f := range appFields {
+		switch {
+		case f.field == "Config":
+			changes = appendConfigChanges(changes, k, des, obs)
+		case f.field == "Processes":
+			changes = appendProcessChanges(changes, k, des, obs)
+		case f.value == nil:
+			// identity and print-only fields
+		default:
+			from, to := f.value(obs), f.value(des)
+			if equalValues(from, to) {
+				continue
+			}
+			c := change(f.kind, f.effect, from, to)
+			if f.field == "ReleaseCommand" {
+				c.Process = "release"
+			}
+			changes = append(changes, c)
+		}
 	}
 	return changes
 }
@@ -231,7 +240,7 @@ func appendConfigChanges(changes []Change, k AppKey, des, obs *spec.App) []Chang
 		if hadFrom == hasTo && from == to {
 			continue
 		}
-		c := Change{Env: k.Env, App: k.App, Kind: KindConfig, Key: key, Release: true}
+		c := Change{Env: k.Env, App: k.App, Kind: KindConfig, Key: key, Effect: EffectRelease, Release: true}
 		c.Sensitive = slices.Contains(des.Sensitive, key) || slices.Contains(obs.Sensitive, key)
 		if !c.Sensitive {
 			if hadFrom {
@@ -265,22 +274,22 @@ func appendProcessChanges(changes []Change, k AppKey, des, obs *spec.App) []Chan
 	for _, t := range types {
 		from, hadFrom := before[t]
 		to, hasTo := after[t]
-		base := Change{Env: k.Env, App: k.App, Process: t}
-		if from.Command != to.Command {
-			c := base
-			c.Kind, c.From, c.To, c.Release = KindCommand, strOrNil(from.Command), strOrNil(to.Command), true
-			changes = append(changes, c)
-		}
-		if from.Count != to.Count {
-			c := base
-			c.Kind, c.From, c.To = KindScale, from.Count, to.Count
-			changes = append(changes, c)
-		}
-		// A size matters only where dynos run; a type coming or going is a scale.
-		if hadFrom && hasTo && from.Size != to.Size && (from.Count > 0 || to.Count > 0) {
-			c := base
-			c.Kind, c.From, c.To = KindResize, from.Size, to.Size
-			changes = append(changes, c)
+		// Restart fields matter only where dynos run before and after: a type that
+		// comes, goes or runs no dynos is a scale (its new dynos start as specified).
+		replaced := hadFrom && hasTo && from.Count > 0 && to.Count > 0
+		for _, f := range processFields {
+			if f.value == nil || f.effect == EffectIdentity {
+				continue
+			}
+			if f.effect == EffectRestart && !replaced {
+				continue
+			}
+			fromValue, toValue := f.value(from), f.value(to)
+			if equalValues(fromValue, toValue) {
+				continue
+			}
+			changes = append(changes, Change{Env: k.Env, App: k.App, Kind: f.kind, Process: t,
+				Effect: f.effect, From: fromValue, To: toValue, Release: f.effect == EffectRelease})
 		}
 	}
 	return changes
@@ -299,51 +308,4 @@ func FormationString(app *spec.App) string {
 		return "no dynos"
 	}
 	return strings.Join(parts, " ")
-}
-
-func sourceString(s spec.Source) string {
-	switch {
-	case s.Git != "":
-		ref := s.Ref
-		if ref == "" {
-			ref = "HEAD"
-		}
-		return s.Git + "@" + ref
-	case s.Digest != "":
-		return s.Path + "@" + shortDigest(s.Digest)
-	default:
-		return s.Path
-	}
-}
-
-// shortDigest is "sha256:1a2b3c4d5e6f" of "sha256:<64 hex>".
-func shortDigest(digest string) string {
-	algo, hex, ok := strings.Cut(digest, ":")
-	if !ok || len(hex) <= 12 {
-		return digest
-	}
-	return algo + ":" + hex[:12]
-}
-
-func drainStrings(drains []spec.Drain) []string {
-	out := make([]string, 0, len(drains))
-	for _, d := range drains {
-		out = append(out, d.Name+"="+d.URL)
-	}
-	slices.Sort(out)
-	return out
-}
-
-func listOrNil(list []string) any {
-	if len(list) == 0 {
-		return nil
-	}
-	return list
-}
-
-func strOrNil(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
 }

@@ -1,4 +1,4 @@
-package reconciler
+package plan
 
 import (
 	"encoding/json"
@@ -32,10 +32,7 @@ func (p Plan) WriteText(w io.Writer) error {
 			if detail := c.detail(); detail != "" {
 				fmt.Fprintf(&b, ": %s", detail)
 			}
-			if c.Release {
-				b.WriteString("  (new release)")
-			}
-			b.WriteString("\n")
+			fmt.Fprintf(&b, "  [%s]\n", c.EffectString())
 		}
 		fmt.Fprintf(&b, "  %s\n\n", env.formationLine("->"))
 	}
@@ -55,16 +52,16 @@ func (p Plan) WriteMarkdown(w io.Writer) error {
 		if len(changes) == 0 {
 			b.WriteString("No changes.\n\n")
 		} else {
-			b.WriteString("| app | change | from | to | release |\n")
+			b.WriteString("| app | change | from | to | effect |\n")
 			b.WriteString("| --- | --- | --- | --- | --- |\n")
 			for _, c := range changes {
 				from, to := c.values()
-				release := "no"
+				effect := mdCell(c.EffectString())
 				if c.Release {
-					release = "**yes**"
+					effect = "**" + effect + "**"
 				}
 				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n",
-					mdCell(c.App), mdCell(c.symbol()+" "+c.subject()), mdCell(from), mdCell(to), release)
+					mdCell(c.App), mdCell(c.symbol()+" "+c.subject()), mdCell(from), mdCell(to), effect)
 			}
 			b.WriteString("\n")
 		}
@@ -124,6 +121,26 @@ func (c Change) symbol() string {
 	}
 }
 
+// EffectString says what applying the change does, as the plan prints it: "new
+// release", "restart web", "scale web", "router", "drains", "suspend", "stop dynos".
+func (c Change) EffectString() string {
+	switch c.Effect {
+	case EffectRelease:
+		return "new release"
+	case EffectRestart, EffectScale:
+		return string(c.Effect) + " " + c.Process
+	case EffectStop:
+		return "stop dynos"
+	case EffectSuspend:
+		if c.To == false {
+			return "resume"
+		}
+		return "suspend"
+	default:
+		return string(c.Effect)
+	}
+}
+
 func (c Change) subject() string {
 	switch c.Kind {
 	case KindCreateApp:
@@ -132,7 +149,7 @@ func (c Change) subject() string {
 		return "destroy app"
 	case KindConfig:
 		return "config " + c.Key
-	case KindScale, KindResize, KindCommand:
+	case KindScale, KindResize, KindCommand, KindHealthCheck, KindStopTimeout:
 		return string(c.Kind) + " " + c.Process
 	default:
 		return string(c.Kind)
@@ -149,7 +166,7 @@ func (c Change) values() (from, to string) {
 		// repeat every domain the app has.
 		return strings.Join(without(fromList, toList), ", "), strings.Join(without(toList, fromList), ", ")
 	}
-	if c.Kind == KindConfig || c.Kind == KindCommand {
+	if c.Kind == KindConfig || c.Kind == KindCommand || c.Kind == KindHealthCheck {
 		return quoted(c.From), quoted(c.To)
 	}
 	return valueString(c.From), valueString(c.To)

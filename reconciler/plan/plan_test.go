@@ -1,4 +1,4 @@
-package reconciler_test
+package plan_test
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/manifold-paas/manifold/reconciler"
+	"github.com/manifold-paas/manifold/reconciler/plan"
 	"github.com/manifold-paas/manifold/spec"
 )
 
@@ -35,7 +35,7 @@ func TestDiff(t *testing.T) {
 	tests := []struct {
 		name   string
 		mutate func(app *spec.App)
-		want   []reconciler.Change
+		want   []plan.Change
 	}{
 		{
 			name:   "unchanged",
@@ -45,13 +45,13 @@ func TestDiff(t *testing.T) {
 		{
 			name:   "scale web",
 			mutate: func(app *spec.App) { app.Processes[0].Count = 3 },
-			want: []reconciler.Change{{Env: "production", App: "hello", Kind: reconciler.KindScale,
+			want: []plan.Change{{Env: "production", App: "hello", Kind: plan.KindScale, Effect: plan.EffectScale,
 				Process: "web", From: 1, To: 3}},
 		},
 		{
 			name:   "resize worker",
 			mutate: func(app *spec.App) { app.Processes[1].Size = "standard-2x" },
-			want: []reconciler.Change{{Env: "production", App: "hello", Kind: reconciler.KindResize,
+			want: []plan.Change{{Env: "production", App: "hello", Kind: plan.KindResize, Effect: plan.EffectRestart,
 				Process: "worker", From: "standard-1x", To: "standard-2x"}},
 		},
 		{
@@ -59,30 +59,30 @@ func TestDiff(t *testing.T) {
 			mutate: func(app *spec.App) {
 				app.Config = map[string]string{"GREETING": "hello", "DATABASE_URL": "postgres://db/two", "NEW": "1"}
 			},
-			want: []reconciler.Change{
-				{Env: "production", App: "hello", Kind: reconciler.KindConfig, Key: "DATABASE_URL", Sensitive: true, Release: true},
-				{Env: "production", App: "hello", Kind: reconciler.KindConfig, Key: "GREETING", From: "hi", To: "hello", Release: true},
-				{Env: "production", App: "hello", Kind: reconciler.KindConfig, Key: "NEW", To: "1", Release: true},
+			want: []plan.Change{
+				{Env: "production", App: "hello", Kind: plan.KindConfig, Effect: plan.EffectRelease, Key: "DATABASE_URL", Sensitive: true, Release: true},
+				{Env: "production", App: "hello", Kind: plan.KindConfig, Effect: plan.EffectRelease, Key: "GREETING", From: "hi", To: "hello", Release: true},
+				{Env: "production", App: "hello", Kind: plan.KindConfig, Effect: plan.EffectRelease, Key: "NEW", To: "1", Release: true},
 			},
 		},
 		{
 			name:   "source",
 			mutate: func(app *spec.App) { app.Source.Digest = "sha256:2222222222222222222222222222222222222222" },
-			want: []reconciler.Change{{Env: "production", App: "hello", Kind: reconciler.KindSource,
+			want: []plan.Change{{Env: "production", App: "hello", Kind: plan.KindSource, Effect: plan.EffectRelease,
 				From: "src/hello@sha256:111111111111", To: "src/hello@sha256:222222222222", Release: true}},
 		},
 		{
 			name:   "buildpacks and stack",
 			mutate: func(app *spec.App) { app.Buildpacks = []string{"go"}; app.Stack = "heroku-24" },
-			want: []reconciler.Change{
-				{Env: "production", App: "hello", Kind: reconciler.KindBuildpacks, To: []string{"go"}, Release: true},
-				{Env: "production", App: "hello", Kind: reconciler.KindStack, From: "manifold-24", To: "heroku-24", Release: true},
+			want: []plan.Change{
+				{Env: "production", App: "hello", Kind: plan.KindBuildpacks, Effect: plan.EffectRelease, To: []string{"go"}, Release: true},
+				{Env: "production", App: "hello", Kind: plan.KindStack, Effect: plan.EffectRelease, From: "manifold-24", To: "heroku-24", Release: true},
 			},
 		},
 		{
 			name:   "command",
 			mutate: func(app *spec.App) { app.Processes[0].Command = "bin/hello serve" },
-			want: []reconciler.Change{{Env: "production", App: "hello", Kind: reconciler.KindCommand,
+			want: []plan.Change{{Env: "production", App: "hello", Kind: plan.KindCommand, Effect: plan.EffectRelease,
 				Process: "web", From: "bin/hello web", To: "bin/hello serve", Release: true}},
 		},
 		{
@@ -91,10 +91,49 @@ func TestDiff(t *testing.T) {
 				app.Domains = append(app.Domains, "hello.example.com")
 				app.Drains = []spec.Drain{{Name: "a", URL: "https://logs.example.com"}}
 			},
-			want: []reconciler.Change{
-				{Env: "production", App: "hello", Kind: reconciler.KindDomains, From: []string{"hello.production.localhost"}, To: []string{"hello.production.localhost", "hello.example.com"}},
-				{Env: "production", App: "hello", Kind: reconciler.KindDrains, To: []string{"a=https://logs.example.com"}},
+			want: []plan.Change{
+				{Env: "production", App: "hello", Kind: plan.KindDomains, Effect: plan.EffectRouter, From: []string{"hello.production.localhost"}, To: []string{"hello.production.localhost", "hello.example.com"}},
+				{Env: "production", App: "hello", Kind: plan.KindDrains, Effect: plan.EffectDrains, To: []string{"a=https://logs.example.com"}},
 			},
+		},
+		{
+			name:   "health check",
+			mutate: func(app *spec.App) { app.Processes[0].HealthCheck = "/" },
+			want: []plan.Change{{Env: "production", App: "hello", Kind: plan.KindHealthCheck, Effect: plan.EffectRestart,
+				Process: "web", To: "/"}},
+		},
+		{
+			name:   "stop timeout",
+			mutate: func(app *spec.App) { app.Processes[1].StopTimeoutSeconds = 90 },
+			want: []plan.Change{{Env: "production", App: "hello", Kind: plan.KindStopTimeout, Effect: plan.EffectRestart,
+				Process: "worker", From: 0, To: 90}},
+		},
+		{
+			name:   "restart fields of a type scaled from zero start its dynos as they are",
+			mutate: func(app *spec.App) { app.Processes[1].Count = 0 },
+			want: []plan.Change{{Env: "production", App: "hello", Kind: plan.KindScale, Effect: plan.EffectScale,
+				Process: "worker", From: 1, To: 0}},
+		},
+		{
+			name:   "source ref of a folder",
+			mutate: func(app *spec.App) { app.Source.Ref = "v2" },
+			want: []plan.Change{{Env: "production", App: "hello", Kind: plan.KindSource, Effect: plan.EffectRelease,
+				From: "src/hello@sha256:111111111111", To: "src/hello@sha256:111111111111 (ref v2)", Release: true}},
+		},
+		{
+			name: "suspended: nothing else is applied, so nothing else is planned",
+			mutate: func(app *spec.App) {
+				app.Suspend = true
+				app.Processes[0].Count = 5
+				app.Config = nil
+			},
+			want: []plan.Change{{Env: "production", App: "hello", Kind: plan.KindSuspend, Effect: plan.EffectSuspend,
+				From: false, To: true}},
+		},
+		{
+			name:   "sensitive names change nothing that runs",
+			mutate: func(app *spec.App) { app.Sensitive = []string{"DATABASE_URL", "GREETING"} },
+			want:   nil,
 		},
 	}
 	for _, tt := range tests {
@@ -103,12 +142,12 @@ func TestDiff(t *testing.T) {
 			observed := helloApp("production")
 			desired := helloApp("production")
 			tt.mutate(&desired)
-			plan := reconciler.Diff([]spec.App{desired}, []spec.App{observed})
-			if got, want := fmt.Sprintf("%#v", plan.Changes), fmt.Sprintf("%#v", tt.want); got != want {
+			p := plan.Diff([]spec.App{desired}, []spec.App{observed})
+			if got, want := fmt.Sprintf("%#v", p.Changes), fmt.Sprintf("%#v", tt.want); got != want {
 				t.Errorf("changes:\n got %s\nwant %s", got, want)
 			}
-			if plan.HasChanges() != (len(tt.want) > 0) {
-				t.Errorf("HasChanges = %v, want %v", plan.HasChanges(), len(tt.want) > 0)
+			if p.HasChanges() != (len(tt.want) > 0) {
+				t.Errorf("HasChanges = %v, want %v", p.HasChanges(), len(tt.want) > 0)
 			}
 		})
 	}
@@ -120,28 +159,28 @@ func TestDiffCreateDestroyAndFormation(t *testing.T) {
 	production.Processes[0].Count = 4
 	production.Processes[0].Size = "standard-2x"
 	staging := helloApp("staging")
-	plan := reconciler.Diff([]spec.App{production}, []spec.App{staging})
-	if len(plan.Changes) != 2 {
-		t.Fatalf("want create + destroy, got %#v", plan.Changes)
+	p := plan.Diff([]spec.App{production}, []spec.App{staging})
+	if len(p.Changes) != 2 {
+		t.Fatalf("want create + destroy, got %#v", p.Changes)
 	}
-	if c := plan.Changes[0]; c.Kind != reconciler.KindCreateApp || c.Env != "production" || !c.Release ||
+	if c := p.Changes[0]; c.Kind != plan.KindCreateApp || c.Env != "production" || !c.Release ||
 		c.To != "web=4:standard-2x worker=1:standard-1x" {
 		t.Errorf("first change = %#v", c)
 	}
-	if c := plan.Changes[1]; c.Kind != reconciler.KindDestroyApp || c.Env != "staging" || c.Release {
+	if c := p.Changes[1]; c.Kind != plan.KindDestroyApp || c.Env != "staging" || c.Release {
 		t.Errorf("second change = %#v", c)
 	}
-	want := []reconciler.EnvSummary{
-		{Env: "production", After: reconciler.Formation{Dynos: 5, MemoryBytes: 4*1024<<20 + 512<<20}},
-		{Env: "staging", Before: reconciler.Formation{Dynos: 2, MemoryBytes: 1024 << 20}},
+	want := []plan.EnvSummary{
+		{Env: "production", After: plan.Formation{Dynos: 5, MemoryBytes: 4*1024<<20 + 512<<20}},
+		{Env: "staging", Before: plan.Formation{Dynos: 2, MemoryBytes: 1024 << 20}},
 	}
-	if fmt.Sprint(plan.Envs) != fmt.Sprint(want) {
-		t.Errorf("envs = %v, want %v", plan.Envs, want)
+	if fmt.Sprint(p.Envs) != fmt.Sprint(want) {
+		t.Errorf("envs = %v, want %v", p.Envs, want)
 	}
 }
 
 // goldenPlan is a plan with every kind of change, in two environments.
-func goldenPlan() reconciler.Plan {
+func goldenPlan() plan.Plan {
 	var observed, desired []spec.App
 	for _, env := range []string{"production", "staging"} {
 		observed = append(observed, helloApp(env))
@@ -152,19 +191,21 @@ func goldenPlan() reconciler.Plan {
 	prod.Source.Digest = "sha256:3333333333333333333333333333333333333333333333333333333333333333"
 	prod.Domains = append(prod.Domains, "hello.example.com")
 	prod.Drains = []spec.Drain{{Name: "archive", URL: "syslog+tls://logs.example.com:6514"}}
+	prod.Processes[0].HealthCheck = "/health"
+	prod.Processes[1].StopTimeoutSeconds = 60
 	site := spec.App{Name: "site", Env: "production", Stack: "manifold-24",
 		Processes: []spec.Process{{Type: "web", Command: "busybox httpd -f -p $PORT -h public", Count: 2, Size: "basic"}}}
 	desired = append(desired, prod, helloApp("staging"), site)
-	return reconciler.Diff(desired, observed)
+	return plan.Diff(desired, observed)
 }
 
 func TestPlanGolden(t *testing.T) {
 	t.Parallel()
-	plan := goldenPlan()
+	p := goldenPlan()
 	formats := map[string]func(*bytes.Buffer) error{
-		"plan.txt":  func(b *bytes.Buffer) error { return plan.WriteText(b) },
-		"plan.md":   func(b *bytes.Buffer) error { return plan.WriteMarkdown(b) },
-		"plan.json": func(b *bytes.Buffer) error { return plan.WriteJSON(b) },
+		"plan.txt":  func(b *bytes.Buffer) error { return p.WriteText(b) },
+		"plan.md":   func(b *bytes.Buffer) error { return p.WriteMarkdown(b) },
+		"plan.json": func(b *bytes.Buffer) error { return p.WriteJSON(b) },
 	}
 	for name, write := range formats {
 		t.Run(name, func(t *testing.T) {
@@ -172,7 +213,7 @@ func TestPlanGolden(t *testing.T) {
 			if err := write(&got); err != nil {
 				t.Fatal(err)
 			}
-			assertGolden(t, filepath.Join("testdata", "plan", name), got.Bytes())
+			assertGolden(t, filepath.Join("testdata", name), got.Bytes())
 		})
 	}
 }
@@ -180,9 +221,9 @@ func TestPlanGolden(t *testing.T) {
 func TestPlanNoChangesText(t *testing.T) {
 	t.Parallel()
 	apps := []spec.App{helloApp("production")}
-	plan := reconciler.Diff(apps, apps)
+	p := plan.Diff(apps, apps)
 	var b bytes.Buffer
-	if err := plan.WriteText(&b); err != nil {
+	if err := p.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
 	want := "Environment production\n  no changes\n  production: 2 dynos, 1.0 GB -> 2 dynos, 1.0 GB\n\nNo changes in 1 environment.\n"
@@ -233,12 +274,12 @@ func BenchmarkPlan1000Apps(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		plan := reconciler.Diff(desired, observed)
-		if len(plan.Changes) != 6000 {
-			b.Fatalf("want 6000 changes, got %d", len(plan.Changes))
+		p := plan.Diff(desired, observed)
+		if len(p.Changes) != 6000 {
+			b.Fatalf("want 6000 changes, got %d", len(p.Changes))
 		}
 		var out bytes.Buffer
-		if err := plan.WriteJSON(&out); err != nil {
+		if err := p.WriteJSON(&out); err != nil {
 			b.Fatal(err)
 		}
 	}
