@@ -22,6 +22,9 @@ func (r *Reconciler) reconcileApp(ctx context.Context, app *spec.App, snapshot s
 		r.setAppStatus(key, func(s *AppStatus) {
 			s.State, s.Reason, s.Suspended = StateSuspended, "suspend = true in the spec", true
 		})
+		if err := r.applied.suspend(app); err != nil {
+			r.log.Error("record suspended app", "app", app.Name, "env", app.Env, "err", err)
+		}
 		return
 	}
 	r.setAppStatus(key, func(s *AppStatus) { s.State, s.Suspended = StateReconciling, false })

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
+	"reflect"
 	"sync"
 
 	"github.com/manifold-paas/manifold/reconciler/plan"
@@ -46,10 +46,28 @@ func (s *appliedStore) set(app spec.App) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := appliedKey(plan.KeyOf(&app))
-	if old, ok := s.apps[key]; ok && plan.Fingerprint(&old) == plan.Fingerprint(&app) && sameShape(old, app) {
+	if old, ok := s.apps[key]; ok && reflect.DeepEqual(old, app) {
 		return nil
 	}
 	s.apps[key] = app
+	return s.save()
+}
+
+// suspend records that the app is suspended, keeping what it last converged to (an
+// app suspended before it ever ran is recorded with nothing but its name).
+func (s *appliedStore) suspend(app *spec.App) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := appliedKey(plan.KeyOf(app))
+	old, ok := s.apps[key]
+	if ok && old.Suspend {
+		return nil
+	}
+	if !ok {
+		old = spec.App{Name: app.Name, Env: app.Env}
+	}
+	old.Suspend = true
+	s.apps[key] = old
 	return s.save()
 }
 
@@ -86,16 +104,10 @@ func (s *appliedStore) save() error {
 		return err
 	}
 	tmp := s.path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return fmt.Errorf("write applied specs: %w", err)
 	}
 	return os.Rename(tmp, s.path)
-}
-
-// sameShape compares what the fingerprint leaves out: formation, domains, drains.
-func sameShape(a, b spec.App) bool {
-	return slices.Equal(a.Processes, b.Processes) && slices.Equal(a.Domains, b.Domains) &&
-		slices.Equal(a.Drains, b.Drains) && a.Suspend == b.Suspend
 }
 
 // LivePlan is what `manifold plan --live` shows: the plan from what runs to the newest
@@ -110,7 +122,9 @@ type LivePlan struct {
 }
 
 // Observed returns what runs as spec.Apps: each app's last applied spec, with the
-// formation the driver reports (so drift shows as a scale change).
+// formation the driver reports: per process type the count, and the restart fields
+// (size, health check, stop timeout) of a dyno that runs, so that drift shows as the
+// change that corrects it.
 func (r *Reconciler) Observed(ctx context.Context) ([]spec.App, error) {
 	dynos, err := r.opts.Driver.List(ctx)
 	if err != nil {
@@ -121,11 +135,11 @@ func (r *Reconciler) Observed(ctx context.Context) ([]spec.App, error) {
 		kind string
 	}
 	counts := map[typeKey]int{}
-	sizes := map[typeKey]string{}
+	running := map[typeKey]spec.Process{}
 	for _, d := range dynos {
 		k := typeKey{plan.AppKey{Env: d.Spec.Env, App: d.Spec.App}, d.Spec.Type}
 		counts[k]++
-		sizes[k] = d.Spec.Size
+		running[k] = runningProcess(d)
 	}
 	var observed []spec.App
 	for _, app := range r.applied.all() {
@@ -136,8 +150,8 @@ func (r *Reconciler) Observed(ctx context.Context) ([]spec.App, error) {
 		for _, p := range app.Processes {
 			k := typeKey{plan.KeyOf(&app), p.Type}
 			p.Count = counts[k]
-			if size, ok := sizes[k]; ok {
-				p.Size = size
+			if d, ok := running[k]; ok {
+				p.Size, p.HealthCheck, p.StopTimeoutSeconds = d.Size, d.HealthCheck, d.StopTimeoutSeconds
 			}
 			processes = append(processes, p)
 		}

@@ -90,25 +90,25 @@ func (r *Reconciler) rollType(ctx context.Context, app *spec.App, release ledger
 	var stale []drivers.Dyno
 	kept := map[int]bool{}
 	for _, d := range dynos {
-		current := d.Spec.Release == release.Version && d.Spec.Size == p.Size && d.Spec.Command == command &&
-			d.Spec.HealthCheck == p.HealthCheck && d.Spec.StopTimeout == stopTimeout(p)
+		// The plan's field table decides what replaces a dyno, so that a restart
+		// happens exactly when `manifold plan` names one.
+		current := d.Spec.Release == release.Version && d.Spec.Command == command && !plan.Restarts(runningProcess(d), p)
 		if current && d.Spec.Index >= 1 && d.Spec.Index <= p.Count && !kept[d.Spec.Index] {
 			kept[d.Spec.Index] = true
 			continue
 		}
 		stale = append(stale, d)
 	}
-	var started []drivers.Dyno
+	var missing []int
 	for index := 1; index <= p.Count; index++ {
-		if kept[index] {
-			continue
+		if !kept[index] {
+			missing = append(missing, index)
 		}
-		dyno, err := r.opts.Driver.Start(ctx, r.dynoSpec(app, release, p.Type, index, command, p))
-		if err != nil {
-			_ = r.stopDynos(ctx, app, started)
-			return fmt.Errorf("start %s of %s (%s) v%d: %w", drivers.DynoName(p.Type, index), app.Name, app.Env, release.Version, err)
-		}
-		started = append(started, dyno)
+	}
+	started, err := r.startDynos(ctx, app, release, p, command, missing)
+	if err != nil {
+		_ = r.stopDynos(ctx, app, started)
+		return err
 	}
 	if len(started) > 0 {
 		if err := r.waitUp(ctx, app, started); err != nil {
@@ -118,6 +118,57 @@ func (r *Reconciler) rollType(ctx context.Context, app *spec.App, release ledger
 		r.publish(app, logs.SourceAPI, "api", fmt.Sprintf("Scaled %s to %d:%s on v%d", p.Type, p.Count, spec.SizeTitle(p.Size), release.Version))
 	}
 	return r.stopDynos(ctx, app, stale)
+}
+
+// maxConcurrentStarts bounds how many dynos of one process type start at once: a
+// scale-up from 1 to 21 Docker dynos waits on the engine's container creation, which
+// runs well in parallel, but not without limit on a small host.
+const maxConcurrentStarts = 8
+
+// startDynos starts the dynos of the given indexes concurrently (bounded) and returns
+// those that started; on error it returns them too, for the caller to stop.
+func (r *Reconciler) startDynos(ctx context.Context, app *spec.App, release ledger.Release, p spec.Process, command string, indexes []int) ([]drivers.Dyno, error) {
+	started := make([]drivers.Dyno, len(indexes))
+	ok := make([]bool, len(indexes))
+	var group errgroup.Group
+	group.SetLimit(maxConcurrentStarts)
+	for i, index := range indexes {
+		group.Go(func() error {
+			dyno, err := r.opts.Driver.Start(ctx, r.dynoSpec(app, release, p.Type, index, command, p))
+			if err != nil {
+				return fmt.Errorf("start %s of %s (%s) v%d: %w", drivers.DynoName(p.Type, index), app.Name, app.Env, release.Version, err)
+			}
+			started[i], ok[i] = dyno, true
+			return nil
+		})
+	}
+	err := group.Wait()
+	var out []drivers.Dyno
+	for i, dyno := range started {
+		if ok[i] {
+			out = append(out, dyno)
+		}
+	}
+	return out, err
+}
+
+// runningProcess is the process a dyno runs, as the plan's field table compares it.
+func runningProcess(d drivers.Dyno) spec.Process {
+	return spec.Process{
+		Type:               d.Spec.Type,
+		Command:            d.Spec.Command,
+		Size:               d.Spec.Size,
+		HealthCheck:        d.Spec.HealthCheck,
+		StopTimeoutSeconds: int(stopTimeoutOf(d.Spec) / time.Second),
+	}
+}
+
+// stopTimeoutOf is the dyno's grace, with the drivers' default for a zero one.
+func stopTimeoutOf(s drivers.DynoSpec) time.Duration {
+	if s.StopTimeout == 0 {
+		return time.Duration(spec.DefaultStopTimeoutSeconds) * time.Second
+	}
+	return s.StopTimeout
 }
 
 // waitUp waits until every dyno is up; a dyno that crashes with R10, or is not up by

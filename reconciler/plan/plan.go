@@ -191,6 +191,9 @@ func appendAppChanges(changes []Change, k AppKey, des, obs *spec.App) []Change {
 		return Change{Env: k.Env, App: k.App, Kind: kind, Effect: effect, From: from, To: to, Release: effect == EffectRelease}
 	}
 	switch {
+	case obs == nil && des.Suspend:
+		// Created suspended: nothing runs until it resumes.
+		return append(changes, change(KindSuspend, EffectSuspend, nil, true))
 	case obs == nil:
 		return append(changes, change(KindCreateApp, EffectRelease, nil, FormationString(des)))
 	case des == nil:
