@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"strings"
 
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/drivers/terminal"
@@ -140,6 +141,38 @@ type OneOff struct {
 	// goes to Stdout); Term is then its TERM (default xterm).
 	Terminal *terminal.Size
 	Term     string
+}
+
+// CommandLine turns the arguments a user typed into the command line a dyno's shell
+// runs, as Heroku's CLI does: one argument is the command line itself (`manifold run
+// "rake db:migrate && rake seed"`), several are each kept whole: an argument that is
+// not plain (spaces, quotes, $, ;, globs, an empty string) is single-quoted, so the
+// dyno's shell sees exactly the words the user's shell produced.
+func CommandLine(args []string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
+	words := make([]string, len(args))
+	for i, arg := range args {
+		words[i] = shellQuote(arg)
+	}
+	return strings.Join(words, " ")
+}
+
+// shellQuote quotes arg for a POSIX shell unless every byte is one no shell treats
+// specially.
+func shellQuote(arg string) string {
+	plain := arg != ""
+	for _, c := range []byte(arg) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_./:=@%+,", c) >= 0) {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return arg
+	}
+	return "'" + strings.ReplaceAll(arg, "'", `'\''`) + "'"
 }
 
 // RunOneOff runs a one-off dyno (run.N) of the current release and returns its exit code.

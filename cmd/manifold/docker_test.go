@@ -92,6 +92,7 @@ func TestUpDockerDriver(t *testing.T) {
 	if code != 4 || !strings.Contains(out, "run.1 in /app") {
 		t.Errorf("run in a container: exit %d, %q %q", code, out, errOut)
 	}
+	checkRunArguments(t, apiAddr)
 }
 
 func dockerNames(t *testing.T, filters ...string) []string {

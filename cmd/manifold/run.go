@@ -3,7 +3,6 @@ package main
 import (
 	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -24,7 +23,8 @@ manifold's standard input is the command's (pipe a script or data into it), unle
 manifold run -a APP -- bash is interactive), unless --no-tty.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := api.RunRequest{Env: env, Command: strings.Join(args, " ")}
+			// The words as typed: the daemon quotes them for the dyno's shell.
+			req := api.RunRequest{Env: env, Args: args}
 			var stdin io.Reader
 			if !noStdin {
 				stdin = cmd.InOrStdin()

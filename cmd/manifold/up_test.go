@@ -306,6 +306,9 @@ func TestUpEndToEnd(t *testing.T) {
 		t.Errorf("run with stdin: exit %d, stdout %q, stderr %q; want 0, %q, %q", code, out, errOut, want, "to stderr\n")
 	}
 
+	// The words typed reach the dyno whole, and exit codes pass through.
+	checkRunArguments(t, apiAddr)
+
 	// From a terminal, the one-off gets one of the same size and TERM, and manifold's
 	// terminal is raw while it runs and restored after.
 	runOnATerminal(t, apiAddr)
@@ -533,6 +536,29 @@ func runOnATerminal(t *testing.T, apiAddr string) {
 	for _, want := range []string{"30 90\r\n", "on xterm-256color, got hello\r\n", "after\r\n"} {
 		if !strings.Contains(output.String(), want) {
 			t.Errorf("terminal output %q lacks %q", output.String(), want)
+		}
+	}
+}
+
+// checkRunArguments runs one-offs whose arguments hold spaces, quotes, $, ; and an
+// empty string (heroku run's quoting), on whichever driver the daemon at apiAddr runs.
+func checkRunArguments(t *testing.T, apiAddr string) {
+	t.Helper()
+	tests := []struct {
+		args     []string
+		wantOut  string
+		wantCode int
+	}{
+		{[]string{"sh", "-c", "exit 4"}, "", 4},
+		{[]string{"sh", "-c", `echo "one two"`}, "one two\n", 0},
+		{[]string{"printf", "[%s]", "a b", "it's", "$HOME", "x;exit 9", ""}, "[a b][it's][$HOME][x;exit 9][]", 0},
+		{[]string{"echo $DYNO; exit 5"}, "run.", 5},
+	}
+	for _, tt := range tests {
+		args := append([]string{"--api", apiAddr, "run", "--no-stdin", "-a", "hello", "--"}, tt.args...)
+		code, out, errOut := runCLI(t, args...)
+		if code != tt.wantCode || !strings.HasPrefix(out, tt.wantOut) || (tt.wantOut != "run." && out != tt.wantOut) {
+			t.Errorf("run %q: exit %d, stdout %q, stderr %q; want exit %d, stdout %q", tt.args, code, out, errOut, tt.wantCode, tt.wantOut)
 		}
 	}
 }

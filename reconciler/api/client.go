@@ -81,7 +81,12 @@ func (c *Client) Run(ctx context.Context, app string, req RunRequest, stdin io.R
 	if stdin == nil {
 		resp, err = c.send(ctx, http.MethodPost, appPath(app, "run", nil), req)
 	} else {
-		query := url.Values{"env": {req.Env}, "command": {req.Command}}
+		query := url.Values{"env": {req.Env}}
+		if len(req.Args) > 0 {
+			query["arg"] = req.Args
+		} else {
+			query.Set("command", req.Command)
+		}
 		if req.TTY {
 			query.Set("tty", "1")
 			query.Set("rows", strconv.Itoa(req.Rows))

@@ -63,11 +63,14 @@ type RollbackRequest struct {
 	Author  string `json:"author,omitempty"`
 }
 
-// RunRequest is the body of POST /v1/apps/{app}/run, or its query (env, command) when
-// the body is the one-off's standard input.
+// RunRequest is the body of POST /v1/apps/{app}/run, or its query (env, command or
+// arg…) when the body is the one-off's standard input.
 type RunRequest struct {
-	Env     string `json:"env,omitempty"`
-	Command string `json:"command"`
+	Env string `json:"env,omitempty"`
+	// Command is the command line the dyno's shell runs. Args, instead, are the words
+	// the user typed (query: one arg= each), joined by reconciler.CommandLine.
+	Command string   `json:"command,omitempty"`
+	Args    []string `json:"args,omitempty"`
 	// TTY runs the one-off on a terminal of Rows x Cols with TERM=Term (query: tty=1,
 	// rows, cols, term); its output then comes as stdout only.
 	TTY  bool   `json:"tty,omitempty"`
@@ -197,8 +200,8 @@ func (s *server) rollback(w http.ResponseWriter, r *http.Request) {
 func (s *server) run(w http.ResponseWriter, r *http.Request) {
 	var req RunRequest
 	var stdin io.Reader
-	if query := r.URL.Query(); query.Has("command") {
-		req = RunRequest{Env: query.Get("env"), Command: query.Get("command"), Term: query.Get("term"),
+	if query := r.URL.Query(); query.Has("command") || query.Has("arg") {
+		req = RunRequest{Env: query.Get("env"), Command: query.Get("command"), Args: query["arg"], Term: query.Get("term"),
 			TTY: query.Get("tty") == "1" || query.Get("tty") == "true"}
 		req.Rows, _ = strconv.Atoi(query.Get("rows"))
 		req.Cols, _ = strconv.Atoi(query.Get("cols"))
@@ -212,6 +215,13 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 	} else if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("read body: %w", err))
 		return
+	}
+	switch {
+	case req.Command != "" && len(req.Args) > 0:
+		writeError(w, http.StatusBadRequest, errors.New("give command or args, not both"))
+		return
+	case len(req.Args) > 0:
+		req.Command = reconciler.CommandLine(req.Args)
 	}
 	if req.Command == "" {
 		writeError(w, http.StatusBadRequest, errors.New("command is empty"))
