@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/drivers/process"
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler"
@@ -71,14 +72,14 @@ func TestPlanIsWhatApplyDoes(t *testing.T) {
 
 // processEnv is a reconciler on the real process driver over a config repo folder.
 type processEnv struct {
-	t      *testing.T
+	t      testing.TB
 	repo   string
 	source *folderSource
 	router *recordingRouter
 	logs   *drainRecorder
 	ledger *ledger.Ledger
 	rec    *reconciler.Reconciler
-	driver *process.Driver
+	driver drivers.Driver
 	pass   int
 }
 
@@ -98,7 +99,16 @@ func (d *drainRecorder) SetDrains(app, env string, drains []logs.DrainConfig) er
 
 const webCommand = "busybox httpd -f -p $PORT -h www"
 
-func newProcessEnv(t *testing.T) *processEnv {
+func newProcessEnv(t testing.TB) *processEnv {
+	t.Helper()
+	return newDriverEnv(t, reconciler.Options{}, func(ctx context.Context, state string, sink drivers.LogSink) (drivers.Driver, error) {
+		return process.New(ctx, process.Options{StateDir: filepath.Join(state, "dynos"), Logs: sink, BootTimeout: 20 * time.Second})
+	})
+}
+
+// newDriverEnv starts a reconciler with opts on the driver that newDriver makes, over a
+// config repo holding the base app (one web dyno of busybox httpd).
+func newDriverEnv(t testing.TB, opts reconciler.Options, newDriver func(ctx context.Context, state string, sink drivers.LogSink) (drivers.Driver, error)) *processEnv {
 	t.Helper()
 	state := t.TempDir()
 	env := &processEnv{t: t, repo: t.TempDir(), router: &recordingRouter{}}
@@ -123,15 +133,14 @@ func newProcessEnv(t *testing.T) *processEnv {
 	t.Cleanup(plex.Close)
 	env.logs = &drainRecorder{Plex: plex, drains: map[string]string{}}
 	ctx, cancel := context.WithCancel(context.Background())
-	env.driver, err = process.New(ctx, process.Options{StateDir: filepath.Join(state, "dynos"), Logs: plex, BootTimeout: 20 * time.Second})
+	env.driver, err = newDriver(ctx, state, plex)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	env.rec, err = reconciler.New(reconciler.Options{
-		Source: env.source, Driver: env.driver, Builder: &slug.Builder{Store: store}, Ledger: env.ledger,
-		Router: env.router, Logs: env.logs, StateDir: state, BootTimeout: 20 * time.Second, Interval: time.Hour,
-	})
+	opts.Source, opts.Driver, opts.Builder, opts.Ledger = env.source, env.driver, &slug.Builder{Store: store}, env.ledger
+	opts.Router, opts.Logs, opts.StateDir, opts.BootTimeout, opts.Interval = env.router, env.logs, state, 20*time.Second, time.Hour
+	env.rec, err = reconciler.New(opts)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

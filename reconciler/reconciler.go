@@ -74,6 +74,10 @@ type Options struct {
 	// ReleaseTimeout bounds the release phase (default 1 h, Heroku's limit): a release
 	// command that hangs fails its release instead of holding every pass.
 	ReleaseTimeout time.Duration
+	// MaxConcurrentStarts bounds how many dynos of one process type start at once in a
+	// scale-up or a rollout (default 8): a container engine creates them well in
+	// parallel, but not without limit on a small host.
+	MaxConcurrentStarts int
 	// StateDir holds the app sources cloned from git.
 	StateDir string
 	Logger   *slog.Logger
@@ -122,6 +126,9 @@ func New(opts Options) (*Reconciler, error) {
 	}
 	if opts.BootTimeout <= 0 {
 		opts.BootTimeout = 60 * time.Second
+	}
+	if opts.MaxConcurrentStarts <= 0 {
+		opts.MaxConcurrentStarts = defaultMaxConcurrentStarts
 	}
 	if opts.ReleaseTimeout <= 0 {
 		opts.ReleaseTimeout = time.Hour

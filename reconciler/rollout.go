@@ -120,10 +120,9 @@ func (r *Reconciler) rollType(ctx context.Context, app *spec.App, release ledger
 	return r.stopDynos(ctx, app, stale)
 }
 
-// maxConcurrentStarts bounds how many dynos of one process type start at once: a
-// scale-up from 1 to 21 Docker dynos waits on the engine's container creation, which
-// runs well in parallel, but not without limit on a small host.
-const maxConcurrentStarts = 8
+// defaultMaxConcurrentStarts is Options.MaxConcurrentStarts' default: a scale-up from
+// 1 to 21 Docker dynos waits on the engine's container creation (BenchmarkDockerScaleUp).
+const defaultMaxConcurrentStarts = 8
 
 // startDynos starts the dynos of the given indexes concurrently (bounded) and returns
 // those that started; on error it returns them too, for the caller to stop.
@@ -131,7 +130,7 @@ func (r *Reconciler) startDynos(ctx context.Context, app *spec.App, release ledg
 	started := make([]drivers.Dyno, len(indexes))
 	ok := make([]bool, len(indexes))
 	var group errgroup.Group
-	group.SetLimit(maxConcurrentStarts)
+	group.SetLimit(r.opts.MaxConcurrentStarts)
 	for i, index := range indexes {
 		group.Go(func() error {
 			dyno, err := r.opts.Driver.Start(ctx, r.dynoSpec(app, release, p.Type, index, command, p))
