@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -507,8 +509,11 @@ func (l *loader) drains(layers []*rawApp) []Drain {
 		d := Drain{Name: m.name, URL: m.url.v}
 		if m.ca.set {
 			if ca, ok := l.repoPath(m.ca, "ca"); ok {
-				if info, err := fs.Stat(l.fsys, ca); err != nil || info.IsDir() {
+				if pem, err := fs.ReadFile(l.fsys, ca); err != nil {
 					l.sink.add(m.ca.pos, "drain %q: ca file %q (%s) does not exist", m.name, m.ca.v, ca)
+				} else {
+					sum := sha256.Sum256(pem)
+					d.CADigest = "sha256:" + hex.EncodeToString(sum[:])
 				}
 				d.CA = ca
 			}

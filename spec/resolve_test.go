@@ -91,7 +91,8 @@ func TestResolve(t *testing.T) {
 				},
 				ReleaseCommand: "./migrate",
 				Drains: []spec.Drain{
-					{Name: "logs", URL: "https://logs.example.com/drain", CA: "certs/ca.pem"},
+					{Name: "logs", URL: "https://logs.example.com/drain", CA: "certs/ca.pem",
+						CADigest: "sha256:b93f51c3ac1bdd90edcce2019d2452a328cbf97443f3744cc7ec63033a5b2c16"},
 					{Name: "more", URL: "syslog+tcp://127.0.0.1:514"},
 				},
 				Suspend: true,

@@ -70,6 +70,9 @@ type Drain struct {
 	// CA is a PEM file (relative to the config repo's root) of private CAs to trust for
 	// syslog+tls and https drains. Empty means the system roots.
 	CA string `json:"ca,omitempty"`
+	// CADigest is "sha256:<hex>" of the CA file's content, so that a new CA in the
+	// same file is a change the plan shows (the drain reconnects with it).
+	CADigest string `json:"ca_digest,omitempty"`
 }
 
 // App is one app in one environment, with the environment's overrides applied.

@@ -197,7 +197,7 @@ func drainStrings(drains []spec.Drain) []string {
 	for _, d := range drains {
 		s := d.Name + "=" + d.URL
 		if d.CA != "" {
-			s += " (ca " + d.CA + ")"
+			s += " (ca " + d.CA + "@" + ShortDigest(d.CADigest) + ")"
 		}
 		out = append(out, s)
 	}

@@ -36,6 +36,7 @@ func TestDiff(t *testing.T) {
 		name   string
 		mutate func(app *spec.App)
 		want   []plan.Change
+		base   func(app *spec.App)
 	}{
 		{
 			name:   "unchanged",
@@ -131,6 +132,18 @@ func TestDiff(t *testing.T) {
 				From: false, To: true}},
 		},
 		{
+			name: "a new CA in the same drain file",
+			base: func(app *spec.App) {
+				app.Drains = []spec.Drain{{Name: "a", URL: "https://logs.example.com", CA: "ca.pem", CADigest: "sha256:1111111111111111"}}
+			},
+			mutate: func(app *spec.App) {
+				app.Drains = []spec.Drain{{Name: "a", URL: "https://logs.example.com", CA: "ca.pem", CADigest: "sha256:2222222222222222"}}
+			},
+			want: []plan.Change{{Env: "production", App: "hello", Kind: plan.KindDrains, Effect: plan.EffectDrains,
+				From: []string{"a=https://logs.example.com (ca ca.pem@sha256:111111111111)"},
+				To:   []string{"a=https://logs.example.com (ca ca.pem@sha256:222222222222)"}}},
+		},
+		{
 			name:   "sensitive names change nothing that runs",
 			mutate: func(app *spec.App) { app.Sensitive = []string{"DATABASE_URL", "GREETING"} },
 			want:   nil,
@@ -139,8 +152,11 @@ func TestDiff(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			observed := helloApp("production")
-			desired := helloApp("production")
+			observed, desired := helloApp("production"), helloApp("production")
+			if tt.base != nil {
+				tt.base(&observed)
+				tt.base(&desired)
+			}
 			tt.mutate(&desired)
 			p := plan.Diff([]spec.App{desired}, []spec.App{observed})
 			if got, want := fmt.Sprintf("%#v", p.Changes), fmt.Sprintf("%#v", tt.want); got != want {
