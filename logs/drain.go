@@ -21,9 +21,6 @@ const (
 	// firstBackoff is the first wait after a failed connect or send; it doubles up to
 	// Options.MaxBackoff.
 	firstBackoff = 100 * time.Millisecond
-	// reportInterval is the least time between two L10 lines of one drain, so that a
-	// drain that stays down does not flood the app's stream with its own reports.
-	reportInterval = time.Second
 	// l10Time is the "since" timestamp of L10, as Heroku writes it (seconds).
 	l10Time = "2006-01-02T15:04:05-07:00"
 )
@@ -45,8 +42,10 @@ func (c DrainConfig) equal(o DrainConfig) bool {
 	return c.Name == o.Name && c.URL == o.URL && bytes.Equal(c.CAPEM, o.CAPEM)
 }
 
-// DrainStats are the counters of one drain. Published == Sent + Dropped + Buffered
-// at any instant.
+// DrainStats are the counters of one drain, of the app's lines (the drain's own L10
+// lines are not counted). Published == Sent + Dropped + Buffered at any instant, and
+// once a drain is idle, Dropped - Rejected is exactly the sum of the L10 counts it
+// delivered.
 type DrainStats struct {
 	App  string `json:"app"`
 	Env  string `json:"env"`
@@ -66,6 +65,8 @@ type DrainStats struct {
 	Rejected uint64 `json:"rejected"`
 	// Retries counts failed connects, writes and POSTs that were retried.
 	Retries uint64 `json:"retries"`
+	// Reported counts the drops the drain's delivered L10 lines told of.
+	Reported uint64 `json:"reported"`
 	// Buffered is how many lines wait or are in flight.
 	Buffered int `json:"buffered"`
 	// Connected is true while a syslog connection is open, or after the last HTTPS
@@ -93,7 +94,9 @@ type drain struct {
 	queue        []Line // ring of Options.DrainBuffer lines
 	head, count  int
 	inflight     int
+	reports      int // L10 lines among the queued and in-flight ones
 	published    uint64
+	reported     uint64
 	sent         uint64
 	dropped      uint64
 	rejected     uint64
@@ -238,23 +241,32 @@ func (d *drain) stats() DrainStats {
 	return DrainStats{
 		App: d.app, Env: d.env, Name: d.cfg.Name, URL: d.url.Redacted(), Token: d.token,
 		Published: d.published, Sent: d.sent, Dropped: d.dropped, Rejected: d.rejected,
-		Retries: d.retries, Buffered: d.count + d.inflight, Connected: d.connected,
+		Retries: d.retries, Buffered: d.count + d.inflight - d.reports, Connected: d.connected, Reported: d.reported,
 		LastError: d.lastErr,
 	}
 }
 
 // offer queues line. When the buffer is full it drops the oldest queued line, as
 // Heroku's logplex does, so that a receiver coming back gets the newest lines; the
-// drop is counted for Stats and L10. It never blocks.
+// drop is counted for Stats and L10. An evicted L10 line's count is carried into the
+// next one, so a receiver that adds up the L10 counts it gets and the lines it gets
+// always arrives at what was published. It never blocks.
 func (d *drain) offer(line Line) {
 	d.mu.Lock()
-	d.published++
+	if line.dropReport == 0 {
+		d.published++
+	} else {
+		d.reports++
+	}
 	if d.count == len(d.queue) {
-		d.dropped++
-		if d.pendingDrops == 0 {
-			d.dropsSince = d.p.opts.Now()
+		evicted := d.queue[d.head]
+		if evicted.dropReport > 0 {
+			d.reports--
+			d.addPendingLocked(evicted.dropReport, evicted.dropsSince)
+		} else {
+			d.dropped++
+			d.addPendingLocked(1, d.p.opts.Now())
 		}
-		d.pendingDrops++
 		d.queue[d.head] = line // the oldest goes; line becomes the newest
 		d.head++
 		if d.head == len(d.queue) {
@@ -274,6 +286,14 @@ func (d *drain) offer(line Line) {
 	case d.wake <- struct{}{}:
 	default:
 	}
+}
+
+// addPendingLocked adds n drops, the first at since, to the next L10 report.
+func (d *drain) addPendingLocked(n uint64, since time.Time) {
+	if d.pendingDrops == 0 || since.Before(d.dropsSince) {
+		d.dropsSince = since
+	}
+	d.pendingDrops += n
 }
 
 // take moves queued lines into batch (which must be empty) until it holds maxLines
@@ -300,18 +320,32 @@ func (d *drain) take(batch []Line, maxLines, maxBytes int) []Line {
 // frameOverhead estimates the bytes a frame adds to its text (length, header).
 const frameOverhead = 80
 
-// delivered records the outcome of the batch in flight.
-func (d *drain) delivered(n int, ok bool) {
+// delivered records the outcome of the batch in flight: sent, or rejected by the
+// receiver (HTTPS 4xx: dropped, and an L10 line's count goes to the next one).
+func (d *drain) delivered(batch []Line, ok bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.inflight = 0
+	lines := uint64(0)
+	for _, line := range batch {
+		switch {
+		case line.dropReport == 0:
+			lines++
+		case ok:
+			d.reports--
+			d.reported += line.dropReport
+		default:
+			d.reports--
+			d.addPendingLocked(line.dropReport, line.dropsSince)
+		}
+	}
 	if ok {
-		d.sent += uint64(n)
+		d.sent += lines
 		d.connected = true
 		d.lastErr = ""
 	} else {
-		d.dropped += uint64(n)
-		d.rejected += uint64(n)
+		d.dropped += lines
+		d.rejected += lines
 	}
 }
 
@@ -349,7 +383,7 @@ func (d *drain) wait(dead <-chan struct{}, onDead func()) bool {
 		var tick <-chan time.Time
 		var timer *time.Timer
 		if pending > 0 {
-			timer = time.NewTimer(reportInterval)
+			timer = time.NewTimer(d.p.opts.ReportInterval)
 			tick = timer.C
 		}
 		select {
@@ -384,13 +418,14 @@ func (d *drain) sleep(backoff time.Duration) (time.Duration, bool) {
 	return min(backoff*2, d.p.opts.MaxBackoff), true
 }
 
-// report publishes an L10 line into the app's stream if lines were dropped since the
-// last one, at most once per reportInterval. It runs on the drain's goroutine, never
-// under a lock Publish takes.
+// report publishes an L10 line if lines were dropped since the last one, at most once
+// per Options.ReportInterval: into the app's stream and tails, and into this drain's own
+// buffer only (another drain's receiver must not count this drain's drops). It runs
+// on the drain's goroutine, never under a lock Publish takes.
 func (d *drain) report() {
 	now := d.p.opts.Now()
 	d.mu.Lock()
-	if d.pendingDrops == 0 || (!d.lastReport.IsZero() && now.Sub(d.lastReport) < reportInterval) {
+	if d.pendingDrops == 0 || (!d.lastReport.IsZero() && now.Sub(d.lastReport) < d.p.opts.ReportInterval) {
 		d.mu.Unlock()
 		return
 	}
@@ -398,14 +433,16 @@ func (d *drain) report() {
 	d.pendingDrops, d.lastReport = 0, now
 	d.mu.Unlock()
 	d.p.opts.Logger.Warn("log drain buffer overflow", "app", d.app, "env", d.env, "drain", d.cfg.Name, "dropped", n)
-	d.p.Publish(Line{
-		Time:   now,
-		App:    d.app,
-		Env:    d.env,
-		Source: SourceHeroku,
-		Dyno:   logplexDyno,
-		Text:   fmt.Sprintf("Error L10 (output buffer overflow): %d messages dropped since %s.", n, since.UTC().Format(l10Time)),
-	})
+	d.p.publish(Line{
+		Time:       now,
+		App:        d.app,
+		Env:        d.env,
+		Source:     SourceHeroku,
+		Dyno:       logplexDyno,
+		Text:       fmt.Sprintf("Error L10 (output buffer overflow): %d messages dropped since %s.", n, since.UTC().Format(l10Time)),
+		dropReport: n,
+		dropsSince: since,
+	}, d)
 }
 
 // run is the drain's goroutine.

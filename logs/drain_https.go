@@ -55,12 +55,12 @@ func (d *drain) runHTTPS() {
 				return
 			}
 			if err == nil && status >= 200 && status < 300 {
-				d.delivered(len(batch), true)
+				d.delivered(batch, true)
 				break
 			}
 			if err == nil && status >= 400 && status < 500 {
 				d.p.opts.Logger.Warn("log drain rejected a batch; dropped", "app", d.app, "env", d.env, "drain", d.cfg.Name, "status", status, "lines", len(batch))
-				d.delivered(len(batch), false)
+				d.delivered(batch, false)
 				break
 			}
 			if err == nil {

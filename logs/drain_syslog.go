@@ -97,7 +97,7 @@ func (d *drain) runSyslog() {
 			}
 			continue
 		}
-		d.delivered(len(batch), true)
+		d.delivered(batch, true)
 		clear(batch) // let the texts be collected
 		batch = batch[:0]
 		backoff = firstBackoff

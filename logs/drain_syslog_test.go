@@ -149,43 +149,39 @@ func TestSyslogDrainReceiverDown(t *testing.T) {
 	}
 
 	receiver.start()
-	// Every drop is reported: the L10 lines of the stream add up to Dropped (an L10
-	// line can itself be dropped; the next one counts it).
-	var st2 logs.DrainStats
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		st2 = p.DrainStats()[0]
-		reported := uint64(0)
-		for _, l := range p.Recent(logs.Filter{App: "shop", Dyno: "logplex"}, 0) {
-			var n uint64
-			if _, err := fmt.Sscanf(l.Text, "Error L10 (output buffer overflow): %d messages dropped since", &n); err != nil {
-				t.Fatalf("bad L10 line %q: %v", l.Text, err)
-			}
-			reported += n
-		}
-		if st2.Buffered == 0 && st2.Connected && reported == st2.Dropped {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 20s: stats %+v, L10 lines report %d drops", st2, reported)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// Every drop is reported: the L10 lines the drain delivered add up to Dropped (an
+	// L10 line can itself be pushed out of the full buffer; the next one counts it).
+	st2 := waitStats(t, p, "every drop reported", func(s logs.DrainStats) bool {
+		return s.Buffered == 0 && s.Connected && s.Reported == s.Dropped
+	})
 	if st2.Published != st2.Sent+st2.Dropped {
 		t.Errorf("after: published %d != sent %d + dropped %d", st2.Published, st2.Sent, st2.Dropped)
 	}
-	got := receiver.waitMessages(int(st2.Sent))
+	// rsyslog writes what it got a little later: read until the lines and the L10
+	// counts it wrote reach what the drain says it delivered.
 	var seqs []int
+	var reported uint64
 	sawL10 := false
-	for _, r := range got {
-		if r.ProcID == "logplex" {
-			sawL10 = sawL10 || strings.HasPrefix(r.Msg, "Error L10")
-			continue
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		seqs, reported, sawL10 = nil, 0, false
+		for _, r := range receiver.messages() {
+			if r.ProcID == "logplex" {
+				var n uint64
+				if _, err := fmt.Sscanf(r.Msg, "Error L10 (output buffer overflow): %d messages dropped since", &n); err != nil {
+					t.Fatalf("bad L10 line %q: %v", r.Msg, err)
+				}
+				sawL10, reported = true, reported+n
+				continue
+			}
+			n, err := strconv.Atoi(strings.TrimPrefix(r.Msg, "seq "))
+			if err != nil || r.AppName != "shop" || r.ProcID != "web.1" {
+				t.Fatalf("corrupt message after reconnect: %+v", r)
+			}
+			seqs = append(seqs, n)
 		}
-		n, err := strconv.Atoi(strings.TrimPrefix(r.Msg, "seq "))
-		if err != nil || r.AppName != "shop" || r.ProcID != "web.1" {
-			t.Fatalf("corrupt message after reconnect: %+v", r)
+		if uint64(len(seqs)) >= st2.Sent && reported >= st2.Dropped || time.Now().After(deadline) {
+			break
 		}
-		seqs = append(seqs, n)
 	}
 	if !sawL10 {
 		t.Error("no L10 line reached the drain")
@@ -195,8 +191,8 @@ func TestSyslogDrainReceiverDown(t *testing.T) {
 	if !slices.IsSorted(seqs) || seqs[9] != 9 || len(seqs) < 10+logs.DefaultDrainBuffer/2 || seqs[len(seqs)-1] != seq-1 {
 		t.Errorf("received %d lines, first %v last %v; want in order, the buffer's worth, ending at %d", len(seqs), seqs[:10], seqs[len(seqs)-1], seq-1)
 	}
-	if uint64(len(got)) != st2.Sent {
-		t.Errorf("receiver got %d messages, drain says %d sent", len(got), st2.Sent)
+	if uint64(len(seqs)) != st2.Sent || reported != st2.Dropped {
+		t.Errorf("receiver got %d lines and L10 lines counting %d drops; drain says %d sent, %d dropped", len(seqs), reported, st2.Sent, st2.Dropped)
 	}
 }
 

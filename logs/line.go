@@ -24,4 +24,10 @@ type Line struct {
 	Dyno string `json:"dyno"`
 	// Text is the message without its trailing newline.
 	Text string `json:"text"`
+
+	// dropReport is the count an L10 line of one drain carries, and dropsSince the
+	// first drop it counts: when a full drain buffer evicts such a line, its count goes
+	// back into the next report, so that no drop goes unreported.
+	dropReport uint64
+	dropsSince time.Time
 }

@@ -12,12 +12,13 @@ import (
 
 // Defaults of Options, as Heroku's logplex sizes them.
 const (
-	DefaultRingLines    = 1500
-	DefaultMaxLineBytes = 10 * 1024
-	DefaultDrainBuffer  = 1024
-	DefaultTailBuffer   = 1024
-	DefaultMaxBackoff   = 10 * time.Second
-	DefaultIOTimeout    = 10 * time.Second
+	DefaultRingLines      = 1500
+	DefaultMaxLineBytes   = 10 * 1024
+	DefaultDrainBuffer    = 1024
+	DefaultTailBuffer     = 1024
+	DefaultReportInterval = time.Second
+	DefaultMaxBackoff     = 10 * time.Second
+	DefaultIOTimeout      = 10 * time.Second
 )
 
 // Dyno and source of the lines the logplex writes about itself (L10, L11).
@@ -34,6 +35,10 @@ type Options struct {
 	// DrainBuffer is how many lines a drain holds while its receiver is slow or down
 	// before it drops (and reports L10). Default 1024.
 	DrainBuffer int
+	// ReportInterval is the least time between two L10 lines of one drain, so that a
+	// drain that stays down does not flood the app's stream with its own reports.
+	// Default 1 s.
+	ReportInterval time.Duration
 	// TailBuffer is how many lines a Tail reader may fall behind before it is cut off
 	// (L11). Default 1024.
 	TailBuffer int
@@ -59,6 +64,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DrainBuffer <= 0 {
 		o.DrainBuffer = DefaultDrainBuffer
+	}
+	if o.ReportInterval <= 0 {
+		o.ReportInterval = DefaultReportInterval
 	}
 	if o.TailBuffer <= 0 {
 		o.TailBuffer = DefaultTailBuffer
@@ -125,6 +133,12 @@ func New(opts Options) *Plex {
 // is set to now; Time is cut to microseconds; a text longer than MaxLineBytes is
 // cut and says so. After Close it does nothing.
 func (p *Plex) Publish(line Line) {
+	p.publish(line, nil)
+}
+
+// publish adds line to its stream's ring and tails, and to every drain of the stream,
+// or only to `only` when set (a drain's own L10 line).
+func (p *Plex) publish(line Line, only *drain) {
 	line = p.normalize(line)
 	key := streamKey{line.App, line.Env}
 
@@ -150,7 +164,9 @@ func (p *Plex) Publish(line Line) {
 		s.next, s.full = 0, true
 	}
 	for _, d := range s.drains {
-		d.offer(line)
+		if only == nil || d == only {
+			d.offer(line)
+		}
 	}
 	for _, t := range p.tails[line.App] {
 		t.offer(line)
