@@ -72,6 +72,9 @@ type Dyno struct {
 	StateChangedAt time.Time `json:"state_changed_at"`
 	// Restarts counts crash restarts since the dyno was first started.
 	Restarts int `json:"restarts"`
+	// MemoryBytes is the dyno's resident memory at the dyno manager's last sample
+	// (0: not sampled yet, or a driver that does not sample).
+	MemoryBytes int64 `json:"memory_bytes,omitempty"`
 	// Reason says why the dyno is crashed: "Process exited with status 1", R10, R15.
 	Reason string `json:"reason,omitempty"`
 }

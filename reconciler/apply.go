@@ -43,6 +43,9 @@ func (r *Reconciler) reconcileApp(ctx context.Context, app *spec.App, snapshot s
 			r.log.Error("record applied spec", "app", app.Name, "env", app.Env, "err", err)
 		}
 	}
+	if target != nil {
+		r.opts.Metrics.Running(app.Name, app.Env, target.Version, target.SlugKey)
+	}
 	r.setAppStatus(key, func(s *AppStatus) {
 		if target != nil {
 			s.Release = target.Version

@@ -108,6 +108,7 @@ func (r *Reconciler) Rollback(ctx context.Context, name, env string, to int, aut
 		// Recorded even when the caller went away (ctx): a release left pending looks
 		// like one cut short by a restart, and the pin would outlive the rollback.
 		record := context.WithoutCancel(ctx)
+		r.opts.Metrics.Release(app.Name, app.Env, release.Version, release.SlugKey, string(ledger.StatusFailed))
 		if serr := r.opts.Ledger.SetStatus(record, app.Name, app.Env, release.Version, ledger.StatusFailed, err.Error()); serr != nil {
 			r.log.Error("mark rollback failed", "app", app.Name, "env", app.Env, "release", release.Version, "err", serr)
 		}
@@ -123,6 +124,8 @@ func (r *Reconciler) Rollback(ctx context.Context, name, env string, to int, aut
 		}
 		release.Status = ledger.StatusSucceeded
 	}
+	r.opts.Metrics.Release(app.Name, app.Env, release.Version, release.SlugKey, string(ledger.StatusSucceeded))
+	r.opts.Metrics.Running(app.Name, app.Env, release.Version, release.SlugKey)
 	r.setAppStatus(plan.KeyOf(&app), func(s *AppStatus) {
 		s.Release, s.PinnedTo, s.State, s.Reason = release.Version, release.Version, StateReady, ""
 	})

@@ -54,6 +54,25 @@ type Logs interface {
 	SetDrains(app, env string, drains []logs.DrainConfig) error
 }
 
+// Metrics records what the loop does (reconciler/metrics); nil records nothing.
+type Metrics interface {
+	Build(took time.Duration)
+	Pass(took time.Duration)
+	// Release counts a release's outcome: "succeeded" or "failed".
+	Release(app, env string, version int, slug, status string)
+	// Running records the release an app runs, after every pass and rollback.
+	Running(app, env string, version int, slug string)
+	DynoEvent(ev drivers.Event)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Build(time.Duration)                         {}
+func (noMetrics) Pass(time.Duration)                          {}
+func (noMetrics) Release(string, string, int, string, string) {}
+func (noMetrics) Running(string, string, int, string)         {}
+func (noMetrics) DynoEvent(drivers.Event)                     {}
+
 // Options configure a Reconciler. Source, Driver, Builder, Ledger, Router and Logs are
 // required.
 type Options struct {
@@ -63,6 +82,8 @@ type Options struct {
 	Ledger  Ledger
 	Router  Router
 	Logs    Logs
+	// Metrics records builds, passes, releases and dyno events (optional).
+	Metrics Metrics
 	// Envs limits the environments this daemon runs; empty means all.
 	Envs []string
 	// Interval is how often the source is fetched and drift corrected (default 1 m, ±10%
@@ -135,6 +156,9 @@ func New(opts Options) (*Reconciler, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = noMetrics{}
 	}
 	if opts.StateDir == "" {
 		dir, err := os.MkdirTemp("", "manifold-reconciler-")
@@ -234,6 +258,7 @@ func (r *Reconciler) watchEvents(ctx context.Context, events <-chan drivers.Even
 			if !ok {
 				return
 			}
+			r.opts.Metrics.DynoEvent(ev)
 			r.log.Debug("dyno event", "app", ev.Dyno.Spec.App, "env", ev.Dyno.Spec.Env,
 				"dyno", ev.Dyno.Name, "from", ev.From, "to", ev.To, "code", ev.Code)
 			if err := r.refreshRoutes(ctx); err != nil {
@@ -306,6 +331,7 @@ func (r *Reconciler) pass(ctx context.Context, req request) {
 	r.status.LastPass = time.Now()
 	r.status.LastPassReason = req.reason
 	r.mu.Unlock()
+	r.opts.Metrics.Pass(time.Since(started))
 	r.log.Debug("pass done", "reason", req.reason, "took", time.Since(started))
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/logs"
@@ -86,6 +87,7 @@ func (r *Reconciler) ensureRelease(ctx context.Context, app *spec.App, snapshot 
 // deploy builds the slug, appends a pending release, runs the release phase and rolls
 // the formation; the release succeeds once its dynos are up.
 func (r *Reconciler) deploy(ctx context.Context, app *spec.App, snapshot source.Snapshot, current *ledger.Release, fingerprint string) (*ledger.Release, error) {
+	buildStarted := time.Now()
 	build, err := r.opts.Builder.Build(ctx, slug.Request{
 		App:          app.Name,
 		SourceDir:    r.sourceDir(app, snapshot),
@@ -95,6 +97,7 @@ func (r *Reconciler) deploy(ctx context.Context, app *spec.App, snapshot source.
 		Config:       app.Config,
 		Output:       r.lineWriter(app, logs.SourceHeroku, "build"),
 	})
+	r.opts.Metrics.Build(time.Since(buildStarted))
 	if err != nil {
 		r.publish(app, logs.SourceHeroku, "build", "Build failed: "+err.Error())
 		return nil, fmt.Errorf("build %s (%s): %w", app.Name, app.Env, err)
@@ -120,6 +123,7 @@ func (r *Reconciler) deploy(ctx context.Context, app *spec.App, snapshot source.
 
 	fail := func(err error) (*ledger.Release, error) {
 		reason := err.Error()
+		r.opts.Metrics.Release(app.Name, app.Env, release.Version, release.SlugKey, string(ledger.StatusFailed))
 		if serr := r.opts.Ledger.SetStatus(ctx, app.Name, app.Env, release.Version, ledger.StatusFailed, reason); serr != nil {
 			r.log.Error("mark release failed", "app", app.Name, "env", app.Env, "release", release.Version, "err", serr)
 		}
@@ -138,6 +142,7 @@ func (r *Reconciler) deploy(ctx context.Context, app *spec.App, snapshot source.
 		return nil, err
 	}
 	release.Status = ledger.StatusSucceeded
+	r.opts.Metrics.Release(app.Name, app.Env, release.Version, release.SlugKey, string(ledger.StatusSucceeded))
 	r.publish(app, logs.SourceAPI, "api", fmt.Sprintf("Deployed v%d (%s) by %s", release.Version, release.Description, author))
 	return &release, nil
 }

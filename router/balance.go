@@ -47,6 +47,8 @@ func (b *backend) tryAcquire(limit int64) bool {
 // swaps so the backlog bound holds across deploys.
 type app struct {
 	name, env string
+	// metrics records the app's requests (nil without Options.Metrics).
+	metrics RequestMetrics
 	// waiting counts requests queued because every dyno was at its concurrency limit.
 	waiting atomic.Int64
 	// wake gets a token whenever a request of the app finishes while others wait.

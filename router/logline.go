@@ -8,7 +8,7 @@ import (
 	"github.com/manifold-paas/manifold/logs"
 )
 
-// log publishes the request's router line into the app's stream, in Heroku's format:
+// log records the request in the app's metrics and publishes its router line into the app's stream, in Heroku's format:
 //
 //	at=info method=GET path="/" host=… request_id=… fwd="…" dyno=web.1 connect=0ms service=3ms status=200 bytes=2 protocol=http
 //	at=error code=H12 desc="Request timeout" method=… (the same fields)
@@ -16,13 +16,16 @@ import (
 // dyno, connect and service are empty when the request never reached a dyno (H10,
 // H11, H14), as in Heroku's lines.
 func (ex *exchange) log(req *http.Request, rt *route, host string, code Code, reachedDyno bool) {
-	sink := ex.r.opts.Logs
-	if sink == nil {
-		return
-	}
 	now := ex.end
 	if now.IsZero() {
 		now = ex.r.opts.Now()
+	}
+	if m := rt.app.metrics; m != nil {
+		m.Request(ex.status, code, now.Sub(ex.arrival))
+	}
+	sink := ex.r.opts.Logs
+	if sink == nil {
+		return
 	}
 	b := ex.logBuf[:0]
 	if code == "" {

@@ -39,6 +39,8 @@ const (
 type Options struct {
 	// Logs receives one router line per request; nil drops them.
 	Logs LogSink
+	// Metrics, when set, records every request per app (reconciler/metrics).
+	Metrics Metrics
 	// Logger is the daemon's own log (errors serving, unknown hosts at debug level);
 	// nil discards.
 	Logger *slog.Logger
@@ -65,6 +67,19 @@ type Options struct {
 	// idle expiry and client keep-alive deadlines (default time.Now), so it must
 	// follow the wall clock. Timeouts use real timers.
 	Now func() time.Time
+}
+
+// Metrics gives the recorder of one app's requests; the router asks once per app
+// when a table is swapped in, so a request pays no lookup.
+type Metrics interface {
+	App(app, env string) RequestMetrics
+}
+
+// RequestMetrics records the requests of one app in one environment: the status sent,
+// the router error code (empty when none) and the time from arrival to the end.
+// Request must be safe for concurrent use and cheap: it runs on every request.
+type RequestMetrics interface {
+	Request(status int, code Code, took time.Duration)
 }
 
 // Router routes HTTP requests by Host to the web dynos of the current Table. It is
@@ -149,6 +164,9 @@ func (r *Router) Swap(t Table) {
 			}
 			if a == nil {
 				a = &app{name: rt.App, env: rt.Env, wake: make(chan struct{}, 64)}
+				if r.opts.Metrics != nil {
+					a.metrics = r.opts.Metrics.App(rt.App, rt.Env)
+				}
 			}
 			apps[key] = a
 			live = &route{Route: rt, app: a, backends: make([]*backend, 0, len(rt.Backends))}

@@ -16,5 +16,6 @@ func subcommands() []*cobra.Command {
 		newRunCmd(),
 		newReconcileCmd(),
 		newLogsCmd(),
+		newMetricsCmd(),
 	}
 }

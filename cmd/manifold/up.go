@@ -24,6 +24,7 @@ import (
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/api"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
+	"github.com/manifold-paas/manifold/reconciler/metrics"
 	"github.com/manifold-paas/manifold/reconciler/slug"
 	"github.com/manifold-paas/manifold/reconciler/source"
 	"github.com/manifold-paas/manifold/router"
@@ -44,6 +45,7 @@ type upOptions struct {
 	tlsAddr         string
 	stopDynosOnExit bool
 	dockerInstance  string
+	metricsAddr     string
 	verbose         bool
 }
 
@@ -74,6 +76,7 @@ func newUpCmd() *cobra.Command {
 	f.StringVar(&o.webhookSecret, "webhook-secret", os.Getenv("MANIFOLD_WEBHOOK_SECRET"), "HMAC secret of POST /hooks/git (env MANIFOLD_WEBHOOK_SECRET)")
 	f.BoolVar(&o.stopDynosOnExit, "stop-dynos-on-exit", false, "stop every dyno when the daemon exits (default: leave them running, adopted on the next start)")
 	f.StringVar(&o.dockerInstance, "docker-instance", "default", "label value that keeps this daemon's containers apart from others on the engine")
+	f.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (default: off; the one-minute history for `manifold metrics` is always kept)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "debug logging")
 	// `up` has its own --api (where to listen); hide the client's.
 	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
@@ -127,9 +130,10 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rt := router.New(router.Options{Logs: plex, Logger: logger})
+	figures := metrics.New(metrics.Options{Dynos: driver, Drains: plex, Logger: logger})
+	rt := router.New(router.Options{Logs: plex, Logger: logger, Metrics: figures})
 	rec, err := reconciler.New(reconciler.Options{
-		Source: src, Driver: driver, Builder: builder, Ledger: releases, Router: rt, Logs: plex,
+		Source: src, Driver: driver, Builder: builder, Ledger: releases, Router: rt, Logs: plex, Metrics: figures,
 		Envs: o.envs, Interval: o.interval, BootTimeout: o.bootTimeout, StateDir: stateDir, Logger: logger,
 	})
 	if err != nil {
@@ -151,6 +155,7 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 				src.Trigger(reason)
 				rec.Trigger(reason)
 			}),
+			"GET /v1/apps/{app}/metrics": figures.HistoryHandler(),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -181,6 +186,12 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 	})
 	group.Go(func() error { return src.Watch(ctx, rec.Trigger) })
 	group.Go(func() error { return rec.Run(ctx) })
+	group.Go(func() error { figures.Run(ctx); return nil })
+	if o.metricsAddr != "" {
+		if err := serveMetrics(ctx, group, o.metricsAddr, figures.Handler()); err != nil {
+			return err
+		}
+	}
 	group.Go(func() error {
 		printWelcome(ctx, out, rec, o, routerLn.Addr().String(), apiLn.Addr().String(), stateDir)
 		return nil
@@ -326,4 +337,29 @@ func printWelcome(ctx context.Context, out io.Writer, rec *reconciler.Reconciler
 		case <-tick.C:
 		}
 	}
+}
+
+// serveMetrics serves Prometheus' /metrics on addr until ctx ends. It holds no
+// control: counters only, no app's config.
+func serveMetrics(ctx context.Context, group *errgroup.Group, addr string, handler http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", handler)
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	group.Go(func() error {
+		if err := server.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		return nil
+	})
+	group.Go(func() error {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return server.Shutdown(shutdown)
+	})
+	return nil
 }

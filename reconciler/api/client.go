@@ -12,10 +12,12 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
+	"github.com/manifold-paas/manifold/reconciler/metrics"
 )
 
 // Client talks to a daemon's API.
@@ -55,6 +57,13 @@ func (c *Client) LivePlan(ctx context.Context) (reconciler.LivePlan, error) {
 func (c *Client) Ps(ctx context.Context, app, env string) (Ps, error) {
 	var out Ps
 	return out, c.do(ctx, http.MethodGet, appPath(app, "dynos", url.Values{"env": {env}}), nil, &out)
+}
+
+// Metrics is GET /v1/apps/{app}/metrics: the app's one-minute figures since (a
+// duration back from now, up to 24 h).
+func (c *Client) Metrics(ctx context.Context, app, env string, since time.Duration) (metrics.AppHistory, error) {
+	var out metrics.AppHistory
+	return out, c.do(ctx, http.MethodGet, appPath(app, "metrics", url.Values{"env": {env}, "since": {since.String()}}), nil, &out)
 }
 
 // Releases is GET /v1/apps/{app}/releases.
