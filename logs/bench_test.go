@@ -138,12 +138,12 @@ func (r *benchReceiver) addr() string { return r.ln.Addr().String() }
 // waitMessages polls (bounded) until n messages arrived.
 func (r *benchReceiver) waitMessages(b *testing.B, n int64) {
 	b.Helper()
-	for deadline := time.Now().Add(60 * time.Second); r.messages.Load() < n; {
-		if time.Now().After(deadline) {
-			b.Fatalf("receiver got %d messages after 60s, want %d", r.messages.Load(), n)
+	eventually(b, 60*time.Second, fmt.Sprintf("the receiver got %d messages", n), func() error {
+		if got := r.messages.Load(); got < n {
+			return fmt.Errorf("%d so far", got)
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // startWriter starts the dyno: this test binary writing n lines to a pipe.
@@ -214,16 +214,12 @@ func BenchmarkDrainTCP(b *testing.B) {
 			b.Fatalf("writer: %v", err)
 		}
 		var st logs.DrainStats
-		for deadline := time.Now().Add(60 * time.Second); ; {
-			st = p.DrainStats()[0]
-			if st.Buffered == 0 && receiver.messages.Load() == int64(st.Sent) {
-				break
+		eventually(b, 60*time.Second, "the drain flushed", func() error {
+			if st = p.DrainStats()[0]; st.Buffered != 0 || receiver.messages.Load() != int64(st.Sent) {
+				return fmt.Errorf("stats %+v, receiver %d", st, receiver.messages.Load())
 			}
-			if time.Now().After(deadline) {
-				b.Fatalf("drain not flushed after 60s: %+v, receiver %d", st, receiver.messages.Load())
-			}
-			time.Sleep(time.Millisecond)
-		}
+			return nil
+		})
 		b.StopTimer()
 		wall, cpu := time.Since(start), cpuTime(b)-cpu0
 		if published != b.N || st.Sent+st.Dropped != st.Published || st.Published < uint64(b.N) || receiver.corrupt.Load() != 0 {

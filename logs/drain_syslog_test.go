@@ -1,6 +1,7 @@
 package logs_test
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -15,17 +16,16 @@ import (
 // waitStats polls (bounded) until the only drain's stats satisfy ok.
 func waitStats(t *testing.T, p *logs.Plex, what string, ok func(logs.DrainStats) bool) logs.DrainStats {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var found logs.DrainStats
+	eventually(t, 20*time.Second, what, func() error {
 		all := p.DrainStats()
-		if len(all) == 1 && ok(all[0]) {
-			return all[0]
+		if len(all) != 1 || !ok(all[0]) {
+			return fmt.Errorf("drain stats %+v", all)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("drain stats after 20s: %+v; want %s", all, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		found = all[0]
+		return nil
+	})
+	return found
 }
 
 func TestSyslogDrainToRsyslog(t *testing.T) {
@@ -137,15 +137,17 @@ func TestSyslogDrainReceiverDown(t *testing.T) {
 		t.Errorf("while down: published %d != sent %d + dropped %d + buffered %d", st.Published, st.Sent, st.Dropped, st.Buffered)
 	}
 	var l10 logs.Line
-	for deadline := time.Now().Add(20 * time.Second); l10.Text == "" && time.Now().Before(deadline); {
+	eventually(t, 20*time.Second, "an L10 line in the app's stream", func() error {
 		for _, l := range p.Recent(logs.Filter{App: "shop", Source: logs.SourceHeroku, Dyno: "logplex"}, 0) {
 			l10 = l
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	want := fmt.Sprintf("Error L10 (output buffer overflow): %d messages dropped since ", st.Dropped)
+		if l10.Text == "" {
+			return errors.New("none yet")
+		}
+		return nil
+	})
 	if !strings.HasPrefix(l10.Text, "Error L10 (output buffer overflow): ") || !strings.HasSuffix(l10.Text, ".") {
-		t.Fatalf("no L10 line in the app's stream; last: %+v (want like %q)", l10, want)
+		t.Fatalf("the L10 line reads %q", l10.Text)
 	}
 
 	receiver.start()
@@ -162,7 +164,7 @@ func TestSyslogDrainReceiverDown(t *testing.T) {
 	var seqs []int
 	var reported uint64
 	sawL10 := false
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	eventually(t, 20*time.Second, "what the drain delivered written by rsyslog", func() error {
 		seqs, reported, sawL10 = nil, 0, false
 		for _, r := range receiver.messages() {
 			if r.ProcID == "logplex" {
@@ -179,10 +181,11 @@ func TestSyslogDrainReceiverDown(t *testing.T) {
 			}
 			seqs = append(seqs, n)
 		}
-		if uint64(len(seqs)) >= st2.Sent && reported >= st2.Dropped || time.Now().After(deadline) {
-			break
+		if uint64(len(seqs)) < st2.Sent || reported < st2.Dropped {
+			return fmt.Errorf("%d lines and %d reported drops so far", len(seqs), reported)
 		}
-	}
+		return nil
+	})
 	if !sawL10 {
 		t.Error("no L10 line reached the drain")
 	}
@@ -242,23 +245,21 @@ func TestStalledDrainBlocksNothing(t *testing.T) {
 		}
 		if i%500 == 499 {
 			// Keep the healthy drain within its buffer (bounded wait).
-			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-				if st := p.DrainStats(); st[0].Buffered < 300 {
-					break
+			eventually(t, 20*time.Second, "the healthy drain within its buffer", func() error {
+				if st := p.DrainStats(); st[0].Buffered >= 300 {
+					return fmt.Errorf("%d buffered", st[0].Buffered)
 				}
-			}
+				return nil
+			})
 		}
 	}
 	stats := func() (healthy, stuck logs.DrainStats) { all := p.DrainStats(); return all[0], all[1] }
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		h, s := stats()
-		if h.Buffered == 0 && s.Dropped > 0 {
-			break
+	eventually(t, 20*time.Second, "the healthy drain flushed and the stalled one dropping", func() error {
+		if h, s := stats(); h.Buffered != 0 || s.Dropped == 0 {
+			return fmt.Errorf("healthy %+v, stalled %+v", h, s)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 20s: healthy %+v, stalled %+v", h, s)
-		}
-	}
+		return nil
+	})
 	h, s := stats()
 	if h.Name != "healthy" || h.Dropped != 0 || h.Sent < n {
 		t.Errorf("healthy drain: %+v", h)

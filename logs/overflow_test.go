@@ -131,12 +131,13 @@ func TestEveryDroppedLineIsReported(t *testing.T) {
 	}
 	var lines, reported uint64
 	var problems []string
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	eventually(t, 60*time.Second, "every line delivered or reported", func() error {
 		lines, reported, problems = receiver.counts()
-		if lines+reported >= written || len(problems) > 0 || time.Now().After(deadline) {
-			break
+		if lines+reported < written && len(problems) == 0 {
+			return fmt.Errorf("%d lines + %d reported of %d", lines, reported, written)
 		}
-	}
+		return nil
+	})
 	if len(problems) > 0 {
 		t.Fatalf("receiver: %v", problems)
 	}

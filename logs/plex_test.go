@@ -238,9 +238,12 @@ func TestTailSlowReaderIsCutOff(t *testing.T) {
 		p.Publish(line(i, "web.1", fmt.Sprint(i))) // never waits for the slow reader
 		if i%5 == 0 {
 			// Let the fast reader keep up: wait (bounded) until it has read what was sent.
-			for deadline := time.Now().Add(10 * time.Second); len(fast) > 0 && time.Now().Before(deadline); {
-				time.Sleep(time.Millisecond)
-			}
+			eventually(t, 10*time.Second, "the fast reader caught up", func() error {
+				if n := len(fast); n > 0 {
+					return fmt.Errorf("%d lines unread", n)
+				}
+				return nil
+			})
 		}
 	}
 	wg.Wait()

@@ -69,7 +69,10 @@ func newPKI(t *testing.T, dir string) testPKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, _ := x509.ParseCertificate(caDER)
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -171,24 +174,19 @@ func (r *rsyslog) start() {
 		_ = cmd.Wait()
 		close(exit)
 	}(r.cmd, r.exit)
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		conn, err := net.DialTimeout("tcp", r.addr(), time.Second)
-		if err == nil {
-			conn.Close()
-			return
-		}
+	eventually(r.t, 20*time.Second, "rsyslogd listening on "+r.addr(), func() error {
 		select {
 		case <-r.exit:
-			out, _ := os.ReadFile(filepath.Join(r.dir, "rsyslogd.out"))
-			r.t.Fatalf("rsyslogd exited at start: %s", out)
+			out, err := os.ReadFile(filepath.Join(r.dir, "rsyslogd.out"))
+			r.t.Fatalf("rsyslogd exited at start: %s (%v)", out, err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			out, _ := os.ReadFile(filepath.Join(r.dir, "rsyslogd.out"))
-			r.t.Fatalf("rsyslogd not listening on %s after 20s: %s", r.addr(), out)
+		conn, err := net.DialTimeout("tcp", r.addr(), time.Second)
+		if err != nil {
+			return err
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return conn.Close()
+	})
 }
 
 // stop ends rsyslogd (SIGTERM, then SIGKILL after 10s) and waits for it.
@@ -239,15 +237,12 @@ func (r *rsyslog) messages() []received {
 // waitMessages polls (bounded) until rsyslog has written at least n messages.
 func (r *rsyslog) waitMessages(n int) []received {
 	r.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got := r.messages()
-		if len(got) >= n {
-			return got
+	var got []received
+	eventually(r.t, 20*time.Second, fmt.Sprintf("rsyslog received %d messages", n), func() error {
+		if got = r.messages(); len(got) < n {
+			return fmt.Errorf("%d so far", len(got))
 		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("rsyslog received %d messages after 20s, want %d", len(got), n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return got
 }

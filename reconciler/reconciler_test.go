@@ -695,7 +695,10 @@ func TestLivePlanShowsWhatTheRunningSystemLacks(t *testing.T) {
 		}
 	}
 	h.driver.mu.Unlock()
-	live, _ = h.rec.LivePlan(context.Background())
+	live, err = h.rec.LivePlan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	found := false
 	for _, c := range live.Plan.Changes {
 		if c.Kind == plan.KindScale && c.Process == "worker" && c.From == 0 && c.To == 1 {
@@ -772,7 +775,10 @@ func TestHealthCheckChangeReplacesDynos(t *testing.T) {
 	h.commit()
 	h.reconcile("")
 	h.expectReleases("Deploy bbbbbbb succeeded") // not a release
-	dynos, _ := h.driver.List(context.Background())
+	dynos, err := h.driver.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, d := range dynos {
 		if d.Spec.Type == "web" && d.Spec.HealthCheck != "/up" {
 			t.Errorf("web dyno %s kept health check %q", d.ID, d.Spec.HealthCheck)

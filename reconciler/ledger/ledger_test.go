@@ -48,7 +48,7 @@ func TestAppendGetListCurrent(t *testing.T) {
 		}
 	}
 	// Another environment of the same app counts on its own.
-	if r, _ := l.Append(ctx, deploy("hello", "staging", "ddddddd4", nil)); r.Version != 1 {
+	if r := value(l.Append(ctx, deploy("hello", "staging", "ddddddd4", nil)))(t); r.Version != 1 {
 		t.Errorf("staging's first release is v%d", r.Version)
 	}
 	must(t, l.SetStatus(ctx, "hello", "production", 1, ledger.StatusSucceeded, ""))
@@ -121,7 +121,7 @@ func TestStatusChangesOnce(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", tt.name, err, tt.wantErr)
 		}
 	}
-	if got, _ := l.Get("a", "e", r.Version); got.Status != ledger.StatusSucceeded || got.SlugKey != r.SlugKey {
+	if got := value(l.Get("a", "e", r.Version))(t); got.Status != ledger.StatusSucceeded || got.SlugKey != r.SlugKey {
 		t.Errorf("release after status changes: %+v", got)
 	}
 	if _, err := l.Append(ctx, ledger.Release{App: "a", Env: ""}); err == nil {
@@ -137,11 +137,11 @@ func TestRollbackThenNewCommit(t *testing.T) {
 	l := open(t, filepath.Join(t.TempDir(), "ledger.db"))
 	first := deploy("hello", "prod", "slug1111", map[string]string{"GREETING": "hi"})
 	first.ReleaseCommand, first.SpecDigest = "bin/migrate", "sha256:spec1"
-	v1, _ := l.Append(ctx, first)
+	v1 := value(l.Append(ctx, first))(t)
 	must(t, l.SetStatus(ctx, "hello", "prod", v1.Version, ledger.StatusSucceeded, ""))
-	v2, _ := l.Append(ctx, deploy("hello", "prod", "slug2222", map[string]string{"GREETING": "yo"}))
+	v2 := value(l.Append(ctx, deploy("hello", "prod", "slug2222", map[string]string{"GREETING": "yo"})))(t)
 	must(t, l.SetStatus(ctx, "hello", "prod", v2.Version, ledger.StatusSucceeded, ""))
-	v3, _ := l.Append(ctx, deploy("hello", "prod", "slug3333", nil))
+	v3 := value(l.Append(ctx, deploy("hello", "prod", "slug3333", nil)))(t)
 	must(t, l.SetStatus(ctx, "hello", "prod", v3.Version, ledger.StatusFailed, "exit 1"))
 
 	if _, ok := l.Pinned("hello", "prod"); ok {
@@ -165,7 +165,7 @@ func TestRollbackThenNewCommit(t *testing.T) {
 		t.Errorf("Pinned = %d, %v; want 4, true", pin, ok)
 	}
 	must(t, l.SetStatus(ctx, "hello", "prod", 4, ledger.StatusSucceeded, ""))
-	if cur, _ := l.Current("hello", "prod"); cur.Version != 4 || cur.SlugKey != "slug1111" {
+	if cur := value(l.Current("hello", "prod"))(t); cur.Version != 4 || cur.SlugKey != "slug1111" {
 		t.Errorf("current after rollback: v%d %s", cur.Version, cur.SlugKey)
 	}
 	// The next commit that changes the app: a new release, and the pin goes.
@@ -179,7 +179,7 @@ func TestRollbackThenNewCommit(t *testing.T) {
 		t.Error("still pinned after Unpin")
 	}
 	// History is untouched: v1 is as it was.
-	if got, _ := l.Get("hello", "prod", 1); !reflect.DeepEqual(got, v1Succeeded(v1)) {
+	if got := value(l.Get("hello", "prod", 1))(t); !reflect.DeepEqual(got, v1Succeeded(v1)) {
 		t.Errorf("v1 changed: %+v", got)
 	}
 }
@@ -276,7 +276,7 @@ func TestOpenRefusesForeignAndCorruptFiles(t *testing.T) {
 	for _, name := range []string{"foreign.db", "damaged.db", "damaged-data.db", "text.db", "garbage.db"} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(dir, name)
-			before, _ := os.ReadFile(path)
+			before := value(os.ReadFile(path))(t)
 			l, err := ledger.Open(path)
 			if err == nil {
 				l.Close()
@@ -286,7 +286,7 @@ func TestOpenRefusesForeignAndCorruptFiles(t *testing.T) {
 			if !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(err.Error(), path) {
 				t.Errorf("error %v: want ErrCorrupt naming %s", err, path)
 			}
-			if after, _ := os.ReadFile(path); string(after) != string(before) {
+			if after := value(os.ReadFile(path))(t); string(after) != string(before) {
 				t.Error("the file was changed")
 			}
 		})
@@ -324,5 +324,18 @@ func TestReopenKeepsEverything(t *testing.T) {
 	got, err := l.Get("a", "e", 1)
 	if err != nil || !reflect.DeepEqual(got, r) {
 		t.Errorf("after reopen: %+v, %v; want %+v", got, err, r)
+	}
+}
+
+// value returns a function that fails the test on a non-nil err and returns v
+// otherwise: value(l.Append(ctx, release))(t) keeps an assertion from checking a
+// value whose error was dropped.
+func value[T any](v T, err error) func(t testing.TB) T {
+	return func(t testing.TB) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
 	}
 }
