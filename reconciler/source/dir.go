@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -47,6 +48,11 @@ type Folder struct {
 	mu           sync.Mutex
 	delivered    Revision // what Fetch last returned
 	lastNotified string
+
+	// checks counts the comparisons Watch made (after a quiet period or a trigger), and
+	// ignored the file events it dropped (editors' temporary files, .git): positive
+	// signals that an event was handled, for tests that nothing followed from it.
+	checks, ignored atomic.Uint64
 }
 
 var _ Source = (*Folder)(nil)
@@ -147,6 +153,7 @@ func (d *Folder) Watch(ctx context.Context, notify func(reason string)) error {
 			}
 			rel, ok := d.relevant(ev.Name)
 			if !ok {
+				d.ignored.Add(1)
 				continue
 			}
 			if ev.Has(fsnotify.Create) {
@@ -170,8 +177,15 @@ func (d *Folder) Watch(ctx context.Context, notify func(reason string)) error {
 	}
 }
 
+// Checks is how many times Watch compared the folder with what Fetch delivered.
+func (d *Folder) Checks() uint64 { return d.checks.Load() }
+
+// Ignored is how many file events Watch dropped as never relevant.
+func (d *Folder) Ignored() uint64 { return d.ignored.Load() }
+
 // check hashes the folder and notifies when it moved past what was delivered.
 func (d *Folder) check(notify func(string), reason string) {
+	defer d.checks.Add(1)
 	id, err := HashDir(d.root)
 	if err != nil {
 		d.log.Warn("hash folder", "err", err)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	fluxgit "github.com/fluxcd/pkg/git"
@@ -58,7 +59,13 @@ type Git struct {
 	notifyMu     sync.Mutex
 	delivered    string // Rev.ID Fetch last returned
 	lastNotified string
+
+	// checks counts Watch's polls, for tests that nothing followed from one.
+	checks atomic.Uint64
 }
+
+// Checks is how many times Watch polled the ref (on the interval or a trigger).
+func (g *Git) Checks() uint64 { return g.checks.Load() }
 
 var _ Source = (*Git)(nil)
 
@@ -228,27 +235,33 @@ func (g *Git) Watch(ctx context.Context, notify func(reason string)) error {
 		}
 		snap, err := g.update(ctx, false)
 		timer.Reset(jittered(g.opts.Interval))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			g.log.Warn("git poll failed", "err", err)
-			if !failing {
-				failing = true
-				notify("fetch failed: " + err.Error())
-			}
-			continue
+		g.afterCheck(ctx, snap, err, reason, &failing, notify)
+	}
+}
+
+// afterCheck notifies what a poll found, then counts the poll.
+func (g *Git) afterCheck(ctx context.Context, snap Snapshot, err error, reason string, failing *bool, notify func(string)) {
+	defer g.checks.Add(1)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
 		}
-		failing = false
-		g.notifyMu.Lock()
-		fresh := snap.Rev.ID != g.delivered && snap.Rev.ID != g.lastNotified
-		if fresh {
-			g.lastNotified = snap.Rev.ID
+		g.log.Warn("git poll failed", "err", err)
+		if !*failing {
+			*failing = true
+			notify("fetch failed: " + err.Error())
 		}
-		g.notifyMu.Unlock()
-		if fresh {
-			notify(fmt.Sprintf("%s: %s is at %s %q by %s", reason, g.refName(), snap.Rev.Short(), snap.Rev.Message, snap.Rev.Author))
-		}
+		return
+	}
+	*failing = false
+	g.notifyMu.Lock()
+	fresh := snap.Rev.ID != g.delivered && snap.Rev.ID != g.lastNotified
+	if fresh {
+		g.lastNotified = snap.Rev.ID
+	}
+	g.notifyMu.Unlock()
+	if fresh {
+		notify(fmt.Sprintf("%s: %s is at %s %q by %s", reason, g.refName(), snap.Rev.Short(), snap.Rev.Message, snap.Rev.Author))
 	}
 }
 

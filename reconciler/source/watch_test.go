@@ -42,16 +42,16 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 	}
 }
 
-// stayFor asserts cond holds during the whole window (used for "no notify").
-func stayFor(t *testing.T, what string, window time.Duration, cond func() bool) {
+// checker is a source that counts its checks (source.Git, source.Folder).
+type checker interface{ Checks() uint64 }
+
+// checked runs act and waits until the source has finished a check after it: the
+// positive signal that act was handled, before a test asserts nothing followed.
+func checked(t *testing.T, src checker, act func()) {
 	t.Helper()
-	deadline := time.Now().Add(window)
-	for time.Now().Before(deadline) {
-		if !cond() {
-			t.Fatalf("%s stopped holding", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	before := src.Checks()
+	act()
+	waitFor(t, "the source to check", 10*time.Second, func() bool { return src.Checks() > before })
 }
 
 // watch runs src.Watch until the test ends and returns the collected reasons.
@@ -101,8 +101,10 @@ func TestGitSourceFetchAndWatch(t *testing.T) {
 
 	n := watch(t, src)
 	// A trigger with nothing new does not notify.
-	src.Trigger("webhook")
-	stayFor(t, "no notify for an unchanged ref", 300*time.Millisecond, func() bool { return len(n.list()) == 0 })
+	checked(t, src, func() { src.Trigger("webhook") })
+	if got := n.list(); len(got) != 0 {
+		t.Errorf("notified for an unchanged ref: %q", got)
+	}
 
 	second := repo.commit("second: scale up", map[string]string{"examples/apps/hello.hcl": "v2"})
 	src.Trigger("webhook push refs/heads/main")
@@ -111,8 +113,10 @@ func TestGitSourceFetchAndWatch(t *testing.T) {
 		t.Errorf("reason %q names neither the trigger nor the commit", r)
 	}
 	// Further checks before the caller fetched do not repeat the notify.
-	src.Trigger("again")
-	stayFor(t, "one notify per commit", 300*time.Millisecond, func() bool { return len(n.list()) == 1 })
+	checked(t, src, func() { src.Trigger("again") })
+	if got := n.list(); len(got) != 1 {
+		t.Errorf("notified %d times for one commit: %q", len(got), got)
+	}
 
 	snap2, err := src.Fetch(ctx)
 	if err != nil {
@@ -139,8 +143,10 @@ func TestGitSourceFetchAndWatch(t *testing.T) {
 		t.Errorf("first checkout %s not pruned: %v", snap.Root, err)
 	}
 	// The Fetch by the caller got ahead of Watch: no notify for the third commit.
-	src.Trigger("late")
-	stayFor(t, "no notify for a commit already fetched", 300*time.Millisecond, func() bool { return len(n.list()) == 1 })
+	checked(t, src, func() { src.Trigger("late") })
+	if got := n.list(); len(got) != 1 {
+		t.Errorf("notified for a commit already fetched: %q", got)
+	}
 }
 
 func TestGitSourcePollsOnInterval(t *testing.T) {
@@ -157,7 +163,12 @@ func TestGitSourcePollsOnInterval(t *testing.T) {
 	n := watch(t, src)
 	sha := repo.commit("polled", map[string]string{"a": "2"})
 	waitFor(t, "a poll to notice the commit", 10*time.Second, func() bool { return len(n.list()) >= 1 })
-	stayFor(t, "a single notify", 300*time.Millisecond, func() bool { return len(n.list()) == 1 })
+	// Two more polls of the same commit notify nothing more.
+	checked(t, src, func() {})
+	checked(t, src, func() {})
+	if got := n.list(); len(got) != 1 {
+		t.Errorf("notified %d times for one commit: %q", len(got), got)
+	}
 	if r := n.list()[0]; !strings.HasPrefix(r, "poll:") || !strings.Contains(r, sha[:7]) {
 		t.Errorf("reason = %q", r)
 	}
@@ -244,25 +255,35 @@ func TestFolderSource(t *testing.T) {
 	n := watch(t, src)
 	count := func(want int) func() bool { return func() bool { return len(n.list()) == want } }
 
-	// Editors' temp files never notify.
+	// Editors' temp files never notify: Watch sees their events and drops them.
+	ignoredBefore, checksBefore := src.Ignored(), src.Checks()
 	write("examples/apps/.hello.hcl.swp", "swap")
 	write("examples/apps/hello.hcl~", "backup")
 	write("examples/apps/4913", "")
 	write("examples/.#hello.hcl", "lock")
 	write("examples/#hello.hcl#", "autosave")
 	write(".git/HEAD", "ref: refs/heads/main")
-	stayFor(t, "no notify for temp files", 400*time.Millisecond, count(0))
+	waitFor(t, "the temp files' events dropped", 10*time.Second, func() bool { return src.Ignored() >= ignoredBefore+5 })
+	if got := n.list(); len(got) != 0 || src.Checks() != checksBefore {
+		t.Errorf("temp files: notified %q, %d checks", got, src.Checks()-checksBefore)
+	}
 
-	// Saving identical content does not notify either.
-	write("examples/apps/hello.hcl", "v1")
-	stayFor(t, "no notify for an unchanged save", 300*time.Millisecond, count(0))
+	// Saving identical content does not notify either: the quiet period's check finds
+	// the same content.
+	checked(t, src, func() { write("examples/apps/hello.hcl", "v1") })
+	if got := n.list(); len(got) != 0 {
+		t.Errorf("notified for an unchanged save: %q", got)
+	}
 
 	// A burst of writes gives one notify after the quiet period.
 	for i := range 5 {
 		write("examples/apps/hello.hcl", strings.Repeat("v", i+2))
 	}
 	waitFor(t, "one notify for a burst", 5*time.Second, count(1))
-	stayFor(t, "the burst is debounced", 300*time.Millisecond, count(1))
+	checked(t, src, func() { src.Trigger("probe") })
+	if got := n.list(); len(got) != 1 {
+		t.Errorf("a burst of writes notified %d times: %q", len(got), got)
+	}
 	if r := n.list()[0]; r != "local change: examples/apps/hello.hcl" {
 		t.Errorf("reason = %q", r)
 	}
@@ -298,8 +319,10 @@ func TestFolderSource(t *testing.T) {
 	if _, err := src.Fetch(ctx); err != nil {
 		t.Fatal(err)
 	}
-	src.Trigger("manual")
-	stayFor(t, "no notify after a trigger without change", 300*time.Millisecond, count(4))
+	checked(t, src, func() { src.Trigger("manual") })
+	if got := n.list(); len(got) != 4 {
+		t.Errorf("a trigger without change notified: %q", got)
+	}
 }
 
 func TestHashDir(t *testing.T) {
