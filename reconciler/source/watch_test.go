@@ -255,6 +255,8 @@ func TestFolderSource(t *testing.T) {
 	n := watch(t, src)
 	count := func(want int) func() bool { return func() bool { return len(n.list()) == want } }
 
+	// Once Watch answers a trigger, its watches are in place.
+	checked(t, src, func() { src.Trigger("ready") })
 	// Editors' temp files never notify: Watch sees their events and drops them.
 	ignoredBefore, checksBefore := src.Ignored(), src.Checks()
 	write("examples/apps/.hello.hcl.swp", "swap")
