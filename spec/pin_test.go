@@ -17,7 +17,7 @@ func TestPinRelease(t *testing.T) {
 		{
 			name: "hcl, app named", file: "environments/production.hcl",
 			content: "# production\nenvironment \"production\" {\n  app \"hello\" {\n    config = { A = \"1\" }\n  }\n}\n",
-			want: "# production\nenvironment \"production\" {\n  app \"hello\" {\n    config = { A = \"1\" }\n    release {\n      slug = \"" + pin.Slug + "\"\n      from = \"staging v42\"\n    }\n  }\n}\n",
+			want:    "# production\nenvironment \"production\" {\n  app \"hello\" {\n    config = { A = \"1\" }\n    release {\n      slug = \"" + pin.Slug + "\"\n      from = \"staging v42\"\n    }\n  }\n}\n",
 		},
 		{
 			name: "hcl, app not named, pin replaced", file: "environments/production.hcl",
