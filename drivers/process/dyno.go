@@ -164,18 +164,31 @@ func (dy *dyno) removeFiles() {
 	}
 }
 
-// follow publishes the dyno's output as it is written and saves the offset now and then.
+// follow publishes the dyno's output as it is written and saves the offset now and
+// then. It wakes only when the file changed (outputWatch), so an idle dyno costs
+// nothing; a moved offset is saved at most statePersistInterval after it moved.
 func (dy *dyno) follow(ctx context.Context) {
-	ticker := time.NewTicker(logPollInterval)
-	defer ticker.Stop()
+	wake, unsubscribe := dy.d.output.subscribe(dy.logPath)
+	defer unsubscribe()
+	saveTimer := time.NewTimer(statePersistInterval)
+	saveTimer.Stop() // armed only while an offset waits to be saved
+	defer saveTimer.Stop()
+	saveArmed := false
 	saved, savedAt := dy.fl.offset(), time.Now()
 	for {
 		dy.fl.pump(false)
-		if off := dy.fl.offset(); off != saved && time.Since(savedAt) >= statePersistInterval {
-			if err := dy.persist(); err != nil {
-				dy.d.log.Error("save dyno state", "dyno", dy.id, "err", err)
+		if off := dy.fl.offset(); off != saved {
+			if due := statePersistInterval - time.Since(savedAt); due > 0 {
+				if !saveArmed {
+					saveTimer.Reset(due)
+					saveArmed = true
+				}
+			} else {
+				if err := dy.persist(); err != nil {
+					dy.d.log.Error("save dyno state", "dyno", dy.id, "err", err)
+				}
+				saved, savedAt = off, time.Now()
 			}
-			saved, savedAt = off, time.Now()
 		}
 		select {
 		case <-ctx.Done():
@@ -183,7 +196,9 @@ func (dy *dyno) follow(ctx context.Context) {
 			return
 		case <-dy.done:
 			return
-		case <-ticker.C:
+		case <-wake:
+		case <-saveTimer.C:
+			saveArmed = false
 		}
 	}
 }

@@ -254,47 +254,54 @@ type memGroup struct {
 // the quota it logs Heroku's R14 (at most once per MemoryReportInterval); above
 // MemoryHardLimit times the quota it logs R15, sets mw.hardKilled and SIGKILLs the
 // group, and returns. Whoever waits for the process reports the exit: a dyno's
-// supervisor crashes it with R15 and restarts it after the cool-off.
+// supervisor crashes it with R15 and restarts it after the cool-off. The samples run
+// on the driver's one memSampler, not on a ticker of each group.
 func (d *Driver) watchGroup(ctx context.Context, g memGroup, mw *memWatch) {
 	hard := int64(float64(g.quota) * d.opts.MemoryHardLimit)
-	ticker := time.NewTicker(d.opts.MemoryInterval)
-	defer ticker.Stop()
-	var lastR14 time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
+	var lastR14 time.Time // the sampler's goroutine alone reads and writes it
+	ms := d.sampler.add(func() bool { return d.sampleGroup(ctx, g, mw, hard, &lastR14) })
+	defer d.sampler.remove(ms)
+	select {
+	case <-ctx.Done():
+	case <-ms.done:
+	}
+}
+
+// sampleGroup is one sample of watchGroup; true once it killed the group (R15) or
+// ctx ended.
+func (d *Driver) sampleGroup(ctx context.Context, g memGroup, mw *memWatch, hard int64, lastR14 *time.Time) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	used, members := d.mem.usage(g.pgid, g.quota)
+	if g.sampled != nil {
+		g.sampled(used)
+	}
+	if members == 0 || ctx.Err() != nil {
+		return false // the group is gone or going: its waiter reports the exit
+	}
+	switch {
+	case used > hard:
+		g.heroku("%s", memLine(used, g.quota))
+		g.heroku("%s", msgR15)
+		g.heroku("Stopping process with SIGKILL")
+		d.log.Warn("dyno over its hard memory limit: killed", "dyno", g.id, "bytes", used, "quota", g.quota)
+		mw.hardKilled.Store(true)
+		kill := g.kill
+		if kill == nil {
+			kill = func(sig syscall.Signal) error { return syscall.Kill(-g.pgid, sig) }
 		}
-		used, members := d.mem.usage(g.pgid, g.quota)
-		if g.sampled != nil {
-			g.sampled(used)
+		if err := kill(syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			d.log.Error("kill dyno after R15", "dyno", g.id, "err", err)
 		}
-		if members == 0 || ctx.Err() != nil {
-			continue // the group is gone or going: its waiter reports the exit
-		}
-		switch {
-		case used > hard:
-			g.heroku("%s", memLine(used, g.quota))
-			g.heroku("%s", msgR15)
-			g.heroku("Stopping process with SIGKILL")
-			d.log.Warn("dyno over its hard memory limit: killed", "dyno", g.id, "bytes", used, "quota", g.quota)
-			mw.hardKilled.Store(true)
-			kill := g.kill
-			if kill == nil {
-				kill = func(sig syscall.Signal) error { return syscall.Kill(-g.pgid, sig) }
-			}
-			if err := kill(syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-				d.log.Error("kill dyno after R15", "dyno", g.id, "err", err)
-			}
-			return
-		case used > g.quota && (lastR14.IsZero() || time.Since(lastR14) >= d.opts.MemoryReportInterval):
-			lastR14 = time.Now()
-			g.heroku("%s", memLine(used, g.quota))
-			g.heroku("%s", msgR14)
-			if g.r14 != nil {
-				g.r14()
-			}
+		return true
+	case used > g.quota && (lastR14.IsZero() || time.Since(*lastR14) >= d.opts.MemoryReportInterval):
+		*lastR14 = time.Now()
+		g.heroku("%s", memLine(used, g.quota))
+		g.heroku("%s", msgR14)
+		if g.r14 != nil {
+			g.r14()
 		}
 	}
+	return false
 }
