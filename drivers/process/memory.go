@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/manifold-paas/manifold/drivers"
 )
 
@@ -122,20 +124,29 @@ func (s *memScanner) scan() map[int][]groupMember {
 	return groups
 }
 
-// readFileInto reads a small /proc file into buf (reused between files).
+// readFileInto reads a small /proc file into buf (reused between files). Raw system
+// calls, as the scan reads every process's stat file each sample: os.Open would add
+// a netpoller registration attempt and a second read per file (BenchmarkMemoryScan).
 func readFileInto(path string, buf []byte) ([]byte, error) {
-	f, err := os.Open(path)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return buf, err
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		n, err := f.Read(buf[len(buf):cap(buf)])
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return buf, nil
+		}
 		buf = buf[:len(buf)+n]
-		if err != nil || n == 0 {
+		// A /proc file comes whole in one read when it fits: one short read is the end.
+		if len(buf) < cap(buf) {
 			return buf, nil
 		}
 	}
@@ -143,26 +154,68 @@ func readFileInto(path string, buf []byte) ([]byte, error) {
 
 // parseStatMemory takes the pgid (field 5) and the resident pages (field 24) from a
 // /proc/<pid>/stat line. The command name (field 2) is in parentheses and may hold
-// spaces or ')', so fields are counted after its last ')'.
+// spaces or ')', so fields are counted after its last ')'. It allocates nothing: the
+// scan parses every process's line on every sample.
 func parseStatMemory(stat []byte) (pgid int, rssPages int64, ok bool) {
 	end := bytes.LastIndexByte(stat, ')')
 	if end < 0 {
 		return 0, 0, false
 	}
-	fields := bytes.Fields(stat[end+1:])
-	// fields[0] is field 3: pgid is fields[2], rss fields[21].
-	if len(fields) < 22 {
+	rest := stat[end+1:]
+	var pgidField, rssField []byte
+	for field := 3; field <= 24; field++ { // field 3 is the first after ')'
+		var value []byte
+		value, rest = nextField(rest)
+		if value == nil {
+			return 0, 0, false
+		}
+		switch field {
+		case 5:
+			pgidField = value
+		case 24:
+			rssField = value
+		}
+	}
+	pgid64, ok := parseDecimal(pgidField)
+	if !ok || pgid64 <= 0 {
 		return 0, 0, false
 	}
-	pgid, err := strconv.Atoi(string(fields[2]))
-	if err != nil || pgid <= 0 {
+	rssPages, ok = parseDecimal(rssField)
+	if !ok {
 		return 0, 0, false
 	}
-	rssPages, err = strconv.ParseInt(string(fields[21]), 10, 64)
-	if err != nil || rssPages < 0 {
-		return 0, 0, false
+	return int(pgid64), rssPages, true
+}
+
+// nextField splits the first space-separated field off b; nil when none is left.
+func nextField(b []byte) (field, rest []byte) {
+	start := 0
+	for start < len(b) && (b[start] == ' ' || b[start] == '\n') {
+		start++
 	}
-	return pgid, rssPages, true
+	if start == len(b) {
+		return nil, nil
+	}
+	end := start
+	for end < len(b) && b[end] != ' ' && b[end] != '\n' {
+		end++
+	}
+	return b[start:end], b[end:]
+}
+
+// parseDecimal parses a non-negative decimal number of at most 18 digits.
+func parseDecimal(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // pss is pid's proportional set size plus its proportional swap, in bytes.
