@@ -48,7 +48,17 @@ func BenchmarkStartToUp(b *testing.B) {
 // threads. Run it with -benchtime=1x: one iteration is one window.
 func BenchmarkIdleDynos(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
-		b.Run(fmt.Sprintf("dynos=%d", n), func(b *testing.B) { benchIdle(b, n) })
+		b.Run(fmt.Sprintf("dynos=%d", n), func(b *testing.B) { benchDynos(b, n, "exec sleep 100000", nil) })
+	}
+}
+
+// BenchmarkChattyDynos is BenchmarkIdleDynos for dynos that each write a line every
+// 1 ms or 10 ms (a busy app's request log): what following output costs per line.
+func BenchmarkChattyDynos(b *testing.B) {
+	for _, every := range []time.Duration{time.Millisecond, 10 * time.Millisecond} {
+		b.Run(fmt.Sprintf("dynos=10/every=%s", every), func(b *testing.B) {
+			benchDynos(b, 10, `exec "$TESTBIN"`, map[string]string{roleEnv: "chatty", "LINE_EVERY": every.String()})
+		})
 	}
 }
 
@@ -56,12 +66,14 @@ func BenchmarkIdleDynos(b *testing.B) {
 // in clock ticks (10 ms), so a short window would round small figures to zero.
 const idleWindow = 5 * time.Second
 
-func benchIdle(b *testing.B, n int) {
+// benchDynos starts n worker dynos running command (with config) and measures the driver over
+// idleWindow once all are up.
+func benchDynos(b *testing.B, n int, command string, config map[string]string) {
 	h := newHarness(b, Options{})
 	ctx := context.Background()
 	ids := make(map[string]bool, n)
 	for i := range n {
-		spec := h.spec("worker", i+1, "exec sleep 100000", nil)
+		spec := h.spec("worker", i+1, command, config)
 		spec.MemoryBytes = 512 << 20
 		dyno, err := h.d.Start(ctx, spec)
 		if err != nil {
@@ -87,16 +99,21 @@ func benchIdle(b *testing.B, n int) {
 	}
 	// Let the starts' own work (boot, first state files) settle before measuring.
 	time.Sleep(time.Second)
-	var cpu float64
+	var cpu, linesPerSecond float64
 	for b.Loop() {
-		before, t0 := cpuTicks(b), time.Now()
+		before, linesBefore, t0 := cpuTicks(b), len(h.sink.all()), time.Now()
 		time.Sleep(idleWindow)
-		after, wall := cpuTicks(b), time.Since(t0)
+		after, linesAfter, wall := cpuTicks(b), len(h.sink.all()), time.Since(t0)
 		cpu = float64(after-before) / clockTicksPerSecond / wall.Seconds() * 100
+		linesPerSecond = float64(linesAfter-linesBefore) / wall.Seconds()
 	}
 	b.ReportMetric(cpu, "%core")
 	b.ReportMetric(cpu/float64(n), "%core/dyno")
 	b.ReportMetric(float64(osThreads(b)), "threads")
+	if linesPerSecond > 0 {
+		b.ReportMetric(linesPerSecond, "lines/s")
+		b.ReportMetric(cpu/linesPerSecond*1000, "%core/(1000lines/s)")
+	}
 }
 
 // clockTicksPerSecond is USER_HZ, the unit of /proc/<pid>/stat times: 100 on Linux.

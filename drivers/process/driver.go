@@ -30,8 +30,9 @@ const (
 	DefaultMaxLineBytes = 64 << 10
 )
 
-// logPollInterval is the longest a line written by a dyno waits to be published
-// where inotify is unavailable (outputWatch); with it, lines go at once.
+// logPollInterval is the longest a line written by a dyno waits to be published: a
+// busy dyno's follower reads at most once per interval (a line after a quiet spell
+// goes at once), and without inotify followers are polled at it (outputWatch).
 const logPollInterval = 50 * time.Millisecond
 
 // statePersistInterval is how often a moving log offset is written to the state file.
@@ -192,10 +193,10 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		dynos:  make(map[string]*dyno),
 	}
 	d.sampler = newMemSampler(opts.MemoryInterval)
-	d.output = newOutputWatch(opts.StateDir, d.log)
+	d.output = newOutputWatch(runCtx, opts.StateDir, d.log)
 	d.wg.Go(func() { d.events.run(runCtx) })
 	d.wg.Go(func() { d.sampler.run(runCtx) })
-	d.wg.Go(func() { d.output.run(runCtx) })
+	d.wg.Go(d.output.run)
 	for _, st := range states {
 		d.adopt(st)
 	}

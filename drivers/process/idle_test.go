@@ -40,67 +40,87 @@ func woken(t *testing.T, ch <-chan struct{}, what string) {
 	}
 }
 
-// A follower is woken by inotify when its file is created (a restarted dyno) and on
-// every write, and only through the subscription of its own file.
-func TestOutputWatchWakesOnCreateAndWrite(t *testing.T) {
-	dir := t.TempDir()
-	ow := newOutputWatch(dir, slog.New(slog.DiscardHandler))
-	if ow.watcher == nil {
-		t.Fatal("no inotify watch on the state directory: followers would poll")
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+// startOutputWatch runs an outputWatch on dir until the test ends.
+func startOutputWatch(t *testing.T, ow *outputWatch, cancel context.CancelFunc) {
+	t.Helper()
 	done := make(chan struct{})
-	go func() { defer close(done); ow.run(ctx) }()
+	go func() { defer close(done); ow.run() }()
 	t.Cleanup(func() { cancel(); <-done })
+}
+
+// A follower is woken once per arm: by the first write after it (a one-shot watch,
+// so a busy file raises one event per read), by the creation of its file when it was
+// missing, and never by another follower's file.
+func TestOutputWatchWakesOncePerArm(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	ow := newOutputWatch(ctx, dir, slog.New(slog.DiscardHandler))
+	if ow.file == nil {
+		t.Fatal("no inotify instance: followers would poll")
+	}
+	startOutputWatch(t, ow, cancel)
 
 	path := filepath.Join(dir, "app.web.1.abcd.log")
-	wake, unsubscribe := ow.subscribe(path)
-	other, unsubscribeOther := ow.subscribe(filepath.Join(dir, "other.log"))
-	defer unsubscribeOther()
+	sub := ow.subscribe(path)
+	other := ow.subscribe(filepath.Join(dir, "other.log"))
+	defer other.cancel()
+	other.arm()
+	sub.arm() // the file is missing: the directory watch stands in
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	woken(t, wake, "file created")
+	woken(t, sub.wake, "file created")
 	for i := range 3 {
-		drain(wake)
-		if _, err := f.WriteString("line " + strconv.Itoa(i) + "\n"); err != nil {
-			t.Fatal(err)
+		sub.arm()
+		for range 5 { // five writes, one wake: the watch is one-shot
+			if _, err := f.WriteString("line " + strconv.Itoa(i) + "\n"); err != nil {
+				t.Fatal(err)
+			}
 		}
-		woken(t, wake, "line written")
+		woken(t, sub.wake, "lines written")
+		eventually(t, "the watch fired", func() bool { ow.mu.Lock(); defer ow.mu.Unlock(); return !sub.armed })
+		ow.mu.Lock()
+		pending := len(sub.wake)
+		ow.mu.Unlock()
+		if pending != 0 {
+			t.Fatalf("woken twice for writes after one arm")
+		}
 	}
 	select {
-	case <-other:
+	case <-other.wake:
 		t.Fatal("another dyno's follower was woken by this file")
 	default:
 	}
-	unsubscribe()
+	sub.arm()
+	sub.cancel()
 	if _, err := f.WriteString("after\n"); err != nil {
 		t.Fatal(err)
 	}
-	// The write's event is delivered to nobody: wait until the watch has read it.
-	eventually(t, "inotify queue read", func() bool { return len(ow.watcher.Events) == 0 })
-}
-
-func drain(ch <-chan struct{}) {
-	select {
-	case <-ch:
-	default:
+	ow.mu.Lock()
+	defer ow.mu.Unlock()
+	for _, s := range ow.byWd {
+		if s == sub {
+			t.Error("cancelled subscription still has a watch")
+		}
+	}
+	if ow.byName[sub.name] != nil || ow.byName[other.name] != other {
+		t.Error("cancel removed the wrong subscription")
 	}
 }
 
 // Without inotify every follower is woken on one ticker.
 func TestOutputWatchPollsWithoutInotify(t *testing.T) {
-	ow := &outputWatch{dir: t.TempDir(), log: slog.New(slog.DiscardHandler), subs: make(map[string]chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); ow.run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	a, _ := ow.subscribe(filepath.Join(ow.dir, "a.log"))
-	b, _ := ow.subscribe(filepath.Join(ow.dir, "b.log"))
-	woken(t, a, "poll tick")
-	woken(t, b, "poll tick")
+	ow := &outputWatch{dir: t.TempDir(), log: slog.New(slog.DiscardHandler), fd: -1, ctx: ctx,
+		byWd: make(map[int32]*outputSub), byName: make(map[string]*outputSub), polled: make(map[*outputSub]bool)}
+	startOutputWatch(t, ow, cancel)
+	a := ow.subscribe(filepath.Join(ow.dir, "a.log"))
+	b := ow.subscribe(filepath.Join(ow.dir, "b.log"))
+	a.arm()
+	woken(t, a.wake, "poll tick")
+	woken(t, b.wake, "poll tick")
 }
 
 // The follower saves the offset of the last line it published even when nothing is
