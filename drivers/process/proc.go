@@ -88,9 +88,15 @@ func alive(pid int, startTime uint64) bool {
 // newProc watches pid, which started at startTime.
 func newProc(pid int, startTime uint64) *proc {
 	p := &proc{pid: pid, startTime: startTime}
-	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		return p // no pidfd (kernel before 5.10, or gone already): /proc is polled
+		return p // no pidfd (kernel before 5.3, or gone already): /proc is polled
+	}
+	// O_NONBLOCK by fcntl, not PIDFD_NONBLOCK: kernels 5.3 to 5.9 lack the flag, and
+	// epoll, not waitid, is what reads this pidfd.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return p
 	}
 	// os.NewFile registers a non-blocking descriptor with the netpoller; a file that
 	// takes no deadline is not registered, and waiting on it would block a thread.
