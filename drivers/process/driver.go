@@ -30,7 +30,9 @@ const (
 	DefaultMaxLineBytes = 64 << 10
 )
 
-// logPollInterval is the longest a line written by a dyno waits to be published.
+// logPollInterval is the longest a line written by a dyno waits to be published: a
+// busy dyno's follower reads at most once per interval (a line after a quiet spell
+// goes at once), and without inotify followers are polled at it (outputWatch).
 const logPollInterval = 50 * time.Millisecond
 
 // statePersistInterval is how often a moving log offset is written to the state file.
@@ -96,7 +98,11 @@ type Driver struct {
 	ports  *portAllocator
 	slugs  *slugCache
 	mem    *memScanner
-	runSeq atomic.Int64 // numbers one-off dynos: run.1, run.2, …
+	// sampler runs every memory watcher's sample on one ticker; output wakes each
+	// dyno's follower when its file changed: idle dynos cost neither a wakeup each.
+	sampler *memSampler
+	output  *outputWatch
+	runSeq  atomic.Int64 // numbers one-off dynos: run.1, run.2, …
 
 	mu     sync.Mutex
 	dynos  map[string]*dyno
@@ -186,7 +192,11 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		mem:    newMemScanner("/proc", opts.MemoryInterval/2),
 		dynos:  make(map[string]*dyno),
 	}
+	d.sampler = newMemSampler(opts.MemoryInterval)
+	d.output = newOutputWatch(runCtx, opts.StateDir, d.log)
 	d.wg.Go(func() { d.events.run(runCtx) })
+	d.wg.Go(func() { d.sampler.run(runCtx) })
+	d.wg.Go(d.output.run)
 	for _, st := range states {
 		d.adopt(st)
 	}

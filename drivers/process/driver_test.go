@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -306,11 +307,22 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestPortRange(t *testing.T) {
-	l, err := listenFree(0)
-	if err != nil {
-		t.Fatal(err)
+	// A range of two free ports below the kernel's ephemeral range (32768 and up by
+	// default): a port in it could be any dial's source port meanwhile, even the boot
+	// probe's, and is then not free. A random start keeps parallel runs of this test
+	// (other checkouts) apart.
+	l := 0
+	for port := 20000 + 2*rand.IntN(5000); port < 32000 && l == 0; port += 2 {
+		if _, err := listenFree(port); err != nil {
+			continue
+		}
+		if _, err := listenFree(port + 1); err == nil {
+			l = port
+		}
 	}
-	// A range of two ports starting at a port the kernel just gave (likely free).
+	if l == 0 {
+		t.Fatal("no two free ports below 32000")
+	}
 	h := newHarness(t, Options{PortMin: l, PortMax: l + 1})
 	first := h.start(h.webSpec(1, nil))
 	second := h.start(h.webSpec(2, nil))

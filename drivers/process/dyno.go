@@ -164,30 +164,6 @@ func (dy *dyno) removeFiles() {
 	}
 }
 
-// follow publishes the dyno's output as it is written and saves the offset now and then.
-func (dy *dyno) follow(ctx context.Context) {
-	ticker := time.NewTicker(logPollInterval)
-	defer ticker.Stop()
-	saved, savedAt := dy.fl.offset(), time.Now()
-	for {
-		dy.fl.pump(false)
-		if off := dy.fl.offset(); off != saved && time.Since(savedAt) >= statePersistInterval {
-			if err := dy.persist(); err != nil {
-				dy.d.log.Error("save dyno state", "dyno", dy.id, "err", err)
-			}
-			saved, savedAt = off, time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			dy.fl.pump(false)
-			return
-		case <-dy.done:
-			return
-		case <-ticker.C:
-		}
-	}
-}
-
 // shellScript is what /bin/sh -c runs: the slug's .profile.d scripts first (buildpacks
 // put PATH and friends there, as on Heroku), then the command.
 func shellScript(dir, command string) string {

@@ -1,12 +1,14 @@
 package process
 
 import (
+	"context"
 	"errors"
 	"io"
 	"io/fs"
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -170,5 +172,65 @@ func (fl *follower) close() {
 	if fl.file != nil {
 		fl.file.Close()
 		fl.file = nil
+	}
+}
+
+// follow publishes the dyno's output as it is written and saves the offset now and
+// then. It reads when the file changed (outputWatch): an idle dyno costs nothing, a
+// line after a quiet spell goes at once, and a busy dyno's lines go in batches, one
+// read per logPollInterval at most. A moved offset is saved within statePersistInterval.
+func (dy *dyno) follow(ctx context.Context) {
+	sub := dy.d.output.subscribe(dy.logPath)
+	defer sub.cancel()
+	saveTimer := time.NewTimer(statePersistInterval)
+	saveTimer.Stop() // armed only while an offset waits to be saved
+	defer saveTimer.Stop()
+	batchTimer := time.NewTimer(logPollInterval)
+	batchTimer.Stop()
+	defer batchTimer.Stop()
+	saveArmed := false
+	saved, savedAt := dy.fl.offset(), time.Now()
+	var lastRead time.Time
+	for {
+		sub.arm() // before the read: a write after it wakes us, one before it is read
+		if dy.fl.pump(false) {
+			lastRead = time.Now()
+		}
+		if off := dy.fl.offset(); off != saved {
+			if due := statePersistInterval - time.Since(savedAt); due > 0 {
+				if !saveArmed {
+					saveTimer.Reset(due)
+					saveArmed = true
+				}
+			} else {
+				if err := dy.persist(); err != nil {
+					dy.d.log.Error("save dyno state", "dyno", dy.id, "err", err)
+				}
+				saved, savedAt = off, time.Now()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			dy.fl.pump(false)
+			return
+		case <-dy.done:
+			return
+		case <-sub.wake:
+		case <-saveTimer.C:
+			saveArmed = false
+			continue
+		}
+		// Woken soon after a read that found lines: wait out the batch interval.
+		if wait := logPollInterval - time.Since(lastRead); wait > 0 {
+			batchTimer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				dy.fl.pump(false)
+				return
+			case <-dy.done:
+				return
+			case <-batchTimer.C:
+			}
+		}
 	}
 }

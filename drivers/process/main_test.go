@@ -30,6 +30,8 @@ func TestMain(m *testing.M) {
 		daemonRole()
 	case "hog":
 		hogRole()
+	case "chatty":
+		chattyRole()
 	default:
 		fmt.Fprintln(os.Stderr, "unknown role", os.Getenv(roleEnv))
 		os.Exit(2)
@@ -129,5 +131,20 @@ func hogRole() {
 	}
 	for {
 		time.Sleep(time.Hour)
+	}
+}
+
+// chattyRole writes a line every LINE_EVERY, each with its own write(2), as a busy
+// app's request log does.
+func chattyRole() {
+	every, err := time.ParseDuration(os.Getenv("LINE_EVERY"))
+	if err != nil {
+		fmt.Println("LINE_EVERY:", err)
+		os.Exit(2)
+	}
+	ticker := time.NewTicker(every)
+	for i := 1; ; i++ {
+		<-ticker.C
+		fmt.Printf("request %d served in 12ms\n", i)
 	}
 }

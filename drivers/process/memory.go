@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/manifold-paas/manifold/drivers"
 )
 
@@ -122,20 +124,29 @@ func (s *memScanner) scan() map[int][]groupMember {
 	return groups
 }
 
-// readFileInto reads a small /proc file into buf (reused between files).
+// readFileInto reads a small /proc file into buf (reused between files). Raw system
+// calls, as the scan reads every process's stat file each sample: os.Open would add
+// a netpoller registration attempt and a second read per file (BenchmarkMemoryScan).
 func readFileInto(path string, buf []byte) ([]byte, error) {
-	f, err := os.Open(path)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return buf, err
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		n, err := f.Read(buf[len(buf):cap(buf)])
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return buf, nil
+		}
 		buf = buf[:len(buf)+n]
-		if err != nil || n == 0 {
+		// A /proc file comes whole in one read when it fits: one short read is the end.
+		if len(buf) < cap(buf) {
 			return buf, nil
 		}
 	}
@@ -143,26 +154,68 @@ func readFileInto(path string, buf []byte) ([]byte, error) {
 
 // parseStatMemory takes the pgid (field 5) and the resident pages (field 24) from a
 // /proc/<pid>/stat line. The command name (field 2) is in parentheses and may hold
-// spaces or ')', so fields are counted after its last ')'.
+// spaces or ')', so fields are counted after its last ')'. It allocates nothing: the
+// scan parses every process's line on every sample.
 func parseStatMemory(stat []byte) (pgid int, rssPages int64, ok bool) {
 	end := bytes.LastIndexByte(stat, ')')
 	if end < 0 {
 		return 0, 0, false
 	}
-	fields := bytes.Fields(stat[end+1:])
-	// fields[0] is field 3: pgid is fields[2], rss fields[21].
-	if len(fields) < 22 {
+	rest := stat[end+1:]
+	var pgidField, rssField []byte
+	for field := 3; field <= 24; field++ { // field 3 is the first after ')'
+		var value []byte
+		value, rest = nextField(rest)
+		if value == nil {
+			return 0, 0, false
+		}
+		switch field {
+		case 5:
+			pgidField = value
+		case 24:
+			rssField = value
+		}
+	}
+	pgid64, ok := parseDecimal(pgidField)
+	if !ok || pgid64 <= 0 {
 		return 0, 0, false
 	}
-	pgid, err := strconv.Atoi(string(fields[2]))
-	if err != nil || pgid <= 0 {
+	rssPages, ok = parseDecimal(rssField)
+	if !ok {
 		return 0, 0, false
 	}
-	rssPages, err = strconv.ParseInt(string(fields[21]), 10, 64)
-	if err != nil || rssPages < 0 {
-		return 0, 0, false
+	return int(pgid64), rssPages, true
+}
+
+// nextField splits the first space-separated field off b; nil when none is left.
+func nextField(b []byte) (field, rest []byte) {
+	start := 0
+	for start < len(b) && (b[start] == ' ' || b[start] == '\n') {
+		start++
 	}
-	return pgid, rssPages, true
+	if start == len(b) {
+		return nil, nil
+	}
+	end := start
+	for end < len(b) && b[end] != ' ' && b[end] != '\n' {
+		end++
+	}
+	return b[start:end], b[end:]
+}
+
+// parseDecimal parses a non-negative decimal number of at most 18 digits.
+func parseDecimal(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // pss is pid's proportional set size plus its proportional swap, in bytes.
@@ -254,47 +307,54 @@ type memGroup struct {
 // the quota it logs Heroku's R14 (at most once per MemoryReportInterval); above
 // MemoryHardLimit times the quota it logs R15, sets mw.hardKilled and SIGKILLs the
 // group, and returns. Whoever waits for the process reports the exit: a dyno's
-// supervisor crashes it with R15 and restarts it after the cool-off.
+// supervisor crashes it with R15 and restarts it after the cool-off. The samples run
+// on the driver's one memSampler, not on a ticker of each group.
 func (d *Driver) watchGroup(ctx context.Context, g memGroup, mw *memWatch) {
 	hard := int64(float64(g.quota) * d.opts.MemoryHardLimit)
-	ticker := time.NewTicker(d.opts.MemoryInterval)
-	defer ticker.Stop()
-	var lastR14 time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
+	var lastR14 time.Time // the sampler's goroutine alone reads and writes it
+	ms := d.sampler.add(func() bool { return d.sampleGroup(ctx, g, mw, hard, &lastR14) })
+	defer d.sampler.remove(ms)
+	select {
+	case <-ctx.Done():
+	case <-ms.done:
+	}
+}
+
+// sampleGroup is one sample of watchGroup; true once it killed the group (R15) or
+// ctx ended.
+func (d *Driver) sampleGroup(ctx context.Context, g memGroup, mw *memWatch, hard int64, lastR14 *time.Time) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	used, members := d.mem.usage(g.pgid, g.quota)
+	if g.sampled != nil {
+		g.sampled(used)
+	}
+	if members == 0 || ctx.Err() != nil {
+		return false // the group is gone or going: its waiter reports the exit
+	}
+	switch {
+	case used > hard:
+		g.heroku("%s", memLine(used, g.quota))
+		g.heroku("%s", msgR15)
+		g.heroku("Stopping process with SIGKILL")
+		d.log.Warn("dyno over its hard memory limit: killed", "dyno", g.id, "bytes", used, "quota", g.quota)
+		mw.hardKilled.Store(true)
+		kill := g.kill
+		if kill == nil {
+			kill = func(sig syscall.Signal) error { return syscall.Kill(-g.pgid, sig) }
 		}
-		used, members := d.mem.usage(g.pgid, g.quota)
-		if g.sampled != nil {
-			g.sampled(used)
+		if err := kill(syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			d.log.Error("kill dyno after R15", "dyno", g.id, "err", err)
 		}
-		if members == 0 || ctx.Err() != nil {
-			continue // the group is gone or going: its waiter reports the exit
-		}
-		switch {
-		case used > hard:
-			g.heroku("%s", memLine(used, g.quota))
-			g.heroku("%s", msgR15)
-			g.heroku("Stopping process with SIGKILL")
-			d.log.Warn("dyno over its hard memory limit: killed", "dyno", g.id, "bytes", used, "quota", g.quota)
-			mw.hardKilled.Store(true)
-			kill := g.kill
-			if kill == nil {
-				kill = func(sig syscall.Signal) error { return syscall.Kill(-g.pgid, sig) }
-			}
-			if err := kill(syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-				d.log.Error("kill dyno after R15", "dyno", g.id, "err", err)
-			}
-			return
-		case used > g.quota && (lastR14.IsZero() || time.Since(lastR14) >= d.opts.MemoryReportInterval):
-			lastR14 = time.Now()
-			g.heroku("%s", memLine(used, g.quota))
-			g.heroku("%s", msgR14)
-			if g.r14 != nil {
-				g.r14()
-			}
+		return true
+	case used > g.quota && (lastR14.IsZero() || time.Since(*lastR14) >= d.opts.MemoryReportInterval):
+		*lastR14 = time.Now()
+		g.heroku("%s", memLine(used, g.quota))
+		g.heroku("%s", msgR14)
+		if g.r14 != nil {
+			g.r14()
 		}
 	}
+	return false
 }

@@ -118,6 +118,8 @@ func TestMemoryR14ThenR15(t *testing.T) {
 		t.Errorf("crash event code %q reason %q, want R15 %q", ev.Code, ev.Dyno.Reason, msgR15)
 	}
 	groupGone(t, pid)
+	// The restart follows the crash event (the cool-off is 0): wait for it, it races the event's reader.
+	h.sink.waitLine(t, "worker.1", logs.SourceHeroku, "State changed from crashed to starting")
 	texts = h.sink.texts("worker.1", logs.SourceHeroku)
 	i = indexOf(texts, msgR15)
 	if i < 1 {

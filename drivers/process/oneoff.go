@@ -112,9 +112,14 @@ func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 	}()
 	// Wait for the leader's exit without reaping it, then kill what it left behind
 	// (a background child holding stdout would keep Wait until WaitDelay), then reap.
-	var info unix.Siginfo
-	for unix.Waitid(unix.P_PID, pgid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+	// Through a pidfd in the netpoller where there is one: no thread per one-off.
+	leader := newProc(pgid, 0) // our unreaped child: its pid is not reused meanwhile
+	if leader.pidfd == nil || waitPidfd(context.Background(), leader.pidfd) != nil {
+		var info unix.Siginfo
+		for unix.Waitid(unix.P_PID, pgid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+		}
 	}
+	leader.closeFD()
 	stopWatch()
 	<-watchDone
 	stopKill()

@@ -17,10 +17,14 @@ import (
 // proc is one running process group: its leader's pid, the leader's start time (so a
 // reused pid is never taken for it) and, when the kernel has them, a pidfd to learn
 // of its exit without polling. Exactly one goroutine calls wait, which owns the pidfd.
+//
+// The pidfd is non-blocking and registered with Go's netpoller (epoll): a waiting
+// dyno parks a goroutine, not an OS thread, so idle dynos cost no thread each, and
+// it works for adopted processes that are not our children, where wait4 cannot.
 type proc struct {
 	pid       int
 	startTime uint64
-	pidfd     int // -1: none, /proc is polled instead
+	pidfd     *os.File // nil: none, /proc is polled instead
 
 	// sigMu orders signals with the reap: once reaped the pid may name another
 	// process group, so signalGroup must never run after it (the memory watcher
@@ -44,7 +48,7 @@ func (s exitStatus) String() string {
 	return "status " + strconv.Itoa(s.Code)
 }
 
-// procPollInterval is how often /proc is read when no pidfd is at hand.
+// procPollInterval is how often /proc is read when no pidfd is at hand (old kernels).
 const procPollInterval = 100 * time.Millisecond
 
 // procStat reads the process state (R, S, Z, …) and start time (field 22 of
@@ -83,10 +87,25 @@ func alive(pid int, startTime uint64) bool {
 
 // newProc watches pid, which started at startTime.
 func newProc(pid int, startTime uint64) *proc {
-	p := &proc{pid: pid, startTime: startTime, pidfd: -1}
-	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
-		p.pidfd = fd
+	p := &proc{pid: pid, startTime: startTime}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return p // no pidfd (kernel before 5.3, or gone already): /proc is polled
 	}
+	// O_NONBLOCK by fcntl, not PIDFD_NONBLOCK: kernels 5.3 to 5.9 lack the flag, and
+	// epoll, not waitid, is what reads this pidfd.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return p
+	}
+	// os.NewFile registers a non-blocking descriptor with the netpoller; a file that
+	// takes no deadline is not registered, and waiting on it would block a thread.
+	f := os.NewFile(uintptr(fd), "pidfd:"+strconv.Itoa(pid))
+	if f.SetReadDeadline(time.Time{}) != nil {
+		f.Close()
+		return p
+	}
+	p.pidfd = f
 	return p
 }
 
@@ -110,20 +129,15 @@ func adoptProc(pid int, startTime uint64) *proc {
 // What the leader leaves in its group is killed with it, as a dyno is one container.
 func (p *proc) wait(ctx context.Context) (exitStatus, error) {
 	defer p.closeFD()
+	if p.pidfd != nil {
+		if err := waitPidfd(ctx, p.pidfd); err != nil {
+			return exitStatus{}, fmt.Errorf("wait for process %d: %w", p.pid, err)
+		}
+		return p.killGroupAndReap(), nil
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return exitStatus{}, err
-		}
-		if p.pidfd >= 0 {
-			fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
-			n, err := unix.Poll(fds, int(procPollInterval/time.Millisecond))
-			if err != nil && !errors.Is(err, unix.EINTR) {
-				return exitStatus{}, fmt.Errorf("poll pidfd of %d: %w", p.pid, err)
-			}
-			if n > 0 {
-				return p.killGroupAndReap(), nil
-			}
-			continue
 		}
 		if !alive(p.pid, p.startTime) {
 			return p.killGroupAndReap(), nil
@@ -133,6 +147,36 @@ func (p *proc) wait(ctx context.Context) (exitStatus, error) {
 		case <-time.After(procPollInterval):
 		}
 	}
+}
+
+// waitPidfd parks the calling goroutine in the netpoller until the pidfd is readable
+// (its process exited) or ctx ends (then it returns ctx's error).
+func waitPidfd(ctx context.Context, pidfd *os.File) error {
+	raw, err := pidfd.SyscallConn()
+	if err != nil {
+		return err
+	}
+	// A deadline in the past wakes the parked read at once.
+	stop := context.AfterFunc(ctx, func() { _ = pidfd.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	exited := false
+	err = raw.Read(func(fd uintptr) bool {
+		// A pidfd cannot be read(2): poll it without blocking; false parks until epoll
+		// says it is readable.
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		exited = err == nil && n > 0
+		return exited
+	})
+	switch {
+	case exited:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return fmt.Errorf("poll pidfd: %w", err)
+	}
+	return errors.New("poll pidfd: woken before the process exited")
 }
 
 // killGroupAndReap SIGKILLs what the leader left in its group, then reaps the leader.
@@ -196,8 +240,8 @@ func (p *proc) killLocked(sig syscall.Signal) error {
 }
 
 func (p *proc) closeFD() {
-	if p.pidfd >= 0 {
-		_ = unix.Close(p.pidfd)
-		p.pidfd = -1
+	if p.pidfd != nil {
+		_ = p.pidfd.Close()
+		p.pidfd = nil
 	}
 }
