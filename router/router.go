@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/manifold-paas/manifold/logs"
+	"github.com/manifold-paas/manifold/router/h1"
 )
 
 // LogSink receives the router's log lines, one per request, into the app's stream
@@ -200,20 +201,26 @@ func (r *Router) Swap(t Table) {
 	}
 }
 
-// Serve answers HTTP/1.1 on ln (with the router's own server, server.go) until ctx is done, then shuts down gracefully: it stops
-// accepting, lets requests in flight finish (up to Options.ShutdownTimeout) and
-// returns nil. Any other failure to serve is returned.
+// Serve answers HTTP/1.1 on ln (with the router's own server, package h1) until ctx
+// is done, then shuts down gracefully: it stops accepting, lets requests in flight
+// finish (up to Options.ShutdownTimeout) and returns nil. Any other failure to serve
+// is returned.
 func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
-	s := newH1Server(r, ln)
+	info := &listenerInfo{port: []string{portOf(ln.Addr().String(), "http")}}
+	s := h1.New(ln, h1.Config{
+		Handler:     r.handle,
+		BaseContext: context.WithValue(context.Background(), listenerKey{}, info),
+		Logger:      r.logger,
+	})
 	done := make(chan error, 1)
-	go func() { done <- s.acceptLoop() }()
+	go func() { done <- s.Serve() }()
 	select {
 	case err := <-done:
-		s.shutdown(0)
+		s.Shutdown(0)
 		return fmt.Errorf("router: serve on %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
-	if !s.shutdown(r.opts.ShutdownTimeout) {
+	if !s.Shutdown(r.opts.ShutdownTimeout) {
 		r.logger.Warn("router: requests still in flight at shutdown timeout; closed", "addr", ln.Addr().String())
 	}
 	<-done

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/manifold-paas/manifold/router/internal/h1wire"
 )
 
 // echoBackend answers with the request's method, body length and selected headers,
@@ -165,7 +167,7 @@ func TestServerHTTP1(t *testing.T) {
 		{name: "control byte in target", raw: "GET /a\x01b HTTP/1.1\r\n" + host + "\r\n", methods: []string{"GET"}, status: []int{400}, closed: true},
 		{
 			name:    "head too large",
-			raw:     "GET / HTTP/1.1\r\n" + host + "X-Big: " + strings.Repeat("a", maxHeadBytes) + "\r\n\r\n",
+			raw:     "GET / HTTP/1.1\r\n" + host + "X-Big: " + strings.Repeat("a", h1wire.MaxHeadBytes) + "\r\n\r\n",
 			methods: []string{"GET"},
 			status:  []int{431},
 			closed:  true,
@@ -267,14 +269,6 @@ func TestServerShutdownWaits(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after the last request")
-	}
-}
-
-func TestCanonical(t *testing.T) {
-	for k, want := range map[string]bool{"Host": true, "X-Request-Id": true, "x-request-id": false, "X-REQUEST-ID": false, "Content-type": false, "A": true, "": true} {
-		if got := canonical(k); got != want {
-			t.Errorf("canonical(%q) = %v, want %v", k, got, want)
-		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/manifold-paas/manifold/router/internal/h1wire"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -36,6 +37,9 @@ type upResponse struct {
 
 var errMalformedResponse = errors.New("malformed response head")
 
+// chunkedTE is the TransferEncoding of chunked responses, shared by all of them.
+var chunkedTE = []string{"chunked"}
+
 // readResponse reads the dyno's final response head on c, skipping 1xx interim
 // responses other than 101 Switching Protocols.
 func (c *upConn) readResponse(req *http.Request) (*http.Response, error) {
@@ -56,7 +60,7 @@ func (c *upConn) readHeadString() (string, error) {
 		return "", err
 	}
 	if buf, _ := br.Peek(br.Buffered()); len(buf) > 0 {
-		if n := headEnd(buf); n > 0 {
+		if n := h1wire.HeadEnd(buf); n > 0 {
 			head := string(buf[:n])
 			_, _ = br.Discard(n)
 			return head, nil
@@ -66,8 +70,8 @@ func (c *upConn) readHeadString() (string, error) {
 	atLineStart := true
 	for {
 		line, err := br.ReadSlice('\n')
-		if len(u.head)+len(line) > maxHeadBytes {
-			return "", fmt.Errorf("response head over %d bytes: %w", maxHeadBytes, errMalformedResponse)
+		if len(u.head)+len(line) > h1wire.MaxHeadBytes {
+			return "", fmt.Errorf("response head over %d bytes: %w", h1wire.MaxHeadBytes, errMalformedResponse)
 		}
 		u.head = append(u.head, line...)
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -150,7 +154,7 @@ func (c *upConn) readOneResponse(req *http.Request) (*http.Response, error) {
 		if !httpguts.ValidHeaderFieldValue(value) {
 			return nil, fmt.Errorf("header %s: invalid value: %w", key, errMalformedResponse)
 		}
-		if !canonical(key) {
+		if !h1wire.IsCanonical(key) {
 			key = http.CanonicalHeaderKey(key)
 		}
 		lastKey = key
@@ -193,7 +197,7 @@ func (c *upConn) readOneResponse(req *http.Request) (*http.Response, error) {
 		}
 		s := strings.TrimSpace(v[0])
 		var ok bool
-		if cl, ok = parseContentLength(s); !ok {
+		if cl, ok = h1wire.ParseContentLength(s); !ok {
 			return nil, fmt.Errorf("Content-Length %q: %w", v[0], errMalformedResponse)
 		}
 	}
@@ -307,8 +311,8 @@ func (b *upBody) readTrailer() error {
 			}
 			return fmt.Errorf("read chunked trailer: %w", err)
 		}
-		if size += len(line); size > maxHeadBytes {
-			return fmt.Errorf("trailer over %d bytes: %w", maxHeadBytes, errMalformedResponse)
+		if size += len(line); size > h1wire.MaxHeadBytes {
+			return fmt.Errorf("trailer over %d bytes: %w", h1wire.MaxHeadBytes, errMalformedResponse)
 		}
 		s := strings.TrimRight(string(line), "\r\n")
 		if s == "" {
