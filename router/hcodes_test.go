@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -110,122 +109,152 @@ func TestErrorCodes(t *testing.T) {
 			line:   []string{`at=error code=H21 desc="Backend connection refused"`, "status=503"},
 		},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			logs := &sink{}
-			r := New(testOptions(logs))
-			table, cleanup := tc.dynos(t)
-			if cleanup != nil {
-				t.Cleanup(cleanup)
-			}
-			r.Swap(table)
-			base := startRouter(t, r)
-			status, body := get(t, newClient(), base, "/x?y=1")
-			if status != tc.status {
-				t.Errorf("status = %d, want %d (body %q)", status, tc.status, body)
-			}
-			if !tc.partial && !strings.Contains(body, "Application error") {
-				t.Errorf("body = %q, want the error page", body)
-			}
-			line := logs.waitLine(t, tc.line...)
-			if line.Source != "heroku" || line.Dyno != "router" || line.App != "hello" || line.Env != "staging" {
-				t.Errorf("line = %+v, want source heroku, dyno router, app hello/staging", line)
-			}
-			if !strings.Contains(line.Text, `path="/x?y=1"`) || !strings.Contains(line.Text, "host="+appHost) {
-				t.Errorf("line %q lacks path or host", line.Text)
-			}
-		})
+	eachFrontEnd(t, func(t *testing.T, fe frontEnd) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				logs := &sink{}
+				r := New(testOptions(logs))
+				table, cleanup := tc.dynos(t)
+				if cleanup != nil {
+					t.Cleanup(cleanup)
+				}
+				r.Swap(table)
+				f := fe.start(t, r)
+				status, body, readErr := fetch(t, f.client, f.base, "/x?y=1")
+				if status != tc.status {
+					t.Errorf("status = %d, want %d (body %q)", status, tc.status, body)
+				}
+				if !tc.partial && (readErr != nil || !strings.Contains(body, "Application error")) {
+					t.Errorf("body = %q (%v), want the error page", body, readErr)
+				}
+				if tc.partial && readErr == nil {
+					// Cut short after the status went out: the client must see the
+					// truncation (a reset HTTP/1 connection or HTTP/2 stream), not a
+					// well-formed short response.
+					t.Errorf("body = %q read without error, want the response aborted", body)
+				}
+				line := logs.waitLine(t, tc.line...)
+				if line.Source != "heroku" || line.Dyno != "router" || line.App != "hello" || line.Env != "staging" {
+					t.Errorf("line = %+v, want source heroku, dyno router, app hello/staging", line)
+				}
+				if !strings.Contains(line.Text, `path="/x?y=1"`) || !strings.Contains(line.Text, "host="+appHost) ||
+					!strings.HasSuffix(line.Text, "protocol="+fe.scheme) {
+					t.Errorf("line %q lacks path, host or protocol=%s", line.Text, fe.scheme)
+				}
+			})
+		}
+	})
+}
+
+// fetch sends a GET for path with the app's Host and returns the status, the body
+// and the error that ended reading it (nil at a clean end).
+func fetch(t *testing.T, client *http.Client, base, path string) (int, string, error) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+path, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	req.Host = appHost
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
 }
 
 // TestH11BacklogTooDeep fills one dyno's slot and the app's one-request backlog; the
 // next request gets H11 while the first two are served once the dyno frees up.
 func TestH11BacklogTooDeep(t *testing.T) {
 	t.Parallel()
-	logs := &sink{}
-	opts := testOptions(logs)
-	opts.FirstByteTimeout = 10 * time.Second
-	opts.BackendConcurrency = 1
-	opts.Backlog = 1
-	r := New(opts)
-	arrived := make(chan struct{}, 2)
-	release := make(chan struct{})
-	addr := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		arrived <- struct{}{}
-		<-release
-		_, _ = io.WriteString(w, "ok")
-	}))
-	r.Swap(oneApp(0, addr))
-	base := startRouter(t, r)
-	client := newClient()
+	eachFrontEnd(t, func(t *testing.T, fe frontEnd) {
+		logs := &sink{}
+		opts := testOptions(logs)
+		opts.FirstByteTimeout = 10 * time.Second
+		opts.BackendConcurrency = 1
+		opts.Backlog = 1
+		r := New(opts)
+		arrived := make(chan struct{}, 2)
+		release := make(chan struct{})
+		addr := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			arrived <- struct{}{}
+			<-release
+			_, _ = io.WriteString(w, "ok")
+		}))
+		r.Swap(oneApp(0, addr))
+		f := fe.start(t, r)
 
-	results := make(chan int, 2)
-	go func() { s, _ := get(t, client, base, "/1"); results <- s }()
-	<-arrived
-	go func() { s, _ := get(t, client, base, "/2"); results <- s }()
-	a := r.table.Load().hosts[appHost].app
-	deadline := time.Now().Add(5 * time.Second)
-	for a.waiting.Load() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("second request never queued")
+		results := make(chan int, 2)
+		go func() { s, _, _ := fetch(t, f.client, f.base, "/1"); results <- s }()
+		<-arrived
+		go func() { s, _, _ := fetch(t, f.client, f.base, "/2"); results <- s }()
+		a := r.table.Load().hosts[appHost].app
+		deadline := time.Now().Add(5 * time.Second)
+		for a.waiting.Load() != 1 {
+			if time.Now().After(deadline) {
+				t.Fatal("second request never queued")
+			}
+			time.Sleep(time.Millisecond)
 		}
-		time.Sleep(time.Millisecond)
-	}
-	if status, _ := get(t, client, base, "/3"); status != 503 {
-		t.Errorf("third request: status %d, want 503", status)
-	}
-	logs.waitLine(t, `code=H11 desc="Backlog too deep"`, `path="/3"`, "dyno= connect= service=")
-	close(release)
-	for range 2 {
-		if s := <-results; s != 200 {
-			t.Errorf("queued request: status %d, want 200", s)
+		if status, _, _ := fetch(t, f.client, f.base, "/3"); status != 503 {
+			t.Errorf("third request: status %d, want 503", status)
 		}
-	}
+		logs.waitLine(t, `code=H11 desc="Backlog too deep"`, `path="/3"`, "dyno= connect= service=")
+		close(release)
+		for range 2 {
+			if s := <-results; s != 200 {
+				t.Errorf("queued request: status %d, want 200", s)
+			}
+		}
+	})
 }
 
 // TestH18DynoClosesMidBody has the dyno hang up after part of a streamed request body.
 func TestH18DynoClosesMidBody(t *testing.T) {
 	t.Parallel()
-	logs := &sink{}
-	r := New(testOptions(logs))
-	hungUp := make(chan struct{})
-	addr := rawBackend(t, func(c net.Conn) {
-		br := readRequestHead(t, c)
-		buf := make([]byte, 4)
-		_, _ = io.ReadFull(br, buf)
-		// Reset rather than a clean close, so the router's next write fails at once.
-		_ = c.(*net.TCPConn).SetLinger(0)
-		_ = c.Close()
-		close(hungUp)
-	})
-	r.Swap(oneApp(0, addr))
-	base := startRouter(t, r)
+	eachFrontEnd(t, func(t *testing.T, fe frontEnd) {
+		logs := &sink{}
+		r := New(testOptions(logs))
+		hungUp := make(chan struct{})
+		addr := rawBackend(t, func(c net.Conn) {
+			br := readRequestHead(t, c)
+			buf := make([]byte, 4)
+			_, _ = io.ReadFull(br, buf)
+			// Reset rather than a clean close, so the router's next write fails at once.
+			_ = c.(*net.TCPConn).SetLinger(0)
+			_ = c.Close()
+			close(hungUp)
+		})
+		r.Swap(oneApp(0, addr))
+		f := fe.start(t, r)
 
-	pr, pw := io.Pipe()
-	go func() {
-		_, _ = io.WriteString(pw, "part")
-		<-hungUp
-		// Keep sending: the router finds the dyno gone mid-body.
-		for range 100 {
-			if _, err := pw.Write(make([]byte, 32<<10)); err != nil {
-				return
+		pr, pw := io.Pipe()
+		go func() {
+			_, _ = io.WriteString(pw, "part")
+			<-hungUp
+			// Keep sending: the router finds the dyno gone mid-body.
+			for range 100 {
+				if _, err := pw.Write(make([]byte, 32<<10)); err != nil {
+					return
+				}
+			}
+			_ = pw.Close()
+		}()
+		req, _ := http.NewRequest(http.MethodPost, f.base+"/upload", pr)
+		req.Host = appHost
+		resp, err := f.client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 503 {
+				t.Errorf("status %d, want 503", resp.StatusCode)
 			}
 		}
-		_ = pw.Close()
-	}()
-	req, _ := http.NewRequest(http.MethodPost, base+"/upload", pr)
-	req.Host = appHost
-	resp, err := newClient().Do(req)
-	if err == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 503 {
-			t.Errorf("status %d, want 503", resp.StatusCode)
-		}
-	}
-	_ = pr.CloseWithError(errors.New("test done"))
-	logs.waitLine(t, `code=H18 desc="Server Request Interrupted"`, `method=POST`, "dyno=web.1")
+		_ = pr.CloseWithError(errors.New("test done"))
+		logs.waitLine(t, `code=H18 desc="Server Request Interrupted"`, `method=POST`, "dyno=web.1", "protocol="+fe.scheme)
+	})
 }
 
 // rawClient sends raw bytes to the router and returns the connection.
@@ -242,65 +271,90 @@ func rawClient(t *testing.T, base, head string) net.Conn {
 	return c
 }
 
-// TestH27ClientGoesAway has the client hang up while the dyno works.
+// TestH27ClientGoesAway has the client give up on its request while the dyno works:
+// an HTTP/1.1 client closes its connection, an HTTP/2 one resets the stream.
 func TestH27ClientGoesAway(t *testing.T) {
 	t.Parallel()
-	logs := &sink{}
-	opts := testOptions(logs)
-	opts.FirstByteTimeout = 10 * time.Second
-	r := New(opts)
-	arrived := make(chan struct{})
-	addr := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		close(arrived)
-		<-req.Context().Done()
-	}))
-	r.Swap(oneApp(0, addr))
-	base := startRouter(t, r)
-	c := rawClient(t, base, "GET /slow HTTP/1.1\r\nHost: "+appHost+"\r\n\r\n")
-	<-arrived
-	_ = c.Close()
-	logs.waitLine(t, `code=H27 desc="Client Request Interrupted"`, `path="/slow"`, "status=499")
+	eachFrontEnd(t, func(t *testing.T, fe frontEnd) {
+		logs := &sink{}
+		opts := testOptions(logs)
+		opts.FirstByteTimeout = 10 * time.Second
+		r := New(opts)
+		arrived := make(chan struct{})
+		addr := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			close(arrived)
+			<-req.Context().Done()
+		}))
+		r.Swap(oneApp(0, addr))
+		f := fe.start(t, r)
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.base+"/slow", nil)
+		req.Host = appHost
+		failed := make(chan error, 1)
+		go func() {
+			resp, err := f.client.Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			failed <- err
+		}()
+		<-arrived
+		cancel()
+		if err := <-failed; err == nil {
+			t.Error("cancelled request succeeded")
+		}
+		logs.waitLine(t, `code=H27 desc="Client Request Interrupted"`, `path="/slow"`, "status=499", "protocol="+fe.scheme)
+	})
 }
 
-// TestH28ClientStallsBody has the client announce a body and send only part of it.
+// TestH28ClientStallsBody has the client announce a body and send only part of it:
+// after IdleTimeout the router gives up on it and answers 499.
 func TestH28ClientStallsBody(t *testing.T) {
 	t.Parallel()
-	logs := &sink{}
-	opts := testOptions(logs)
-	opts.FirstByteTimeout = 10 * time.Second
-	opts.IdleTimeout = 200 * time.Millisecond
-	r := New(opts)
-	addr := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		_, _ = io.Copy(io.Discard, req.Body)
-	}))
-	r.Swap(oneApp(0, addr))
-	base := startRouter(t, r)
-	c := rawClient(t, base, fmt.Sprintf("POST /form HTTP/1.1\r\nHost: %s\r\nContent-Length: 100\r\n\r\nonly-ten-b", appHost))
-	logs.waitLine(t, `code=H28 desc="Client Connection Idle"`, `path="/form"`, "method=POST")
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("read response: %v", err)
-	}
-	if resp.StatusCode != 499 {
-		t.Errorf("status %d, want 499; lines:\n%s", resp.StatusCode, logs.dump())
-	}
+	eachFrontEnd(t, func(t *testing.T, fe frontEnd) {
+		logs := &sink{}
+		opts := testOptions(logs)
+		opts.FirstByteTimeout = 10 * time.Second
+		opts.IdleTimeout = 200 * time.Millisecond
+		r := New(opts)
+		addr := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			_, _ = io.Copy(io.Discard, req.Body)
+		}))
+		r.Swap(oneApp(0, addr))
+		f := fe.start(t, r)
+		pr, pw := io.Pipe()
+		t.Cleanup(func() { _ = pw.Close() })
+		go func() { _, _ = io.WriteString(pw, "only-ten-b") }()
+		req, _ := http.NewRequest(http.MethodPost, f.base+"/form", pr)
+		req.Host = appHost
+		req.ContentLength = 100
+		resp, err := f.client.Do(req)
+		if err != nil {
+			t.Fatalf("POST with a stalled body: %v; lines:\n%s", err, logs.dump())
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 499 {
+			t.Errorf("status %d, want 499; lines:\n%s", resp.StatusCode, logs.dump())
+		}
+		logs.waitLine(t, `code=H28 desc="Client Connection Idle"`, `path="/form"`, "method=POST", "protocol="+fe.scheme)
+	})
 }
 
 // TestUnknownHost answers hosts no app claims with a plain 404.
 func TestUnknownHost(t *testing.T) {
 	t.Parallel()
-	r := New(Options{})
-	base := startRouter(t, r)
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, base+"/", nil)
-	req.Host = "nope.staging.localhost"
-	resp, err := newClient().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 404 || string(body) != noSuchApp {
-		t.Errorf("got %d %q, want 404 %q", resp.StatusCode, body, noSuchApp)
-	}
+	eachFrontEnd(t, func(t *testing.T, fe frontEnd) {
+		f := fe.start(t, New(Options{}))
+		req, _ := http.NewRequest(http.MethodGet, f.base+"/", nil)
+		req.Host = "nope.staging.localhost"
+		resp, err := f.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 404 || string(body) != noSuchApp {
+			t.Errorf("got %d %q, want 404 %q", resp.StatusCode, body, noSuchApp)
+		}
+	})
 }
