@@ -43,7 +43,25 @@ var frontEnds = []frontEnd{
 // eachFrontEnd runs test once per front end, in parallel subtests named after it.
 func eachFrontEnd(t *testing.T, test func(t *testing.T, fe frontEnd)) {
 	t.Helper()
+	eachOf(t, frontEnds, test)
+}
+
+// eachHTTP1FrontEnd is eachFrontEnd for what HTTP/2 lacks (Upgrade, raw HTTP/1.1
+// bytes).
+func eachHTTP1FrontEnd(t *testing.T, test func(t *testing.T, fe frontEnd)) {
+	t.Helper()
+	var http1 []frontEnd
 	for _, fe := range frontEnds {
+		if !fe.http2 {
+			http1 = append(http1, fe)
+		}
+	}
+	eachOf(t, http1, test)
+}
+
+func eachOf(t *testing.T, fes []frontEnd, test func(t *testing.T, fe frontEnd)) {
+	t.Helper()
+	for _, fe := range fes {
 		t.Run(fe.name, func(t *testing.T) {
 			t.Parallel()
 			test(t, fe)

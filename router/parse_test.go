@@ -118,31 +118,35 @@ func TestDynoConnectionReuse(t *testing.T) {
 
 // TestUpgradeWithUnfinishedBody has a dyno switch protocols while the client's request
 // body is still arriving: the router cannot hand over a client connection whose body
-// it is still reading for the dyno (both would read it), so it answers H13.
+// it is still reading for the dyno (both would read it), so it answers H13. net/http's
+// server allowed the takeover (101 to the client) until the core checked the body.
 func TestUpgradeWithUnfinishedBody(t *testing.T) {
 	t.Parallel()
-	addr := rawBackend(t, func(c net.Conn) {
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		br := bufio.NewReader(c)
-		if _, err := http.ReadRequest(br); err != nil {
-			return
+	// HTTP/1 front ends only: HTTP/2 has no Upgrade (RFC 9113 8.6).
+	eachHTTP1FrontEnd(t, func(t *testing.T, fe frontEnd) {
+		addr := rawBackend(t, func(c net.Conn) {
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n")
+			_, _ = io.Copy(io.Discard, br)
+		})
+		logs := &sink{}
+		r := New(testOptions(logs))
+		r.Swap(oneApp(0, addr))
+		t.Cleanup(func() { r.Swap(Table{}) })
+		f := fe.start(t, r)
+		c := f.raw(t, "POST / HTTP/1.1\r\nHost: "+appHost+"\r\nConnection: Upgrade\r\nUpgrade: x\r\nContent-Length: 10\r\n\r\nabcde")
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodPost})
+		if err != nil {
+			t.Fatal(err)
 		}
-		_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n")
-		_, _ = io.Copy(io.Discard, br)
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("status %d, want 503 (H13)", resp.StatusCode)
+		}
+		logs.waitLine(t, "code=H13")
 	})
-	logs := &sink{}
-	r := New(testOptions(logs))
-	r.Swap(oneApp(0, addr))
-	t.Cleanup(func() { r.Swap(Table{}) })
-	base := startRouter(t, r)
-	c := rawClient(t, base, "POST / HTTP/1.1\r\nHost: "+appHost+"\r\nConnection: Upgrade\r\nUpgrade: x\r\nContent-Length: 10\r\n\r\nabcde")
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodPost})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("status %d, want 503 (H13)", resp.StatusCode)
-	}
-	logs.waitLine(t, "code=H13")
 }

@@ -144,7 +144,7 @@ func (ex *exchange) serve(w http.ResponseWriter, req *http.Request, rt *route, h
 			ex.fail(w, req, rt, host, code, true)
 			return false
 		}
-		abort = ex.respond(w, req, rt, host, u, upgrade)
+		abort = ex.respond(w, req, rt, host, u, upgrade, body)
 		rt.app.release(b)
 		return abort
 	}
@@ -195,12 +195,12 @@ func (ex *exchange) classify(req *http.Request, body *bodyReader) Code {
 
 // respond streams the dyno's response to the client. It reports whether the client
 // connection must be aborted because the response was cut short.
-func (ex *exchange) respond(w http.ResponseWriter, req *http.Request, rt *route, host string, u *upstream, upgrade bool) bool {
+func (ex *exchange) respond(w http.ResponseWriter, req *http.Request, rt *route, host string, u *upstream, upgrade bool, body *bodyReader) bool {
 	r := ex.r
 	resp := u.resp
 	ex.setPhase(phaseIdle, r.opts.IdleTimeout)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		return ex.upgrade(w, req, rt, host, u, upgrade)
+		return ex.upgrade(w, req, rt, host, u, upgrade, body)
 	}
 	dst := w.Header()
 	removeHopHeaders(resp.Header)

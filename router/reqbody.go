@@ -63,6 +63,13 @@ func (b *bodyReader) clientErr() error {
 	return b.err
 }
 
+// finished reports whether the body was read to its end.
+func (b *bodyReader) finished() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.eof
+}
+
 // midway reports whether the body was partly sent.
 func (b *bodyReader) midway() bool {
 	b.mu.Lock()

@@ -272,8 +272,9 @@ func TestServerShutdownWaits(t *testing.T) {
 	}
 }
 
-// TestDynoResponseFraming sends raw dyno responses through the router: each framing
-// the router parses itself reaches the client intact, and a malformed head is H13.
+// TestDynoResponseFraming sends raw dyno responses through each front end: each
+// framing the router parses itself reaches the client intact, and a malformed head
+// is H13.
 func TestDynoResponseFraming(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -306,46 +307,48 @@ func TestDynoResponseFraming(t *testing.T) {
 		{name: "signed length", raw: "HTTP/1.1 200 OK\r\nContent-Length: -0\r\n\r\n", status: 503, body: "H13"},
 		{name: "conflicting lengths", raw: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", status: 503, body: "H13"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			r := New(testOptions(&sink{}))
-			r.Swap(oneApp(0, rawBackend(t, func(c net.Conn) {
-				readRequestHead(t, c)
-				_, _ = io.WriteString(c, tc.raw)
-			})))
-			base := startRouter(t, r)
-			method := tc.method
-			if method == "" {
-				method = http.MethodGet
-			}
-			req, _ := http.NewRequest(method, base+"/", nil)
-			req.Host = appHost
-			resp, err := newClient().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body, err := io.ReadAll(resp.Body)
-			if err != nil {
-				t.Fatalf("read body: %v", err)
-			}
-			if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.body) {
-				t.Errorf("got %d %q, want %d with %q", resp.StatusCode, body, tc.status, tc.body)
-			}
-			for k, v := range tc.header {
-				if got := resp.Header.Get(k); got != v {
-					t.Errorf("header %s = %q, want %q", k, got, v)
+	eachFrontEnd(t, func(t *testing.T, fe frontEnd) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				r := New(testOptions(&sink{}))
+				r.Swap(oneApp(0, rawBackend(t, func(c net.Conn) {
+					readRequestHead(t, c)
+					_, _ = io.WriteString(c, tc.raw)
+				})))
+				f := fe.start(t, r)
+				method := tc.method
+				if method == "" {
+					method = http.MethodGet
 				}
-			}
-			for k, v := range tc.trailer {
-				if got := resp.Trailer.Get(k); got != v {
-					t.Errorf("trailer %s = %q, want %q", k, got, v)
+				req, _ := http.NewRequest(method, f.base+"/", nil)
+				req.Host = appHost
+				resp, err := f.client.Do(req)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			if tc.bodyLength != 0 && resp.ContentLength != tc.bodyLength {
-				t.Errorf("Content-Length %d, want %d", resp.ContentLength, tc.bodyLength)
-			}
-		})
-	}
+				defer resp.Body.Close()
+				body, err := io.ReadAll(resp.Body)
+				if err != nil {
+					t.Fatalf("read body: %v", err)
+				}
+				if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.body) {
+					t.Errorf("got %d %q, want %d with %q", resp.StatusCode, body, tc.status, tc.body)
+				}
+				for k, v := range tc.header {
+					if got := resp.Header.Get(k); got != v {
+						t.Errorf("header %s = %q, want %q", k, got, v)
+					}
+				}
+				for k, v := range tc.trailer {
+					if got := resp.Trailer.Get(k); got != v {
+						t.Errorf("trailer %s = %q, want %q", k, got, v)
+					}
+				}
+				if tc.bodyLength != 0 && resp.ContentLength != tc.bodyLength {
+					t.Errorf("Content-Length %d, want %d", resp.ContentLength, tc.bodyLength)
+				}
+			})
+		}
+	})
 }

@@ -8,7 +8,8 @@ import (
 // upgrade completes a protocol switch (WebSocket): it takes over the client's
 // connection, relays the dyno's 101 response and then copies bytes both ways until
 // either side closes or the connection idles for Options.IdleTimeout (H15).
-func (ex *exchange) upgrade(w http.ResponseWriter, req *http.Request, rt *route, host string, u *upstream, asked bool) bool {
+// body is the client's request body, nil when it has none.
+func (ex *exchange) upgrade(w http.ResponseWriter, req *http.Request, rt *route, host string, u *upstream, asked bool, body *bodyReader) bool {
 	resp := u.resp
 	// The connection now carries the new protocol: it never goes back to the pool.
 	ex.setUpstream(nil)
@@ -16,6 +17,15 @@ func (ex *exchange) upgrade(w http.ResponseWriter, req *http.Request, rt *route,
 	defer backConn.Close()
 	if !asked {
 		// A dyno switching protocols unasked sent nothing a client could use.
+		ex.fail(w, req, rt, host, H13, true)
+		return false
+	}
+	if body != nil && !body.finished() {
+		// The client's request body is still being read for the dyno from the client
+		// connection: handed over as well, the client's next bytes would go to both
+		// the relay and the body's reader. (The own server refuses such a Hijack;
+		// net/http's allows it, so the check is here, for both.) WebSocket
+		// handshakes carry no body.
 		ex.fail(w, req, rt, host, H13, true)
 		return false
 	}
