@@ -177,6 +177,9 @@ func (ex *exchange) classify(req *http.Request, body *bodyReader) Code {
 		return H12
 	}
 	if body != nil {
+		if req.Context().Err() != nil {
+			ex.awaitBodySender()
+		}
 		if err := body.clientErr(); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				return H28
@@ -191,6 +194,26 @@ func (ex *exchange) classify(req *http.Request, body *bodyReader) Code {
 		return H18
 	}
 	return H13
+}
+
+// awaitBodySender waits, up to IdleTimeout, for the goroutine that sends the client's
+// body to the dyno to stop. net/http cancels the request context as soon as a read
+// of the client connection fails, a body read that timed out included, and so
+// before that read hands its error to the bodyReader: without the wait, a client
+// whose body stalled (H28) was taken for one that went away (H27) and got net/http's
+// empty 200 instead of 499. A cancelled context means the read in flight is failing,
+// so the wait is short.
+func (ex *exchange) awaitBodySender() {
+	done := ex.up.bodyDone
+	if done == nil {
+		return
+	}
+	bound := time.NewTimer(ex.r.opts.IdleTimeout)
+	defer bound.Stop()
+	select {
+	case <-done:
+	case <-bound.C:
+	}
 }
 
 // respond streams the dyno's response to the client. It reports whether the client
