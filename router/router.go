@@ -15,6 +15,7 @@ import (
 
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/router/h1"
+	"github.com/manifold-paas/manifold/router/internal/h1wire"
 )
 
 // LogSink receives the router's log lines, one per request, into the app's stream
@@ -262,8 +263,11 @@ func (r *Router) newServer(ln net.Listener, scheme string) *http.Server {
 		Handler:           r,
 		Protocols:         protocols,
 		ReadHeaderTimeout: r.opts.IdleTimeout,
-		IdleTimeout:       90 * time.Second,
-		ErrorLog:          slog.NewLogLogger(r.logger.Handler(), slog.LevelDebug),
+		// The same bound on a request head (431 beyond it) as the own server's:
+		// net/http reads up to MaxHeaderBytes plus 4 KB of slack for its buffer.
+		MaxHeaderBytes: h1wire.MaxHeadBytes - 4<<10,
+		IdleTimeout:    90 * time.Second,
+		ErrorLog:       slog.NewLogLogger(r.logger.Handler(), slog.LevelDebug),
 		BaseContext: func(net.Listener) context.Context {
 			return context.WithValue(context.Background(), listenerKey{}, info)
 		},
