@@ -26,7 +26,7 @@ import (
 
 // eventually polls check until it returns nil or timeout passes: the package's one
 // polling helper.
-func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
+func eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
