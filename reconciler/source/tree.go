@@ -55,7 +55,7 @@ func TreeAt(repoDir, rev string) (fs.FS, Revision, error) {
 		return nil, Revision{}, fmt.Errorf("read tree of %s (%s) in %s: %w", rev, commit.Hash, repoDir, err)
 	}
 	tfs := &treeFS{
-		shared: &treeShared{repo: repo, root: root, modTime: commit.Committer.When},
+		shared: &treeShared{repo: repo, root: root, modTime: commit.Committer.When, trees: map[plumbing.Hash]*object.Tree{root.Hash: root}},
 	}
 	return tfs, revisionOf(commit, rev), nil
 }
@@ -67,6 +67,24 @@ type treeShared struct {
 	repo    *gogitv5.Repository
 	root    *object.Tree
 	modTime time.Time
+	// trees holds every tree object decoded so far, by hash. Without it each lookup
+	// decodes every folder on its path again, and go-git's FindEntry builds a map of
+	// the whole folder each time: reading the 1000 source folders under src/ cost
+	// 1000 decodes of src itself (the profile's top entry).
+	trees map[plumbing.Hash]*object.Tree
+}
+
+// tree returns the decoded tree object of hash. Callers hold mu.
+func (s *treeShared) tree(h plumbing.Hash) (*object.Tree, error) {
+	if t, ok := s.trees[h]; ok {
+		return t, nil
+	}
+	t, err := s.repo.TreeObject(h)
+	if err != nil {
+		return nil, err
+	}
+	s.trees[h] = t
+	return t, nil
 }
 
 // treeFS is a view of a commit's tree rooted at prefix ("" for the whole tree).
@@ -135,7 +153,7 @@ func (t *treeFS) walk(p string, follow bool) (n node, next string, redirected bo
 			return node{}, "", false, fs.ErrNotExist
 		}
 		if i > 0 {
-			tree, terr := t.shared.repo.TreeObject(n.hash)
+			tree, terr := t.shared.tree(n.hash)
 			if terr != nil {
 				return node{}, "", false, fmt.Errorf("read tree %s: %w", n.hash, terr)
 			}
@@ -201,7 +219,7 @@ func (t *treeFS) entries(n node) ([]fs.DirEntry, error) {
 	if n.mode == filemode.Submodule {
 		return []fs.DirEntry{}, nil
 	}
-	tree, err := t.shared.repo.TreeObject(n.hash)
+	tree, err := t.shared.tree(n.hash)
 	if err != nil {
 		return nil, fmt.Errorf("read tree %s: %w", n.hash, err)
 	}
