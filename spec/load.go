@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"slices"
@@ -29,6 +30,9 @@ type LoadOptions struct {
 	// Env, when set, resolves only that environment (an unknown name is a diagnostic
 	// without a position). Empty resolves every environment.
 	Env string
+	// Cache, when set and the file system implements ContentIDFS, reuses the parses
+	// and digests of earlier loads with the same Cache for content they have seen.
+	Cache *Cache
 }
 
 // Load reads the config repo at the root of fsys: apps/*.hcl|yaml|yml (one or more
@@ -40,7 +44,7 @@ type LoadOptions struct {
 // Load is pure: it only reads fsys (which may be os.DirFS of a checkout, or a tree read
 // straight from git objects) and is safe to call concurrently.
 func Load(fsys fs.FS, opts LoadOptions) (*Desired, Diagnostics) {
-	l := &loader{fsys: fsys, sink: &diagSink{}, sources: map[string]*sourceInfo{}}
+	l := &loader{fsys: fsys, sink: &diagSink{}, sources: map[string]*sourceInfo{}, cache: opts.Cache}
 	desired := l.load(opts)
 	diags := l.sink.diags.sortDedup()
 	if len(diags) > 0 {
@@ -53,14 +57,7 @@ type loader struct {
 	fsys    fs.FS
 	sink    *diagSink
 	sources map[string]*sourceInfo // by repo-relative folder
-}
-
-// sourceInfo is what Load learnt about one source folder; each is read once per load
-// however many environments use it.
-type sourceInfo struct {
-	ok       bool // the folder and a well-formed Procfile exist
-	procfile []ProcfileEntry
-	digest   string
+	cache   *Cache                 // nil: nothing is reused between loads
 }
 
 // specFile is a parsed file of the repo.
@@ -216,27 +213,59 @@ const maxSpecFileBytes = 4 << 20
 // readFile parses one spec file; nil when it does not exist or does not parse (the
 // latter reported). YAML documents after the first add to the first one's body.
 func (l *loader) readFile(name string, sch schema) *specFile {
-	info, err := fs.Stat(l.fsys, name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	key := cacheKey{name: name, id: l.contentID(name)}
+	if key.id != "" {
+		if parsed, ok := l.cache.file(key); ok {
+			l.sink.diags = append(l.sink.diags, parsed.diags...)
+			if parsed.body == nil {
+				return nil
+			}
+			return &specFile{name: name, body: parsed.body}
+		}
 	}
-	if err == nil && info.Size() > maxSpecFileBytes {
+	src, err := readLimited(l.fsys, name, maxSpecFileBytes)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case errors.Is(err, errTooLarge):
 		l.sink.add(Pos{File: name, Line: 1, Col: 1}, "file is larger than %d MiB", maxSpecFileBytes>>20)
 		return nil
-	}
-	var src []byte
-	if err == nil {
-		src, err = fs.ReadFile(l.fsys, name)
-	}
-	if err != nil {
+	case err != nil:
 		l.sink.add(Pos{File: name, Line: 1, Col: 1}, "cannot read file: %v", err)
 		return nil
 	}
-	b := parseSpec(name, src, sch, l.sink)
+	// The parse's own diagnostics go through a sink of their own, so that the cache
+	// can replay them with the body.
+	parseSink := &diagSink{}
+	b := parseSpec(name, src, sch, parseSink)
+	l.sink.diags = append(l.sink.diags, parseSink.diags...)
+	if key.id != "" {
+		l.cache.putFile(key, parsedFile{body: b, diags: parseSink.diags})
+	}
 	if b == nil {
 		return nil
 	}
 	return &specFile{name: name, body: b}
+}
+
+var errTooLarge = errors.New("file too large")
+
+// readLimited reads the file name, or fails with errTooLarge past limit bytes without
+// reading further.
+func readLimited(fsys fs.FS, name string, limit int64) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, errTooLarge
+	}
+	return data, nil
 }
 
 // maxNesting bounds bracket nesting: the parsers recurse per level, and a file of a
@@ -542,46 +571,6 @@ func (l *loader) repoPath(f strField, what string) (string, bool) {
 		return "", false
 	}
 	return joined, true
-}
-
-// source reads a source folder's Procfile and digest, once per load.
-func (l *loader) source(dir string, at strField) *sourceInfo {
-	if info, ok := l.sources[dir]; ok {
-		return info
-	}
-	info := &sourceInfo{}
-	l.sources[dir] = info
-	stat, err := fs.Stat(l.fsys, dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		l.sink.add(at.pos, "source path %q (%s) does not exist", at.v, dir)
-		return info
-	case err != nil:
-		l.sink.add(at.pos, "source path %q (%s): %v", at.v, dir, err)
-		return info
-	case !stat.IsDir():
-		l.sink.add(at.pos, "source path %q (%s) is not a folder", at.v, dir)
-		return info
-	}
-	procfile := path.Join(dir, "Procfile")
-	data, err := fs.ReadFile(l.fsys, procfile)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		l.sink.add(at.pos, "source path %q (%s) has no Procfile", at.v, dir)
-	case err != nil:
-		l.sink.add(at.pos, "source path %q: cannot read %s: %v", at.v, procfile, err)
-	default:
-		entries, diags := ParseProcfile(procfile, data)
-		l.sink.diags = append(l.sink.diags, diags...)
-		info.procfile = entries
-		info.ok = len(diags) == 0
-	}
-	digest, err := DigestDir(l.fsys, dir)
-	if err != nil {
-		l.sink.add(at.pos, "source path %q: %v", at.v, err)
-	}
-	info.digest = digest
-	return info
 }
 
 // checkDomains reports every domain that two apps of one environment claim, at each
