@@ -131,7 +131,7 @@ func (l *loader) load(opts LoadOptions) *Desired {
 	}
 	slices.Sort(appNames)
 
-	desired := &Desired{Platform: platform, Environments: names, Apps: []App{}}
+	desired := &Desired{Platform: platform, Environments: names, Apps: make([]App, 0, len(names)*len(appNames))}
 	for _, envName := range names {
 		env := envs[envName]
 		overrides := map[string]*rawApp{}

@@ -57,7 +57,7 @@ func TreeAt(repoDir, rev string) (fs.FS, Revision, error) {
 		return nil, Revision{}, fmt.Errorf("read tree of %s (%s) in %s: %w", rev, commit.Hash, repoDir, err)
 	}
 	tfs := &treeFS{
-		shared: &treeShared{repo: repo, root: root, modTime: commit.Committer.When, trees: map[plumbing.Hash]*object.Tree{root.Hash: root}},
+		shared: &treeShared{repo: repo, root: root, modTime: commit.Committer.When, trees: map[plumbing.Hash]*object.Tree{root.Hash: root}, blobs: map[plumbing.Hash][]byte{}},
 	}
 	return tfs, revisionOf(commit, rev), nil
 }
@@ -74,6 +74,10 @@ type treeShared struct {
 	// the whole folder each time: reading the 1000 source folders under src/ cost
 	// 1000 decodes of src itself (the profile's top entry).
 	trees map[plumbing.Hash]*object.Tree
+	// blobs holds small blobs once read (see maxCachedBlobBytes), blobBytes their
+	// total size.
+	blobs     map[plumbing.Hash][]byte
+	blobBytes int
 }
 
 // tree returns the decoded tree object of hash. Callers hold mu.
@@ -190,9 +194,21 @@ func (t *treeFS) walk(p string, follow bool) (n node, next string, redirected bo
 	return n, "", false, nil
 }
 
-// blob reads a whole blob. Callers hold mu.
+// Small blobs are kept once read: a loader reads a Procfile to parse it and again to
+// digest its folder, and go-git opens and inflates the object each time.
+const (
+	maxCachedBlobBytes = 64 << 10
+	blobCacheBytes     = 16 << 20
+)
+
+// blob reads a whole blob; the returned slice may be shared, so callers must not
+// change it. Callers hold mu.
 func (t *treeFS) blob(h plumbing.Hash) ([]byte, error) {
-	b, err := t.shared.repo.BlobObject(h)
+	s := t.shared
+	if data, ok := s.blobs[h]; ok {
+		return data, nil
+	}
+	b, err := s.repo.BlobObject(h)
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", h, err)
 	}
@@ -201,7 +217,15 @@ func (t *treeFS) blob(h plumbing.Hash) ([]byte, error) {
 		return nil, fmt.Errorf("read blob %s: %w", h, err)
 	}
 	defer r.Close()
-	return io.ReadAll(r)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read blob %s: %w", h, err)
+	}
+	if len(data) <= maxCachedBlobBytes && s.blobBytes+len(data) <= blobCacheBytes {
+		s.blobs[h] = data
+		s.blobBytes += len(data)
+	}
+	return data, nil
 }
 
 // isDir reports whether a mode is listed as a directory; submodules show as empty
@@ -315,7 +339,7 @@ func (t *treeFS) ReadFile(name string) ([]byte, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "readfile", Path: name, Err: err}
 	}
-	return data, nil
+	return bytes.Clone(data), nil // the caller owns it; the cache keeps its own
 }
 
 // ReadDir implements fs.ReadDirFS: entries sorted by name.

@@ -253,6 +253,27 @@ func TestTreeAtContentID(t *testing.T) {
 	}
 }
 
+// TestTreeAtReadFileOwned checks that the caller owns what ReadFile returns: small
+// blobs are kept after the first read, and a caller's change must not reach them.
+func TestTreeAtReadFileOwned(t *testing.T) {
+	t.Parallel()
+	repo, _, head := treeRepo(t)
+	tree, _, err := source.TreeAt(repo.dir, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := fs.ReadFile(tree, "README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(first, "XXXX")
+	for _, name := range []string{"README.md", "examples/apps/readme-link"} {
+		if again, err := fs.ReadFile(tree, name); err != nil || string(again) != "readme\n" {
+			t.Errorf("%s after a caller changed its copy: %q, %v", name, again, err)
+		}
+	}
+}
+
 func TestTreeAtErrors(t *testing.T) {
 	t.Parallel()
 	repo, _, _ := treeRepo(t)
