@@ -17,10 +17,10 @@ type ContentIDFS interface {
 
 // Cache carries what one Load learnt to later loads of file systems that implement
 // ContentIDFS: the parse of each spec file and Procfile and the digest of each source
-// folder, by path and content id. `manifold plan` loads --base and --head with one Cache, so
-// the head parses and digests only what the commits changed. A Cache only grows:
-// share one among loads that see mostly the same content, not for a process's life.
-// Safe for concurrent use.
+// folder, by path and content id. `manifold plan` loads --base and --head with one
+// Cache, so the head parses and digests only what the commits changed. A Cache only
+// grows: share one among loads that see mostly the same content, not for a process's
+// life. Safe for concurrent use.
 type Cache struct {
 	mu      sync.Mutex
 	files   map[cacheKey]parsedFile
