@@ -67,7 +67,10 @@ func FuzzLoadYAML(f *testing.F) {
 }
 
 func FuzzProcfile(f *testing.F) {
-	seedFiles(f, "../../shared/testdata/procfiles/*Procfile*", "../examples/src/*/Procfile")
+	seedFiles(f, "testdata/procfiles/*.Procfile", "../examples/src/*/Procfile")
+	if corpus := procfileCorpus(f); corpus != "" {
+		seedFiles(f, filepath.Join(corpus, "*Procfile*"))
+	}
 	f.Add([]byte("web: a\r\nweb: b\n:\n  x:y\n\xef\xbb\xbf"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		entries, diags := spec.ParseProcfile("Procfile", data)

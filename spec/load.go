@@ -3,7 +3,6 @@ package spec
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -29,6 +28,9 @@ type LoadOptions struct {
 	// Env, when set, resolves only that environment (an unknown name is a diagnostic
 	// without a position). Empty resolves every environment.
 	Env string
+	// Cache, when set and the file system implements ContentIDFS, reuses the parses
+	// and digests of earlier loads with the same Cache for content they have seen.
+	Cache *Cache
 }
 
 // Load reads the config repo at the root of fsys: apps/*.hcl|yaml|yml (one or more
@@ -40,7 +42,7 @@ type LoadOptions struct {
 // Load is pure: it only reads fsys (which may be os.DirFS of a checkout, or a tree read
 // straight from git objects) and is safe to call concurrently.
 func Load(fsys fs.FS, opts LoadOptions) (*Desired, Diagnostics) {
-	l := &loader{fsys: fsys, sink: &diagSink{}, sources: map[string]*sourceInfo{}}
+	l := &loader{fsys: fsys, sink: &diagSink{}, sources: map[string]*sourceInfo{}, cache: opts.Cache}
 	desired := l.load(opts)
 	diags := l.sink.diags.sortDedup()
 	if len(diags) > 0 {
@@ -53,14 +55,7 @@ type loader struct {
 	fsys    fs.FS
 	sink    *diagSink
 	sources map[string]*sourceInfo // by repo-relative folder
-}
-
-// sourceInfo is what Load learnt about one source folder; each is read once per load
-// however many environments use it.
-type sourceInfo struct {
-	ok       bool // the folder and a well-formed Procfile exist
-	procfile []ProcfileEntry
-	digest   string
+	cache   *Cache                 // nil: nothing is reused between loads
 }
 
 // specFile is a parsed file of the repo.
@@ -134,7 +129,7 @@ func (l *loader) load(opts LoadOptions) *Desired {
 	}
 	slices.Sort(appNames)
 
-	desired := &Desired{Platform: platform, Environments: names, Apps: []App{}}
+	desired := &Desired{Platform: platform, Environments: names, Apps: make([]App, 0, len(names)*len(appNames))}
 	for _, envName := range names {
 		env := envs[envName]
 		overrides := map[string]*rawApp{}
@@ -157,10 +152,12 @@ func (l *loader) platform(dec *decoder) Platform {
 	p := Platform{DomainSuffix: DefaultDomainSuffix, DefaultSize: DefaultSize, DefaultStack: DefaultStack}
 	var found *specFile
 	for _, name := range []string{"manifold.hcl", "manifold.yaml", "manifold.yml"} {
-		f := l.readFile(name, platformSchema())
-		if f == nil {
+		parsed := l.readFile(name, platformSchema())
+		l.sink.diags = append(l.sink.diags, parsed.diags...)
+		if parsed.body == nil {
 			continue
 		}
+		f := &specFile{name: name, body: parsed.body}
 		if found != nil {
 			l.sink.add(Pos{File: name, Line: 1, Col: 1}, "platform settings are already in %s: keep one manifold file", found.name)
 			continue
@@ -178,113 +175,6 @@ func (l *loader) platform(dec *decoder) Platform {
 		}
 	}
 	return p
-}
-
-// readDir parses the spec files of a folder of the repo, in name order. A missing
-// folder has no files.
-func (l *loader) readDir(dir string, sch schema) []*specFile {
-	entries, err := fs.ReadDir(l.fsys, dir)
-	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			l.sink.add(Pos{File: dir, Line: 1, Col: 1}, "cannot read folder: %v", err)
-		}
-		return nil
-	}
-	var files []*specFile
-	for _, e := range entries {
-		if e.IsDir() || strings.HasPrefix(e.Name(), ".") || !isSpecFile(e.Name()) {
-			continue
-		}
-		if f := l.readFile(path.Join(dir, e.Name()), sch); f != nil {
-			files = append(files, f)
-		}
-	}
-	return files
-}
-
-func isSpecFile(name string) bool {
-	switch path.Ext(name) {
-	case ".hcl", ".yaml", ".yml":
-		return true
-	}
-	return false
-}
-
-// maxSpecFileBytes bounds one spec file: specs are small, and a huge one is a mistake.
-const maxSpecFileBytes = 4 << 20
-
-// readFile parses one spec file; nil when it does not exist or does not parse (the
-// latter reported). YAML documents after the first add to the first one's body.
-func (l *loader) readFile(name string, sch schema) *specFile {
-	info, err := fs.Stat(l.fsys, name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err == nil && info.Size() > maxSpecFileBytes {
-		l.sink.add(Pos{File: name, Line: 1, Col: 1}, "file is larger than %d MiB", maxSpecFileBytes>>20)
-		return nil
-	}
-	var src []byte
-	if err == nil {
-		src, err = fs.ReadFile(l.fsys, name)
-	}
-	if err != nil {
-		l.sink.add(Pos{File: name, Line: 1, Col: 1}, "cannot read file: %v", err)
-		return nil
-	}
-	b := parseSpec(name, src, sch, l.sink)
-	if b == nil {
-		return nil
-	}
-	return &specFile{name: name, body: b}
-}
-
-// maxNesting bounds bracket nesting: the parsers recurse per level, and a file of a
-// million '[' must end in a diagnostic, not a stack overflow (which no recover stops).
-const maxNesting = 256
-
-// nestingError returns where src nests brackets deeper than maxNesting, counting
-// brackets inside strings too (a spec never comes close).
-func nestingError(name string, src []byte) (Pos, bool) {
-	depth, line, col := 0, 1, 0
-	for _, c := range src {
-		if c&0xC0 != 0x80 { // columns count characters, not UTF-8 continuation bytes
-			col++
-		}
-		switch c {
-		case '\n':
-			line, col = line+1, 0
-		case '(', '[', '{':
-			depth++
-			if depth > maxNesting {
-				return Pos{File: name, Line: line, Col: col}, true
-			}
-		case ')', ']', '}':
-			depth = max(depth-1, 0)
-		}
-	}
-	return Pos{}, false
-}
-
-// parseSpec parses src by its extension into one body.
-func parseSpec(name string, src []byte, sch schema, sink *diagSink) *body {
-	if pos, deep := nestingError(name, src); deep {
-		sink.add(pos, "brackets nested more than %d deep", maxNesting)
-		return nil
-	}
-	if path.Ext(name) == ".hcl" {
-		return parseHCL(name, src, sink)
-	}
-	docs, ok := parseYAML(name, src, sch, sink)
-	if !ok {
-		return nil
-	}
-	merged := &body{pos: Pos{File: name, Line: 1, Col: 1}}
-	for _, d := range docs {
-		merged.attrs = append(merged.attrs, d.attrs...)
-		merged.blocks = append(merged.blocks, d.blocks...)
-	}
-	return merged
 }
 
 // mergedProcess is a process type while base, environment and Procfile are combined.
@@ -542,46 +432,6 @@ func (l *loader) repoPath(f strField, what string) (string, bool) {
 		return "", false
 	}
 	return joined, true
-}
-
-// source reads a source folder's Procfile and digest, once per load.
-func (l *loader) source(dir string, at strField) *sourceInfo {
-	if info, ok := l.sources[dir]; ok {
-		return info
-	}
-	info := &sourceInfo{}
-	l.sources[dir] = info
-	stat, err := fs.Stat(l.fsys, dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		l.sink.add(at.pos, "source path %q (%s) does not exist", at.v, dir)
-		return info
-	case err != nil:
-		l.sink.add(at.pos, "source path %q (%s): %v", at.v, dir, err)
-		return info
-	case !stat.IsDir():
-		l.sink.add(at.pos, "source path %q (%s) is not a folder", at.v, dir)
-		return info
-	}
-	procfile := path.Join(dir, "Procfile")
-	data, err := fs.ReadFile(l.fsys, procfile)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		l.sink.add(at.pos, "source path %q (%s) has no Procfile", at.v, dir)
-	case err != nil:
-		l.sink.add(at.pos, "source path %q: cannot read %s: %v", at.v, procfile, err)
-	default:
-		entries, diags := ParseProcfile(procfile, data)
-		l.sink.diags = append(l.sink.diags, diags...)
-		info.procfile = entries
-		info.ok = len(diags) == 0
-	}
-	digest, err := DigestDir(l.fsys, dir)
-	if err != nil {
-		l.sink.add(at.pos, "source path %q: %v", at.v, err)
-	}
-	info.digest = digest
-	return info
 }
 
 // checkDomains reports every domain that two apps of one environment claim, at each

@@ -35,13 +35,16 @@ new release. Without --head the work tree is planned; without --base, against no
 			if live {
 				return livePlan(cmd, write, env)
 			}
+			// One cache for both loads: the head parses and digests only what
+			// changed since the base.
+			cache := spec.NewCache()
 			var observed []spec.App
 			if base != "" {
-				if observed, err = loadAppsAt(repo, subdir, base, env); err != nil {
+				if observed, err = loadAppsAt(repo, subdir, base, env, cache); err != nil {
 					return err
 				}
 			}
-			desired, err := loadAppsAt(repo, subdir, head, env)
+			desired, err := loadAppsAt(repo, subdir, head, env, cache)
 			if err != nil {
 				return err
 			}
@@ -108,8 +111,9 @@ func planWriter(format string) (func(plan.Plan, io.Writer) error, error) {
 }
 
 // loadAppsAt loads the config repo at a revision ("": the work tree) and
-// returns its apps, of one environment when env is set.
-func loadAppsAt(repo, subdir, rev, env string) ([]spec.App, error) {
+// returns its apps, of one environment when env is set. Loads of git revisions that
+// share cache reuse each other's parses and digests of unchanged files and folders.
+func loadAppsAt(repo, subdir, rev, env string, cache *spec.Cache) ([]spec.App, error) {
 	var fsys fs.FS
 	where := filepath.Join(repo, subdir)
 	if rev == "" {
@@ -127,12 +131,12 @@ func loadAppsAt(repo, subdir, rev, env string) ([]spec.App, error) {
 		}
 		fsys = tree
 	}
-	return loadApps(fsys, where, env)
+	return loadApps(fsys, where, env, cache)
 }
 
 // loadApps loads a config repo; every problem is reported with its file:line:col.
-func loadApps(fsys fs.FS, where, env string) ([]spec.App, error) {
-	desired, diags := spec.Load(fsys, spec.LoadOptions{})
+func loadApps(fsys fs.FS, where, env string, cache *spec.Cache) ([]spec.App, error) {
+	desired, diags := spec.Load(fsys, spec.LoadOptions{Cache: cache})
 	if len(diags) > 0 {
 		return nil, fmt.Errorf("the config repo %s does not load:\n%w", where, diags)
 	}

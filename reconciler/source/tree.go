@@ -27,11 +27,13 @@ const maxSymlinkHops = 40
 // HEAD~1, main^2; "" means HEAD. Everything is read from git objects: the work tree
 // and index are never read or touched, so uncommitted changes do not show.
 //
-// The returned fs.FS also implements fs.ReadDirFS, fs.ReadFileFS, fs.StatFS and
-// fs.SubFS. File modes carry the exec bit (0755 vs 0644); directory entries of
-// symlinks report fs.ModeSymlink while Open, Stat, ReadFile and ReadDir follow them
-// inside the tree (a link that leaves the tree is not found). Every file's ModTime is
-// the commit's committer time, since git stores none. Safe for concurrent use.
+// The returned fs.FS also implements fs.ReadDirFS, fs.ReadFileFS, fs.StatFS,
+// fs.SubFS and fs.ReadLinkFS, and has a ContentID method (see treeFS.ContentID). File
+// modes carry the exec bit (0755 vs 0644); directory entries of symlinks report
+// fs.ModeSymlink while Open, Stat, ReadFile and ReadDir follow them inside the tree (a
+// link that leaves the tree is not found), and ReadLink and Lstat do not. Every
+// file's ModTime is the commit's committer time, since git stores none. Safe for
+// concurrent use.
 func TreeAt(repoDir, rev string) (fs.FS, Revision, error) {
 	repo, err := gogitv5.PlainOpenWithOptions(repoDir, &gogitv5.PlainOpenOptions{DetectDotGit: true})
 	if err != nil {
@@ -55,7 +57,7 @@ func TreeAt(repoDir, rev string) (fs.FS, Revision, error) {
 		return nil, Revision{}, fmt.Errorf("read tree of %s (%s) in %s: %w", rev, commit.Hash, repoDir, err)
 	}
 	tfs := &treeFS{
-		shared: &treeShared{repo: repo, root: root, modTime: commit.Committer.When},
+		shared: &treeShared{repo: repo, root: root, modTime: commit.Committer.When, trees: map[plumbing.Hash]*object.Tree{root.Hash: root}, blobs: map[plumbing.Hash][]byte{}},
 	}
 	return tfs, revisionOf(commit, rev), nil
 }
@@ -67,6 +69,28 @@ type treeShared struct {
 	repo    *gogitv5.Repository
 	root    *object.Tree
 	modTime time.Time
+	// trees holds every tree object decoded so far, by hash. Without it each lookup
+	// decodes every folder on its path again, and go-git's FindEntry builds a map of
+	// the whole folder each time: reading the 1000 source folders under src/ cost
+	// 1000 decodes of src itself (the profile's top entry).
+	trees map[plumbing.Hash]*object.Tree
+	// blobs holds small blobs once read (see maxCachedBlobBytes), blobBytes their
+	// total size.
+	blobs     map[plumbing.Hash][]byte
+	blobBytes int
+}
+
+// tree returns the decoded tree object of hash. Callers hold mu.
+func (s *treeShared) tree(h plumbing.Hash) (*object.Tree, error) {
+	if t, ok := s.trees[h]; ok {
+		return t, nil
+	}
+	t, err := s.repo.TreeObject(h)
+	if err != nil {
+		return nil, err
+	}
+	s.trees[h] = t
+	return t, nil
 }
 
 // treeFS is a view of a commit's tree rooted at prefix ("" for the whole tree).
@@ -80,6 +104,7 @@ var (
 	_ fs.ReadFileFS = (*treeFS)(nil)
 	_ fs.StatFS     = (*treeFS)(nil)
 	_ fs.SubFS      = (*treeFS)(nil)
+	_ fs.ReadLinkFS = (*treeFS)(nil)
 )
 
 // node is one resolved tree entry.
@@ -135,7 +160,7 @@ func (t *treeFS) walk(p string, follow bool) (n node, next string, redirected bo
 			return node{}, "", false, fs.ErrNotExist
 		}
 		if i > 0 {
-			tree, terr := t.shared.repo.TreeObject(n.hash)
+			tree, terr := t.shared.tree(n.hash)
 			if terr != nil {
 				return node{}, "", false, fmt.Errorf("read tree %s: %w", n.hash, terr)
 			}
@@ -169,9 +194,21 @@ func (t *treeFS) walk(p string, follow bool) (n node, next string, redirected bo
 	return n, "", false, nil
 }
 
-// blob reads a whole blob. Callers hold mu.
+// Small blobs are kept once read: a loader reads a Procfile to parse it and again to
+// digest its folder, and go-git opens and inflates the object each time.
+const (
+	maxCachedBlobBytes = 64 << 10
+	blobCacheBytes     = 16 << 20
+)
+
+// blob reads a whole blob; the returned slice may be shared, so callers must not
+// change it. Callers hold mu.
 func (t *treeFS) blob(h plumbing.Hash) ([]byte, error) {
-	b, err := t.shared.repo.BlobObject(h)
+	s := t.shared
+	if data, ok := s.blobs[h]; ok {
+		return data, nil
+	}
+	b, err := s.repo.BlobObject(h)
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", h, err)
 	}
@@ -180,16 +217,15 @@ func (t *treeFS) blob(h plumbing.Hash) ([]byte, error) {
 		return nil, fmt.Errorf("read blob %s: %w", h, err)
 	}
 	defer r.Close()
-	return io.ReadAll(r)
-}
-
-// blobSize reads a blob's size from its header. Callers hold mu.
-func (t *treeFS) blobSize(h plumbing.Hash) int64 {
-	b, err := t.shared.repo.BlobObject(h)
+	data, err := io.ReadAll(r)
 	if err != nil {
-		return 0
+		return nil, fmt.Errorf("read blob %s: %w", h, err)
 	}
-	return b.Size
+	if len(data) <= maxCachedBlobBytes && s.blobBytes+len(data) <= blobCacheBytes {
+		s.blobs[h] = data
+		s.blobBytes += len(data)
+	}
+	return data, nil
 }
 
 // isDir reports whether a mode is listed as a directory; submodules show as empty
@@ -201,7 +237,7 @@ func (t *treeFS) entries(n node) ([]fs.DirEntry, error) {
 	if n.mode == filemode.Submodule {
 		return []fs.DirEntry{}, nil
 	}
-	tree, err := t.shared.repo.TreeObject(n.hash)
+	tree, err := t.shared.tree(n.hash)
 	if err != nil {
 		return nil, fmt.Errorf("read tree %s: %w", n.hash, err)
 	}
@@ -213,23 +249,49 @@ func (t *treeFS) entries(n node) ([]fs.DirEntry, error) {
 	return out, nil
 }
 
-// info builds the FileInfo of a node. Callers hold mu.
+// info builds the FileInfo of a node. A blob's size is read when Size is first
+// called, not here: a listing of 1000 entries would otherwise look up 1000 objects
+// that fs.WalkDir never asks the size of.
 func (t *treeFS) info(n node) *treeInfo {
 	fi := &treeInfo{name: n.name, modTime: t.shared.modTime}
 	switch n.mode {
 	case filemode.Dir, filemode.Submodule:
 		fi.mode = fs.ModeDir | 0o755
+		return fi
 	case filemode.Executable:
 		fi.mode = 0o755
-		fi.size = t.blobSize(n.hash)
 	case filemode.Symlink:
 		fi.mode = fs.ModeSymlink | 0o777
-		fi.size = t.blobSize(n.hash)
 	default:
 		fi.mode = 0o644
-		fi.size = t.blobSize(n.hash)
 	}
+	fi.blob = &lazySize{shared: t.shared, hash: n.hash}
 	return fi
+}
+
+// lazySize reads a blob's size from its object header once, when first asked.
+type lazySize struct {
+	shared *treeShared
+	hash   plumbing.Hash
+	once   sync.Once
+	size   int64
+}
+
+func (l *lazySize) get() int64 {
+	l.once.Do(func() {
+		l.shared.mu.Lock()
+		defer l.shared.mu.Unlock()
+		b, err := l.shared.repo.BlobObject(l.hash)
+		if err == nil {
+			l.size = b.Size
+		}
+	})
+	return l.size
+}
+
+// known records a size already learnt by reading the blob.
+func (l *lazySize) known(size int64) {
+	l.once.Do(func() { l.size = size })
 }
 
 // Open implements fs.FS.
@@ -255,6 +317,7 @@ func (t *treeFS) Open(name string) (fs.File, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
+	fi.blob.known(int64(len(data)))
 	return &treeFile{info: fi, Reader: bytes.NewReader(data)}, nil
 }
 
@@ -276,7 +339,7 @@ func (t *treeFS) ReadFile(name string) ([]byte, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "readfile", Path: name, Err: err}
 	}
-	return data, nil
+	return bytes.Clone(data), nil // the caller owns it; the cache keeps its own
 }
 
 // ReadDir implements fs.ReadDirFS: entries sorted by name.
@@ -314,6 +377,61 @@ func (t *treeFS) Stat(name string) (fs.FileInfo, error) {
 	return t.info(n), nil
 }
 
+// ReadLink implements fs.ReadLinkFS: the target of the symlink name, as git stores
+// it (relative links stay relative; one that leaves the tree is returned as written).
+func (t *treeFS) ReadLink(name string) (string, error) {
+	if !fs.ValidPath(name) {
+		return "", &fs.PathError{Op: "readlink", Path: name, Err: fs.ErrInvalid}
+	}
+	t.shared.mu.Lock()
+	defer t.shared.mu.Unlock()
+	n, err := t.lookup("readlink", name, false)
+	if err != nil {
+		return "", err
+	}
+	if n.mode != filemode.Symlink {
+		return "", &fs.PathError{Op: "readlink", Path: name, Err: fs.ErrInvalid}
+	}
+	target, err := t.blob(n.hash)
+	if err != nil {
+		return "", &fs.PathError{Op: "readlink", Path: name, Err: err}
+	}
+	return string(target), nil
+}
+
+// Lstat implements fs.ReadLinkFS: Stat that does not follow a symlink in the last
+// element of name.
+func (t *treeFS) Lstat(name string) (fs.FileInfo, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "lstat", Path: name, Err: fs.ErrInvalid}
+	}
+	t.shared.mu.Lock()
+	defer t.shared.mu.Unlock()
+	n, err := t.lookup("lstat", name, false)
+	if err != nil {
+		return nil, err
+	}
+	return t.info(n), nil
+}
+
+// ContentID names the content of the file or folder name (symlinks followed) without
+// reading it: its git object id, prefixed "git:". Two names with one id hold the same
+// bytes or, for folders, the same names, modes, link targets and contents beneath
+// them, in this commit or any other of any repository. Callers use it to reuse what
+// they computed from that content (a parsed file, a folder's digest).
+func (t *treeFS) ContentID(name string) (string, error) {
+	if !fs.ValidPath(name) {
+		return "", &fs.PathError{Op: "contentid", Path: name, Err: fs.ErrInvalid}
+	}
+	t.shared.mu.Lock()
+	defer t.shared.mu.Unlock()
+	n, err := t.lookup("contentid", name, true)
+	if err != nil {
+		return "", err
+	}
+	return "git:" + n.hash.String(), nil
+}
+
 // Sub implements fs.SubFS: a view rooted at dir. Symlinks inside the view may
 // still point at anything in the whole commit tree.
 func (t *treeFS) Sub(dir string) (fs.FS, error) {
@@ -349,13 +467,18 @@ func (t *treeFS) Sub(dir string) (fs.FS, error) {
 // treeInfo implements fs.FileInfo and fs.DirEntry.
 type treeInfo struct {
 	name    string
-	size    int64
+	blob    *lazySize // nil for folders, whose size is 0
 	mode    fs.FileMode
 	modTime time.Time
 }
 
-func (fi *treeInfo) Name() string               { return fi.name }
-func (fi *treeInfo) Size() int64                { return fi.size }
+func (fi *treeInfo) Name() string { return fi.name }
+func (fi *treeInfo) Size() int64 {
+	if fi.blob == nil {
+		return 0
+	}
+	return fi.blob.get()
+}
 func (fi *treeInfo) Mode() fs.FileMode          { return fi.mode }
 func (fi *treeInfo) ModTime() time.Time         { return fi.modTime }
 func (fi *treeInfo) IsDir() bool                { return fi.mode.IsDir() }

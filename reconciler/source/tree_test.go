@@ -173,6 +173,105 @@ func TestTreeAtModesAndSymlinks(t *testing.T) {
 	if fi, err := fs.Stat(sub, "bin/run"); err != nil || fi.Size() != int64(len("#!/bin/sh\necho hi\n")) {
 		t.Errorf("bin/run size: %v, %v", fi, err)
 	}
+	for _, e := range entries {
+		if info, err := e.Info(); err != nil || (e.Name() == "linked" && info.Size() != int64(len("apps"))) {
+			t.Errorf("entry %s: info %v, %v (a link's size is its target's length)", e.Name(), info, err)
+		}
+	}
+
+	// ReadLink and Lstat do not follow the last element; through a linked folder they do.
+	links := []struct{ name, target string }{
+		{"linked", "apps"},
+		{"apps/readme-link", "../../README.md"},
+		{"linked/readme-link", "../../README.md"},
+	}
+	for _, l := range links {
+		if got, err := fs.ReadLink(sub, l.name); err != nil || got != l.target {
+			t.Errorf("ReadLink(%s) = %q, %v; want %q", l.name, got, err, l.target)
+		}
+		if fi, err := fs.Lstat(sub, l.name); err != nil || fi.Mode().Type() != fs.ModeSymlink {
+			t.Errorf("Lstat(%s) = %v, %v; want a symlink", l.name, fi, err)
+		}
+	}
+	if _, err := fs.ReadLink(sub, "bin/run"); !errors.Is(err, fs.ErrInvalid) {
+		t.Errorf("ReadLink of a file: %v, want fs.ErrInvalid", err)
+	}
+	if fi, err := fs.Lstat(sub, "bin/run"); err != nil || fi.Mode() != 0o755 {
+		t.Errorf("Lstat(bin/run) = %v, %v", fi, err)
+	}
+}
+
+// TestTreeAtContentID checks that ContentID names content, not place: equal across
+// commits and paths when the content is, different when it is not.
+func TestTreeAtContentID(t *testing.T) {
+	t.Parallel()
+	repo, base, head := treeRepo(t)
+	type contentIDFS interface {
+		ContentID(name string) (string, error)
+	}
+	id := func(rev, name string) string {
+		t.Helper()
+		tree, _, err := source.TreeAt(repo.dir, rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := tree.(contentIDFS).ContentID(name)
+		if err != nil {
+			t.Fatalf("ContentID(%s) at %s: %v", name, rev, err)
+		}
+		return got
+	}
+	same := [][2]string{
+		{base + ":README.md", head + ":README.md"},
+		{head + ":examples/apps", head + ":examples/linked"},                   // a link to a folder is that folder
+		{head + ":README.md", head + ":examples/apps/readme-link"},             // a link to a file is that file
+		{base + ":examples/apps/hello.hcl", base + ":examples/apps/hello.hcl"}, // stable
+	}
+	differ := [][2]string{
+		{base + ":examples/apps/hello.hcl", head + ":examples/apps/hello.hcl"},
+		{base + ":examples", head + ":examples"},
+		{head + ":examples/apps", head + ":examples/bin"},
+	}
+	split := func(s string) (string, string) { rev, name, _ := strings.Cut(s, ":"); return rev, name }
+	for _, p := range same {
+		a, b := id(split(p[0])), id(split(p[1]))
+		if a != b || !strings.HasPrefix(a, "git:") {
+			t.Errorf("%s = %s, %s = %s: want one id", p[0], a, p[1], b)
+		}
+	}
+	for _, p := range differ {
+		if a, b := id(split(p[0])), id(split(p[1])); a == b {
+			t.Errorf("%s and %s share id %s", p[0], p[1], a)
+		}
+	}
+	tree, _, err := source.TreeAt(repo.dir, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tree.(contentIDFS).ContentID("missing"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ContentID(missing): %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestTreeAtReadFileOwned checks that the caller owns what ReadFile returns: small
+// blobs are kept after the first read, and a caller's change must not reach them.
+func TestTreeAtReadFileOwned(t *testing.T) {
+	t.Parallel()
+	repo, _, head := treeRepo(t)
+	tree, _, err := source.TreeAt(repo.dir, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := fs.ReadFile(tree, "README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(first, "XXXX")
+	for _, name := range []string{"README.md", "examples/apps/readme-link"} {
+		if again, err := fs.ReadFile(tree, name); err != nil || string(again) != "readme\n" {
+			t.Errorf("%s after a caller changed its copy: %q, %v", name, again, err)
+		}
+	}
 }
 
 func TestTreeAtErrors(t *testing.T) {
