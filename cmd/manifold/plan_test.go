@@ -92,11 +92,11 @@ func TestPlanScaleProductionWeb(t *testing.T) {
 			}
 			switch format {
 			case "text":
-				if !strings.Contains(out, "~ scale web: 1 -> 3") || strings.Contains(out, "staging") {
+				if !strings.Contains(out, "~ scale web: 1 -> 3  [scale web]") || strings.Contains(out, "staging") {
 					t.Errorf("text plan lacks the scale or shows staging:\n%s", out)
 				}
 			case "markdown":
-				if !strings.Contains(out, "| hello | ~ scale web | 1 | 3 | no |") {
+				if !strings.Contains(out, "| hello | ~ scale web | 1 | 3 | scale web |") {
 					t.Errorf("markdown plan lacks the scale row:\n%s", out)
 				}
 			case "json":
@@ -107,7 +107,7 @@ func TestPlanScaleProductionWeb(t *testing.T) {
 					t.Fatalf("%v\n%s", err, out)
 				}
 				want := map[string]any{"env": "production", "app": "hello", "kind": "scale", "process": "web",
-					"from": float64(1), "to": float64(3), "release": false}
+					"from": float64(1), "to": float64(3), "effect": "scale", "release": false}
 				if len(plan.Changes) != 1 || !equalJSON(plan.Changes[0], want) {
 					t.Errorf("changes = %v, want [%v]", plan.Changes, want)
 				}
