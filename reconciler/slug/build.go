@@ -420,8 +420,10 @@ func (b *Builder) build(ctx context.Context, req Request, srcDir, digest string,
 	netEnv := b.netEnv(req.NetEnv)
 	for _, bp := range run {
 		out.printf("-----> %s app detected", labels[bp])
+		step := "bin/download"
 		err := st.download(ctx, bp, cacheDir, envDir, netEnv, out)
 		if err == nil {
+			step = "bin/compile"
 			err = st.compile(ctx, bp, cacheDir, envDir, out)
 		}
 		if err := parentDone(); err != nil {
@@ -432,7 +434,7 @@ func (b *Builder) build(ctx context.Context, req Request, srcDir, digest string,
 		}
 		if err != nil {
 			return Slug{}, &BuildError{App: req.App, Buildpack: bp.name,
-				Err: fmt.Errorf("%w: bin/compile: %w", ErrCompile, err), Output: out.tail()}
+				Err: fmt.Errorf("%w: %s: %w", ErrCompile, step, err), Output: out.tail()}
 		}
 		types, err := st.release(ctx, bp, out)
 		if err := parentDone(); err != nil {

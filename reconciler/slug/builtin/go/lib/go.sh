@@ -29,7 +29,7 @@ check_go_version() {
 	case $have in
 	"$want" | "$want".*) return 0 ;;
 	esac
-	echo " !     go.mod asks for Go $want (// +heroku goVersion $want), but the build's toolchain is $have." >&2
+	echo " !     go.mod asks for $want (// +heroku goVersion $want), but the build's toolchain is $have." >&2
 	echo " !     Install $want on the build host (or in the stack image), or change the goVersion line." >&2
 	exit 1
 }
