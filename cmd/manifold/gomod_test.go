@@ -68,9 +68,9 @@ func goModulesRepo(t *testing.T, proxyURL string) string {
 		}
 	}
 	files := map[string]string{
-		"manifold.hcl":     fmt.Sprintf("build_env = { GOPROXY = %q }\n", proxyURL),
-		"apps/quotes.hcl":  "app \"quotes\" {\n  source { path = \"../src/quotes\" }\n  process \"web\" { size = \"basic\" }\n}\n",
-		"apps/quotes2.hcl": "app \"quotes2\" {\n  source { path = \"../src/quotes2\" }\n  process \"web\" { size = \"basic\" }\n}\n",
+		"manifold.hcl":                         fmt.Sprintf("build_env = { GOPROXY = %q }\n", proxyURL),
+		"apps/quotes.hcl":                      "app \"quotes\" {\n  source { path = \"../src/quotes\" }\n  process \"web\" { size = \"basic\" }\n}\n",
+		"apps/quotes2.hcl":                     "app \"quotes2\" {\n  source { path = \"../src/quotes2\" }\n  process \"web\" { size = \"basic\" }\n}\n",
 		"src/quotes2/cmd/quotes-web/second.go": "package main\n\n// second makes this source differ from quotes': a build of its own.\nconst second = true\n",
 	}
 	for name, content := range files {

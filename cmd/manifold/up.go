@@ -23,6 +23,7 @@ import (
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/api"
+	"github.com/manifold-paas/manifold/reconciler/gc"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
 	"github.com/manifold-paas/manifold/reconciler/metrics"
 	"github.com/manifold-paas/manifold/reconciler/slug"
@@ -30,6 +31,9 @@ import (
 	"github.com/manifold-paas/manifold/router"
 	"github.com/manifold-paas/manifold/spec"
 )
+
+// gcInterval is how often the daemon collects old slugs and build caches.
+const gcInterval = 10 * time.Minute
 
 // upOptions are the flags of `manifold up`.
 type upOptions struct {
@@ -141,6 +145,8 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 		return err
 	}
 
+	collector := &gc.Collector{Builder: builder, Ledger: releases, Dynos: driver, Spec: rec, Logger: logger}
+
 	routerLn, err := net.Listen("tcp", o.routerAddr)
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
@@ -152,6 +158,7 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 	}
 	apiServer := &http.Server{
 		Handler: api.Handler(rec, plex, logger, map[string]http.Handler{
+			"POST /v1/gc": collector.Handler(),
 			"POST /hooks/git": source.WebhookHandler(o.webhookSecret, func(reason string) {
 				src.Trigger(reason)
 				rec.Trigger(reason)
@@ -193,6 +200,7 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 			return err
 		}
 	}
+	group.Go(func() error { collector.Run(ctx, gcInterval); return nil })
 	group.Go(func() error {
 		printWelcome(ctx, out, rec, o, routerLn.Addr().String(), apiLn.Addr().String(), stateDir)
 		return nil

@@ -216,6 +216,7 @@ func (b *Builder) Build(ctx context.Context, req Request) (Slug, error) {
 	key := slugKey(digest, req.Stack, packs, req.Config)
 
 	if s, err := b.Store.lookup(key); err == nil {
+		b.Store.touch(key) // in use again: a collector spares it
 		s.Cached = true
 		out.printf("-----> Slug %s is in the store (%s): nothing to build", key, FormatSize(s.Size))
 		return s, nil
