@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -28,12 +31,16 @@ type Dynos interface {
 	List(ctx context.Context) ([]drivers.Dyno, error)
 }
 
-// Spec is the loaded config repo (*reconciler.Reconciler): its apps and platform
-// settings. A zero Platform (KeepReleases 0) means nothing has loaded: collection
-// waits for it.
+// Spec is the loaded config repo (*reconciler.Reconciler): its apps, platform
+// settings and the checkouts of its git sources. A zero Platform (KeepReleases 0)
+// means nothing has loaded: collection waits for it.
 type Spec interface {
 	Apps() []spec.App
 	Platform() spec.Platform
+	// SourcesDir holds one folder per git source checkout; GitSourceDirs are those
+	// the spec uses.
+	SourcesDir() string
+	GitSourceDirs() []string
 }
 
 // Report is what one collection removed (or, dry, would remove).
@@ -100,6 +107,17 @@ func (c *Collector) Collect(ctx context.Context, dryRun bool) (Report, error) {
 			in.Pinned[ae] = v
 		}
 	}
+	// The checkouts present before the ones wanted: one a pass makes meanwhile is
+	// not listed, so never removed.
+	if entries, err := os.ReadDir(c.Spec.SourcesDir()); err == nil {
+		for _, e := range entries {
+			in.Checkouts = append(in.Checkouts, filepath.Join(c.Spec.SourcesDir(), e.Name()))
+		}
+	}
+	in.WantedCheckouts = map[string]bool{}
+	for _, dir := range c.Spec.GitSourceDirs() {
+		in.WantedCheckouts[dir] = true
+	}
 	for _, app := range c.Spec.Apps() {
 		in.SpecApps[app.Name] = true
 	}
@@ -113,15 +131,21 @@ func (c *Collector) Collect(ctx context.Context, dryRun bool) (Report, error) {
 	report := Report{DryRun: dryRun, Items: []Item{}}
 	removed := 0
 	for _, item := range Plan(in) {
-		if item.Kind == KindBuildCache {
+		switch item.Kind {
+		case KindBuildCache:
 			item.Bytes = c.Builder.CacheSize(item.App)
+		case KindCheckout:
+			item.Bytes = dirBytes(item.Path)
 		}
 		if !dryRun {
 			var err error
-			if item.Kind == KindSlug {
+			switch item.Kind {
+			case KindSlug:
 				err = c.Builder.Store.Remove(item.Key)
-			} else {
+			case KindBuildCache:
 				err = c.Builder.RemoveCache(item.App)
+			case KindCheckout:
+				err = os.RemoveAll(item.Path)
 			}
 			if err != nil {
 				c.logger().Warn("gc: remove", "kind", item.Kind, "app", item.App, "key", item.Key, "err", err)
@@ -136,6 +160,20 @@ func (c *Collector) Collect(ctx context.Context, dryRun bool) (Report, error) {
 	}
 	report.KeptSlugs = len(in.Slugs) - removed
 	return report, nil
+}
+
+// dirBytes sums the sizes of the regular files under dir.
+func dirBytes(dir string) int64 {
+	var total int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				total += info.Size()
+			}
+		}
+		return nil
+	})
+	return total
 }
 
 func (c *Collector) logger() *slog.Logger {

@@ -16,6 +16,7 @@ import (
 const (
 	KindSlug       = "slug"
 	KindBuildCache = "build-cache"
+	KindCheckout   = "checkout"
 )
 
 // DefaultGrace keeps a slug used (built or found in the store) this recently: a
@@ -30,6 +31,8 @@ type Item struct {
 	Key string `json:"key,omitempty"`
 	// App is the app a slug was built for, or whose build cache this is.
 	App string `json:"app,omitempty"`
+	// Path is a checkout's folder.
+	Path string `json:"path,omitempty"`
 	// Bytes is what removing it frees.
 	Bytes int64 `json:"bytes"`
 }
@@ -51,12 +54,17 @@ type Inputs struct {
 	// (in any environment). Nil SpecApps (no spec loaded yet) collects no cache.
 	CacheApps []string
 	SpecApps  map[string]bool
+	// Checkouts are the folders of app git source checkouts; WantedCheckouts those the
+	// loaded spec uses (only looked at with a SpecApps).
+	Checkouts       []string
+	WantedCheckouts map[string]bool
 	// Now and Grace: a slug used after Now-Grace is kept.
 	Now   time.Time
 	Grace time.Duration
 }
 
-// Plan returns what to collect, slugs first (by key), then build caches (by app).
+// Plan returns what to collect: slugs (by key), build caches (by app), then
+// checkouts (by path).
 func Plan(in Inputs) []Item {
 	keep := map[string]bool{}
 	for _, key := range in.Running {
@@ -88,6 +96,11 @@ func Plan(in Inputs) []Item {
 		for _, app := range slices.Sorted(slices.Values(in.CacheApps)) {
 			if !in.SpecApps[app] {
 				items = append(items, Item{Kind: KindBuildCache, App: app})
+			}
+		}
+		for _, dir := range slices.Sorted(slices.Values(in.Checkouts)) {
+			if !in.WantedCheckouts[dir] {
+				items = append(items, Item{Kind: KindCheckout, Path: dir})
 			}
 		}
 	}

@@ -44,7 +44,9 @@ func TestPlan(t *testing.T) {
 		pinned map[ledger.AppEnv]int
 		run    []string
 		spec   map[string]bool
-		want   []gc.Item
+		// checkouts are present; /s/hello-new is the one wanted.
+		checkouts []string
+		want      []gc.Item
 	}{
 		{
 			name: "keep 1: the newest (failed) and the current succeeded one",
@@ -61,7 +63,12 @@ func TestPlan(t *testing.T) {
 			keep: 20, spec: map[string]bool{"hello": true},
 			want: []gc.Item{slugItem(6), goneCache},
 		},
-		{name: "no spec loaded: no cache goes", keep: 20, want: []gc.Item{slugItem(6)}},
+		{name: "no spec loaded: no cache or checkout goes", keep: 20, want: []gc.Item{slugItem(6)}},
+		{
+			name: "checkouts the spec no longer uses",
+			keep: 20, spec: map[string]bool{"hello": true}, checkouts: []string{"/s/hello-new", "/s/hello-old"},
+			want: []gc.Item{slugItem(6), goneCache, {Kind: gc.KindCheckout, Path: "/s/hello-old"}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,6 +77,7 @@ func TestPlan(t *testing.T) {
 				KeepReleases: tt.keep, Releases: map[ledger.AppEnv][]ledger.Release{hello: releases},
 				Pinned: tt.pinned, Running: tt.run, Slugs: slugs, CacheApps: []string{"hello", "gone"},
 				SpecApps: tt.spec, Now: now, Grace: time.Hour,
+				Checkouts: tt.checkouts, WantedCheckouts: map[string]bool{"/s/hello-new": true},
 			})
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Plan =\n%+v\nwant\n%+v", got, tt.want)
@@ -80,16 +88,25 @@ func TestPlan(t *testing.T) {
 
 var goneCache = gc.Item{Kind: gc.KindBuildCache, App: "gone"}
 
-func slugItem(n int) gc.Item { return gc.Item{Kind: gc.KindSlug, Key: key(n), App: "hello", Bytes: 100} }
+func slugItem(n int) gc.Item {
+	return gc.Item{Kind: gc.KindSlug, Key: key(n), App: "hello", Bytes: 100}
+}
 
 type noDynos struct{}
 
 func (noDynos) List(context.Context) ([]drivers.Dyno, error) { return nil, nil }
 
-type fixedSpec struct{ platform spec.Platform }
+type fixedSpec struct {
+	platform spec.Platform
+	sources  string
+}
 
 func (s fixedSpec) Apps() []spec.App        { return []spec.App{{Name: "app", Env: "default"}} }
 func (s fixedSpec) Platform() spec.Platform { return s.platform }
+func (s fixedSpec) SourcesDir() string      { return s.sources }
+func (s fixedSpec) GitSourceDirs() []string {
+	return []string{filepath.Join(s.sources, "app-0123")}
+}
 
 // TestCollect200Builds builds one app 200 times (a new source each time, 256 KiB of
 // incompressible data), appending a release per build, with and without collection
@@ -113,7 +130,17 @@ func TestCollect200Builds(t *testing.T) {
 			t.Cleanup(func() { releases.Close() })
 			builder := &slug.Builder{Store: store}
 			c := &gc.Collector{Builder: builder, Ledger: releases, Dynos: noDynos{}, Grace: time.Nanosecond,
-				Spec: fixedSpec{spec.Platform{KeepReleases: keep}}}
+				Spec: fixedSpec{platform: spec.Platform{KeepReleases: keep}, sources: filepath.Join(state, "sources")}}
+			// A checkout the spec uses, one it no longer does, and the build cache of
+			// an app gone from the spec.
+			for _, dir := range []string{"sources/app-0123", "sources/old-9999", "slugs/cache/gone"} {
+				if err := os.MkdirAll(filepath.Join(state, dir), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(state, dir, "file"), []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 			src := t.TempDir()
 			blob := make([]byte, 256<<10)
 			for i := range builds {
@@ -153,8 +180,19 @@ func TestCollect200Builds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(dry.Items) != len(left)-keep {
-				t.Errorf("dry run lists %d items, want %d", len(dry.Items), len(left)-keep)
+			slugItems := 0
+			for _, item := range dry.Items {
+				if item.Kind == gc.KindSlug {
+					slugItems++
+				}
+			}
+			if slugItems != len(left)-keep {
+				t.Errorf("dry run lists %d slugs, want %d", slugItems, len(left)-keep)
+			}
+			for dir, wantThere := range map[string]bool{"sources/app-0123": true, "sources/old-9999": !collect, "slugs/cache/gone": !collect, "slugs/cache/app": true} {
+				if _, err := os.Stat(filepath.Join(state, dir)); (err == nil) != wantThere {
+					t.Errorf("%s there = %v, want %v", dir, err == nil, wantThere)
+				}
 			}
 			if again, _ := store.List(); len(again) != len(left) {
 				t.Errorf("a dry run removed slugs: %d -> %d", len(left), len(again))
