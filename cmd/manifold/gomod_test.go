@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -167,6 +168,33 @@ func TestDeployGoModules(t *testing.T) {
 				}
 				return err
 			})
+
+			// quotes2 leaves the spec: `manifold gc --dry-run` lists its build cache
+			// and removes nothing; `manifold gc` removes it. Every slug is recent
+			// (gc.DefaultGrace) or a kept release's: none goes.
+			git(t, repo, "rm", "-q", "apps/quotes2.hcl")
+			git(t, repo, "commit", "-q", "-m", "remove quotes2")
+			cache := filepath.Join(state, "slugs", "cache", "quotes2")
+			eventually(t, time.Minute, "quotes2 gone from the status", func() error {
+				if _, err := d.appStatus("quotes2", "default"); err == nil {
+					return errors.New("quotes2 still has a status")
+				}
+				return nil
+			})
+			code, out, errOut := runCLI(t, "--api", apiAddr, "gc", "--dry-run")
+			if code != 0 || !strings.Contains(out, "build-cache  quotes2") || !strings.Contains(out, "Would remove 1 item(s)") || !strings.Contains(out, "3 slug(s) kept") {
+				t.Errorf("gc --dry-run: exit %d\n%s%s", code, out, errOut)
+			}
+			if _, err := os.Stat(cache); err != nil {
+				t.Errorf("a dry run removed quotes2's build cache: %v", err)
+			}
+			code, out, errOut = runCLI(t, "--api", apiAddr, "gc")
+			if code != 0 || !strings.Contains(out, "Removed 1 item(s)") {
+				t.Errorf("gc: exit %d\n%s%s", code, out, errOut)
+			}
+			if _, err := os.Stat(cache); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("quotes2's build cache is still there: %v", err)
+			}
 		})
 	}
 }
