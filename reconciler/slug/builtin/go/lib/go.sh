@@ -10,10 +10,10 @@ heroku_directive() {
 		tr -d '\r' | head -n 1 | sed 's/[[:space:]]*$//'
 }
 
-# need_go: fails naming what is missing when there is no go on the PATH.
+# need_go WHERE: fails naming what is missing when there is no go on the PATH.
 need_go() {
 	if ! command -v go >/dev/null 2>&1; then
-		echo " !     The Go toolchain (go) is not on the PATH: neither the build host nor the stack has it." >&2
+		echo " !     The Go toolchain (go) is not on the PATH: $1" >&2
 		exit 1
 	fi
 }
