@@ -126,7 +126,9 @@ func TestGoModulesThroughProxy(t *testing.T) {
 	t.Parallel()
 	proxy := newCountingProxy(t, moduleProxyDir(t))
 	b := goModBuilder(t)
-	netEnv := map[string]string{"GOPROXY": proxy.URL}
+	// Credentials in a proxy URL never reach the build output (the second proxy is
+	// never asked: the first has every module).
+	netEnv := map[string]string{"GOPROXY": proxy.URL + ",https://manifold:s3cret@127.0.0.1:1"}
 
 	var out syncBuffer
 	first, err := b.Build(context.Background(), slug.Request{App: "quotes", SourceDir: copyQuotes(t, nil), NetEnv: netEnv, Output: &out})
@@ -145,8 +147,9 @@ func TestGoModulesThroughProxy(t *testing.T) {
 	if first.ProcessTypes["web"] != "quotes-web" {
 		t.Errorf("web = %q, want the Procfile's quotes-web", first.ProcessTypes["web"])
 	}
-	if !strings.Contains(out.String(), "Downloading dependencies (GOPROXY="+proxy.URL+")") {
-		t.Errorf("output does not say where modules come from:\n%s", out.String())
+	if !strings.Contains(out.String(), "Downloading dependencies (GOPROXY="+proxy.URL+",https://***@127.0.0.1:1)") ||
+		strings.Contains(out.String(), "s3cret") {
+		t.Errorf("output does not say where modules come from, or shows the proxy's password:\n%s", out.String())
 	}
 
 	// Another app (its own CACHE_DIR), other source, the same dependencies.
@@ -221,6 +224,9 @@ func TestGoModulesBadInput(t *testing.T) {
 			var buildErr *slug.BuildError
 			if !errors.As(err, &buildErr) || !errors.Is(err, slug.ErrCompile) || buildErr.Buildpack != "go" {
 				t.Fatalf("err = %v; want a compile error of the go buildpack", err)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("the error shows the proxy's password:\n%v", err)
 			}
 			for _, want := range tt.want {
 				if !strings.Contains(err.Error(), want) {
