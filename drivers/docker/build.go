@@ -126,8 +126,8 @@ func (r *BuildRunner) Run(ctx context.Context, cmd slug.Cmd) error {
 
 // buildMounts returns a step's container environment and bind mounts: every folder of
 // cmd.Mounts at its own path; the folders of an absolute GOCACHE and GOMODCACHE in
-// cmd.Env (a host sharing its Go caches between apps, slug.Builder.Env); the host's GOROOT (when
-// goRoot is set) read-only at /usr/local/go. PATH becomes the image's, with
+// cmd.Env (a host sharing its Go caches between apps, slug.Builder.Env); the host's
+// GOROOT (when goRoot is set) read-only at /usr/local/go. PATH becomes the image's, with
 // /usr/local/go/bin when the toolchain is mounted.
 func buildMounts(cmd slug.Cmd, imagePath, goRoot string) ([]string, []mount.Mount, error) {
 	var mounts []mount.Mount
@@ -170,7 +170,7 @@ func buildMounts(cmd slug.Cmd, imagePath, goRoot string) ([]string, []mount.Moun
 				// toolchain reuses them (both are content-addressed); the module cache
 				// is what the host's download step filled for the offline compile.
 				if err := os.MkdirAll(value, 0o755); err != nil {
-					return nil, nil, fmt.Errorf("GOCACHE %s: %w", value, err)
+					return nil, nil, fmt.Errorf("%s %s: %w", name, value, err)
 				}
 				if err := add(value, false); err != nil {
 					return nil, nil, err
