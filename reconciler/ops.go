@@ -90,6 +90,9 @@ func (r *Reconciler) Rollback(ctx context.Context, name, env string, to int, aut
 			return ledger.Release{}, err
 		}
 	}
+	if err := r.slugCollected(app.Name, app.Env, to); err != nil {
+		return ledger.Release{}, fmt.Errorf("roll back %s (%s) to v%d: %w", app.Name, app.Env, to, err)
+	}
 	release, err := r.opts.Ledger.Rollback(ctx, app.Name, app.Env, to, author, plan.Fingerprint(&app))
 	if err != nil {
 		return ledger.Release{}, fmt.Errorf("roll back %s (%s) to v%d: %w", app.Name, app.Env, to, err)

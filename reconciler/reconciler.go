@@ -117,7 +117,8 @@ type Reconciler struct {
 
 	mu       sync.Mutex
 	status   Status
-	desired  []spec.App // the last spec that loaded
+	desired  []spec.App    // the last spec that loaded
+	platform spec.Platform // its platform settings
 	snapshot source.Snapshot
 	draining map[string]bool         // dyno ids leaving the router table before they stop
 	failed   map[plan.AppKey]failure // specs whose deploy failed: not retried until they change or a forced pass
@@ -339,6 +340,14 @@ func (r *Reconciler) wantsEnv(env string) bool {
 	return len(r.opts.Envs) == 0 || slices.Contains(r.opts.Envs, env)
 }
 
+// Platform returns the platform settings of the last spec that loaded (the zero
+// Platform before one has).
+func (r *Reconciler) Platform() spec.Platform {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.platform
+}
+
 // load fetches the config repo and loads its spec; an error names the commit and
 // every file:line:col problem.
 func (r *Reconciler) load(ctx context.Context) ([]spec.App, source.Snapshot, error) {
@@ -350,5 +359,8 @@ func (r *Reconciler) load(ctx context.Context) ([]spec.App, source.Snapshot, err
 	if len(diags) > 0 {
 		return nil, snapshot, fmt.Errorf("config repo at %s does not load:\n%w", snapshot.Rev.Short(), diags)
 	}
+	r.mu.Lock()
+	r.platform = desired.Platform
+	r.mu.Unlock()
 	return desired.Apps, snapshot, nil
 }

@@ -95,6 +95,7 @@ func (r *Reconciler) deploy(ctx context.Context, app *spec.App, snapshot source.
 		Buildpacks:   app.Buildpacks,
 		Stack:        app.Stack,
 		Config:       app.Config,
+		NetEnv:       r.Platform().BuildEnv,
 		Output:       r.lineWriter(app, logs.SourceHeroku, "build"),
 	})
 	r.opts.Metrics.Build(time.Since(buildStarted))

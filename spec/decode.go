@@ -101,6 +101,8 @@ type rawEnv struct {
 type rawPlatform struct {
 	pos                                     Pos
 	domainSuffix, defaultSize, defaultStack strField
+	buildEnv                                map[string]string
+	keepReleases                            intField
 }
 
 // Schemas, built on demand: the package keeps no global state.
@@ -291,7 +293,7 @@ func (d *decoder) strList(a attr, ok bool) listField {
 }
 
 func (d *decoder) platform(b *body) *rawPlatform {
-	attrs, _ := d.checkShape(b, shape{what: "platform settings", attrs: []string{"default_size", "default_stack", "domain_suffix"}})
+	attrs, _ := d.checkShape(b, shape{what: "platform settings", attrs: []string{"build_env", "default_size", "default_stack", "domain_suffix", "keep_releases"}})
 	p := &rawPlatform{pos: b.pos}
 	a, ok := attrs["domain_suffix"]
 	p.domainSuffix = d.nonEmptyStr(a, ok)
@@ -307,7 +309,30 @@ func (d *decoder) platform(b *body) *rawPlatform {
 	p.defaultSize = d.size(a, ok)
 	a, ok = attrs["default_stack"]
 	p.defaultStack = d.nonEmptyStr(a, ok)
+	a, ok = attrs["keep_releases"]
+	p.keepReleases = d.wholeNumber(a, ok, 1, 10000)
+	if a, ok := attrs["build_env"]; ok {
+		p.buildEnv = d.buildEnv(a)
+	}
 	return p
+}
+
+// buildEnv reads build_env: a map of the go tool's module settings (BuildEnvNames).
+func (d *decoder) buildEnv(a attr) map[string]string {
+	_, entries := d.config(a)
+	names := BuildEnvNames()
+	env := map[string]string{}
+	for _, e := range entries {
+		switch {
+		case !slices.Contains(names, e.key):
+			d.sink.add(e.keyPos, "build_env: %s is not a module download setting (want one of %s)", e.key, strings.Join(names, ", "))
+		case e.remove:
+			d.sink.add(e.keyPos, "build_env: %s: want a string, got null", e.key)
+		default:
+			env[e.key] = e.val
+		}
+	}
+	return env
 }
 
 func (d *decoder) size(a attr, ok bool) strField {

@@ -42,7 +42,7 @@ func TestExamples(t *testing.T) {
 	for _, a := range d.Apps {
 		order = append(order, a.Env+"/"+a.Name)
 	}
-	if want := "production/hello production/site production/ticker staging/hello staging/site staging/ticker"; strings.Join(order, " ") != want {
+	if want := "production/hello production/quotes production/site production/ticker staging/hello staging/quotes staging/site staging/ticker"; strings.Join(order, " ") != want {
 		t.Errorf("apps in order %q, want %q", order, want)
 	}
 

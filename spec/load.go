@@ -18,6 +18,7 @@ const (
 	DefaultDomainSuffix = "localhost"
 	DefaultSize         = "standard-1x"
 	DefaultStack        = "manifold-24"
+	DefaultKeepReleases = 20
 	// DefaultStopTimeoutSeconds is the SIGTERM grace of a process that names none
 	// (Heroku's 30 s).
 	DefaultStopTimeoutSeconds = 30
@@ -149,7 +150,7 @@ func (l *loader) load(opts LoadOptions) *Desired {
 
 // platform reads manifold.hcl|yaml|yml, filling in defaults.
 func (l *loader) platform(dec *decoder) Platform {
-	p := Platform{DomainSuffix: DefaultDomainSuffix, DefaultSize: DefaultSize, DefaultStack: DefaultStack}
+	p := Platform{DomainSuffix: DefaultDomainSuffix, DefaultSize: DefaultSize, DefaultStack: DefaultStack, KeepReleases: DefaultKeepReleases}
 	var found *specFile
 	for _, name := range []string{"manifold.hcl", "manifold.yaml", "manifold.yml"} {
 		parsed := l.readFile(name, platformSchema())
@@ -172,6 +173,12 @@ func (l *loader) platform(dec *decoder) Platform {
 		}
 		if raw.defaultStack.set {
 			p.DefaultStack = raw.defaultStack.v
+		}
+		if raw.keepReleases.set {
+			p.KeepReleases = raw.keepReleases.v
+		}
+		if len(raw.buildEnv) > 0 {
+			p.BuildEnv = raw.buildEnv
 		}
 	}
 	return p

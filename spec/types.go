@@ -19,6 +19,25 @@ type Platform struct {
 	DefaultSize string `json:"default_size"`
 	// DefaultStack is the stack of an app that names none. Default "manifold-24".
 	DefaultStack string `json:"default_stack"`
+	// BuildEnv (build_env) sets where builds download Go modules from: GOPROXY,
+	// GOSUMDB, GONOSUMDB, GOPRIVATE, GONOPROXY, GOINSECURE and GOFLAGS
+	// (BuildEnvNames), over the daemon's own `go env`. They reach only the build's
+	// download step, which runs on the build host with the network; the compile step
+	// stays offline. Platform settings, not app config: they never change a slug key.
+	// Checksums are verified against go.sum whatever the proxy.
+	BuildEnv map[string]string `json:"build_env,omitempty"`
+	// KeepReleases (keep_releases) is how many of each app and environment's newest
+	// releases keep their slugs for rollback, 1 to 10000. `manifold gc` collects the
+	// other slugs (never one a running dyno or a pinned release uses), their Docker
+	// volumes, the build caches of apps gone from the spec and stale checkouts.
+	// Default 20.
+	KeepReleases int `json:"keep_releases"`
+}
+
+// BuildEnvNames are the names build_env accepts: the go tool's settings of where
+// modules come from and how they are checked.
+func BuildEnvNames() []string {
+	return []string{"GOFLAGS", "GOINSECURE", "GONOPROXY", "GONOSUMDB", "GOPRIVATE", "GOPROXY", "GOSUMDB"}
 }
 
 // Source says where an app's code comes from: a folder of the config repo (Path) or a

@@ -52,7 +52,11 @@ the source, the buildpacks, the stack and the BUILD_* config vars, under
 			if err != nil {
 				return err
 			}
-			builder := &slug.Builder{Store: store, TimeLimit: timeLimit, SizeLimit: sizeLimit}
+			stateDir, err := filepath.Abs(state)
+			if err != nil {
+				return err
+			}
+			builder := &slug.Builder{Store: store, TimeLimit: timeLimit, SizeLimit: sizeLimit, Env: goCaches(stateDir)}
 			s, err := builder.Build(cmd.Context(), slug.Request{
 				App: app, SourceDir: src, Buildpacks: buildpacks, Stack: stack, Config: vars,
 				Output: cmd.ErrOrStderr(),

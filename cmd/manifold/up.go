@@ -23,12 +23,17 @@ import (
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/api"
+	"github.com/manifold-paas/manifold/reconciler/gc"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
 	"github.com/manifold-paas/manifold/reconciler/metrics"
 	"github.com/manifold-paas/manifold/reconciler/slug"
 	"github.com/manifold-paas/manifold/reconciler/source"
 	"github.com/manifold-paas/manifold/router"
+	"github.com/manifold-paas/manifold/spec"
 )
+
+// gcInterval is how often the daemon collects old slugs and build caches.
+const gcInterval = 10 * time.Minute
 
 // upOptions are the flags of `manifold up`.
 type upOptions struct {
@@ -114,7 +119,7 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	builder := &slug.Builder{Store: store, Env: goBuildCache(stateDir)}
+	builder := &slug.Builder{Store: store, Env: goCaches(stateDir)}
 
 	driver, err := openDriver(ctx, o, stateDir, plex, logger)
 	if err != nil {
@@ -140,6 +145,8 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 		return err
 	}
 
+	collector := &gc.Collector{Builder: builder, Ledger: releases, Dynos: driver, Spec: rec, Logger: logger}
+
 	routerLn, err := net.Listen("tcp", o.routerAddr)
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
@@ -151,6 +158,7 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 	}
 	apiServer := &http.Server{
 		Handler: api.Handler(rec, plex, logger, map[string]http.Handler{
+			"POST /v1/gc": collector.Handler(),
 			"POST /hooks/git": source.WebhookHandler(o.webhookSecret, func(reason string) {
 				src.Trigger(reason)
 				rec.Trigger(reason)
@@ -192,6 +200,7 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 			return err
 		}
 	}
+	group.Go(func() error { collector.Run(ctx, gcInterval); return nil })
 	group.Go(func() error {
 		printWelcome(ctx, out, rec, o, routerLn.Addr().String(), apiLn.Addr().String(), stateDir)
 		return nil
@@ -253,17 +262,45 @@ func openSource(o upOptions, stateDir string, logger *slog.Logger) (watchedSourc
 	return source.NewDir(source.DirOptions{Dir: dir, Path: o.path, Logger: logger})
 }
 
-// goBuildCache points the go buildpack at the machine's Go build cache, so that a first
+// goCaches points the go buildpack at the machine's Go build cache, so that a first
 // build reuses the standard library compiled for manifold itself instead of taking
-// minutes per app. Go's cache is content-addressed: sharing it is safe.
-func goBuildCache(stateDir string) []string {
+// minutes per app, and at one module cache under the state dir shared by every app,
+// so that a second app with the same dependencies downloads nothing. Both caches are
+// content-addressed: sharing them is safe.
+func goCaches(stateDir string) []string {
+	modCache := "GOMODCACHE=" + filepath.Join(stateDir, "gomodcache")
 	if dir := os.Getenv("GOCACHE"); dir != "" {
-		return []string{"GOCACHE=" + dir}
+		return []string{"GOCACHE=" + dir, modCache}
 	}
 	if dir, err := os.UserCacheDir(); err == nil {
-		return []string{"GOCACHE=" + filepath.Join(dir, "go-build")}
+		return []string{"GOCACHE=" + filepath.Join(dir, "go-build"), modCache}
 	}
-	return []string{"GOCACHE=" + filepath.Join(stateDir, "gocache")}
+	return []string{"GOCACHE=" + filepath.Join(stateDir, "gocache"), modCache}
+}
+
+// upHints are the commands printed once the repo has loaded, about one of its apps:
+// the first web app (by environment, then name), else the first app.
+func upHints(apps []spec.App) []string {
+	hints := []string{"status"}
+	if len(apps) > 0 {
+		apps = slices.Clone(apps)
+		slices.SortStableFunc(apps, func(a, b spec.App) int {
+			return strings.Compare(a.Env+"\x00"+a.Name, b.Env+"\x00"+b.Name)
+		})
+		pick := apps[0]
+		for _, app := range apps {
+			if web, ok := app.Process("web"); ok && web.Count > 0 {
+				pick = app
+				break
+			}
+		}
+		target := "-a " + pick.Name
+		if pick.Env != spec.DefaultEnvironment {
+			target += " -e " + pick.Env
+		}
+		hints = append(hints, "ps "+target, "logs "+target+" --tail", "releases "+target)
+	}
+	return append(hints, "plan --live")
 }
 
 // stopAll stops every dyno the driver runs (--stop-dynos-on-exit).
@@ -319,7 +356,7 @@ func printWelcome(ctx context.Context, out io.Writer, rec *reconciler.Reconciler
 				self += " --api " + apiAddr
 			}
 			fmt.Fprintf(out, "\nTry, in another terminal:\n")
-			for _, hint := range []string{"status", "ps -a hello -e staging", "logs -a hello -e staging --tail", "releases -a hello -e staging", "plan --live"} {
+			for _, hint := range upHints(rec.Apps()) {
 				fmt.Fprintf(out, "  %s %s\n", self, hint)
 			}
 			stop := "Ctrl-C stops manifold; its dynos keep running and the next `manifold up` adopts them."

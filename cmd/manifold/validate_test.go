@@ -35,7 +35,7 @@ func TestValidate(t *testing.T) {
 			name:   "examples",
 			args:   []string{"validate", "../../examples"},
 			code:   0,
-			stdout: "OK: 3 apps × 2 environments (production, staging)\n",
+			stdout: "OK: 4 apps × 2 environments (production, staging)\n",
 		},
 		{
 			name:   "an empty repo",

@@ -125,9 +125,9 @@ func (r *BuildRunner) Run(ctx context.Context, cmd slug.Cmd) error {
 }
 
 // buildMounts returns a step's container environment and bind mounts: every folder of
-// cmd.Mounts at its own path; the folder of an absolute GOCACHE in cmd.Env (a host
-// sharing its Go build cache between apps, slug.Builder.Env); the host's GOROOT (when
-// goRoot is set) read-only at /usr/local/go. PATH becomes the image's, with
+// cmd.Mounts at its own path; the folders of an absolute GOCACHE and GOMODCACHE in
+// cmd.Env (a host sharing its Go caches between apps, slug.Builder.Env); the host's
+// GOROOT (when goRoot is set) read-only at /usr/local/go. PATH becomes the image's, with
 // /usr/local/go/bin when the toolchain is mounted.
 func buildMounts(cmd slug.Cmd, imagePath, goRoot string) ([]string, []mount.Mount, error) {
 	var mounts []mount.Mount
@@ -164,12 +164,13 @@ func buildMounts(cmd slug.Cmd, imagePath, goRoot string) ([]string, []mount.Moun
 		switch name {
 		case "PATH":
 			continue // the host's PATH means nothing in the image
-		case "GOCACHE":
+		case "GOCACHE", "GOMODCACHE":
 			if filepath.IsAbs(value) {
-				// The host's shared Go build cache: a container of the same toolchain
-				// reuses it (Go's cache is content-addressed).
+				// The host's shared Go build and module caches: a container of the same
+				// toolchain reuses them (both are content-addressed); the module cache
+				// is what the host's download step filled for the offline compile.
 				if err := os.MkdirAll(value, 0o755); err != nil {
-					return nil, nil, fmt.Errorf("GOCACHE %s: %w", value, err)
+					return nil, nil, fmt.Errorf("%s %s: %w", name, value, err)
 				}
 				if err := add(value, false); err != nil {
 					return nil, nil, err

@@ -84,6 +84,10 @@ type Request struct {
 	// and those a built-in declares enter the slug key, so other changes never
 	// rebuild (Heroku's semantics).
 	Config map[string]string
+	// NetEnv overrides the daemon's `go env` settings of the network step
+	// (spec.BuildEnvNames: GOPROXY, GOPRIVATE, …): spec.Platform.BuildEnv. Platform settings
+	// say where dependencies come from, not what is built: not part of the slug key.
+	NetEnv map[string]string
 	// Output receives the build's output live, Heroku-style ("-----> Go app
 	// detected"). Nil discards it.
 	Output io.Writer
@@ -212,6 +216,7 @@ func (b *Builder) Build(ctx context.Context, req Request) (Slug, error) {
 	key := slugKey(digest, req.Stack, packs, req.Config)
 
 	if s, err := b.Store.lookup(key); err == nil {
+		b.Store.touch(key) // in use again: a collector spares it
 		s.Cached = true
 		out.printf("-----> Slug %s is in the store (%s): nothing to build", key, FormatSize(s.Size))
 		return s, nil
@@ -409,12 +414,19 @@ func (b *Builder) build(ctx context.Context, req Request, srcDir, digest string,
 			ErrNoBuildpack, strings.Join(Builtins(), ", ")))
 	}
 
-	// Compile, then release, buildpack by buildpack.
+	// Download (on the host, with the network), compile (offline), then release,
+	// buildpack by buildpack.
 	processTypes := map[string]string{}
 	var ran []string
+	netEnv := b.netEnv(req.NetEnv)
 	for _, bp := range run {
 		out.printf("-----> %s app detected", labels[bp])
-		err := st.compile(ctx, bp, cacheDir, envDir, out)
+		step := "bin/download"
+		err := st.download(ctx, bp, cacheDir, envDir, netEnv, out)
+		if err == nil {
+			step = "bin/compile"
+			err = st.compile(ctx, bp, cacheDir, envDir, out)
+		}
 		if err := parentDone(); err != nil {
 			return Slug{}, err
 		}
@@ -423,7 +435,7 @@ func (b *Builder) build(ctx context.Context, req Request, srcDir, digest string,
 		}
 		if err != nil {
 			return Slug{}, &BuildError{App: req.App, Buildpack: bp.name,
-				Err: fmt.Errorf("%w: bin/compile: %w", ErrCompile, err), Output: out.tail()}
+				Err: fmt.Errorf("%w: %s: %w", ErrCompile, step, err), Output: out.tail()}
 		}
 		types, err := st.release(ctx, bp, out)
 		if err := parentDone(); err != nil {
@@ -494,6 +506,29 @@ func (b *Builder) build(ctx context.Context, req Request, srcDir, digest string,
 	committed = true
 	out.printf("-----> Slug %s", key)
 	return Slug{Key: key, Path: b.Store.Path(key), Size: size, ProcessTypes: processTypes, Buildpacks: ran}, nil
+}
+
+// netEnv is the network step's environment: the daemon's go env settings with the
+// platform's over them, and the daemon's HOME, so that private modules fetched over
+// git use the credentials the daemon has (~/.netrc, ~/.ssh, ~/.gitconfig).
+func (b *Builder) netEnv(platform map[string]string) []string {
+	values := map[string]string{}
+	for _, kv := range b.tools.goNetEnv {
+		name, value, _ := strings.Cut(kv, "=")
+		values[name] = value
+	}
+	maps.Copy(values, platform)
+	var env []string
+	if home, err := os.UserHomeDir(); err == nil {
+		env = append(env, "HOME="+home)
+	}
+	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
+		env = append(env, "SSH_AUTH_SOCK="+sock)
+	}
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		env = append(env, name+"="+values[name])
+	}
+	return env
 }
 
 // timeoutErr is the error of a build killed at its time limit.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,8 @@ import (
 	"github.com/fluxcd/pkg/git/gogit"
 	"github.com/fluxcd/pkg/git/repository"
 	"gopkg.in/yaml.v3"
+
+	"github.com/manifold-paas/manifold/spec"
 )
 
 // builtinFS holds the built-in buildpacks as real bin/detect, bin/compile and
@@ -55,11 +58,16 @@ type buildpack struct {
 	vars []string
 }
 
-// toolchain caches facts about the build host that enter slug keys.
+// toolchain caches facts about the build host: those that enter slug keys, and the
+// daemon's module download settings.
 type toolchain struct {
 	once      sync.Once
 	goVersion string
 	scripts   string // digest of the embedded built-in scripts
+	// goNetEnv is the daemon's own `go env` of spec.BuildEnvNames (NAME=value, set
+	// ones only): the default of the network step's settings, which say where modules
+	// come from, never what is built (not part of the slug key).
+	goNetEnv []string
 }
 
 func (t *toolchain) load(pathEnv string) {
@@ -75,6 +83,7 @@ func (t *toolchain) load(pathEnv string) {
 		if t.goVersion == "" {
 			t.goVersion = "no-go"
 		}
+		t.goNetEnv = daemonGoEnv(pathEnv)
 		sum := sha256.New()
 		_ = fs.WalkDir(builtinFS, "builtin", func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
@@ -90,6 +99,33 @@ func (t *toolchain) load(pathEnv string) {
 		})
 		t.scripts = hex.EncodeToString(sum.Sum(nil))[:16]
 	})
+}
+
+// daemonGoEnv reads spec.BuildEnvNames from the daemon's own `go env` (its environment and
+// go env file); nil when the host has no go.
+func daemonGoEnv(pathEnv string) []string {
+	lp, err := lookPath("go", pathEnv)
+	if err != nil {
+		return nil
+	}
+	names := spec.BuildEnvNames()
+	cmd := exec.Command(lp, append([]string{"env", "-json"}, names...)...)
+	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
+	out, err := cmd.Output()
+	if err != nil {
+		return nil
+	}
+	var values map[string]string
+	if err := json.Unmarshal(out, &values); err != nil {
+		return nil
+	}
+	var env []string
+	for _, name := range names {
+		if v := values[name]; v != "" {
+			env = append(env, name+"="+v)
+		}
+	}
+	return env
 }
 
 // lookPath finds file in the PATH list pathEnv (exec.LookPath only reads the process's).
@@ -369,6 +405,22 @@ func (s *steps) detect(ctx context.Context, bp *buildpack, out io.Writer) (bool,
 		label = path.Base(bp.name)
 	}
 	return true, label, nil
+}
+
+// download runs bp's bin/download BUILD_DIR CACHE_DIR ENV_DIR (manifold's network
+// step), when bp has one, through the host runner: on the build host, with the
+// network and netEnv (the platform's module settings) added to the step's
+// environment. Any runner's compile then works offline.
+func (s *steps) download(ctx context.Context, bp *buildpack, cacheDir, envDir string, netEnv []string, out io.Writer) error {
+	script := filepath.Join(bp.dir, "bin", "download")
+	if _, err := os.Stat(script); err != nil {
+		return nil
+	}
+	env := append(slices.Clip(s.env), netEnv...)
+	return HostRunner{}.Run(ctx, Cmd{
+		App: s.app, Stack: s.stack, Path: script, Args: []string{s.buildDir, cacheDir, envDir},
+		Dir: s.buildDir, Env: env, Stdout: out, Stderr: out,
+	})
 }
 
 // compile runs bin/compile BUILD_DIR CACHE_DIR ENV_DIR.
