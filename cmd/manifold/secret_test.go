@@ -326,3 +326,65 @@ func generateRecipient(t *testing.T) (string, string) {
 	}
 	return recipient, file
 }
+
+// TestSecretsDockerDriver: on the Docker driver the web container answers with the
+// secret and a one-off sees it, while `docker inspect` of every container the daemon
+// made (Env, Cmd, labels) and the state directory hold no plaintext, and the labels no
+// config value at all.
+func TestSecretsDockerDriver(t *testing.T) {
+	needDocker(t)
+	instance := fmt.Sprintf("sec%d", time.Now().UnixNano()%1_000_000_000)
+	t.Cleanup(func() { removeInstance(t, instance) })
+	repo, identity := secretsRepo(t)
+	git(t, repo, "init", "-q", "-b", "main")
+	git(t, repo, "add", "-A")
+	git(t, repo, "commit", "-q", "-m", "hello and site, GREETING sealed")
+
+	state := t.TempDir()
+	routerAddr, apiAddr := freeAddr(t), freeAddr(t)
+	d := startDaemonArgs(t, state, routerAddr, apiAddr, "up", "--repo", "file://"+repo, "--state", state,
+		"--router", routerAddr, "--api", apiAddr, "--interval", "500ms", "--boot-timeout", "30s",
+		"--driver", "docker", "--docker-instance", instance, "--age-identity", identity, "-v")
+	eventually(t, 3*time.Minute, "hello's container answers with the secret", func() error {
+		body, err := d.get("hello.production.localhost")
+		if err == nil && body != canary+" from web.1\n" {
+			return fmt.Errorf("body %q", body)
+		}
+		return err
+	})
+	eventually(t, 3*time.Minute, "site's container answers", func() error { _, err := d.get("site.production.localhost"); return err })
+	code, out, errOut := runCLI(t, "--api", apiAddr, "run", "-a", "hello", "-e", "production", "--", `printf %s "$GREETING" | sha256sum`)
+	if code != 0 || !strings.Contains(out, sha256Hex(canary)) {
+		t.Errorf("one-off in a container: exit %d, %q %q", code, out, errOut)
+	}
+
+	// The dynos' containers (builds and one-offs are gone by now).
+	ids, err := exec.Command("docker", "ps", "-aq", "--filter", "label=manifold.instance="+instance, "--filter", "label=manifold.dyno").Output()
+	if err != nil || len(strings.Fields(string(ids))) < 2 {
+		t.Fatalf("containers of %s: %q %v", instance, ids, err)
+	}
+	for _, id := range strings.Fields(string(ids)) {
+		inspect, err := exec.Command("docker", "inspect", id).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(inspect), canary) {
+			t.Errorf("docker inspect %s shows the secret", id)
+		}
+		labels, err := exec.Command("docker", "inspect", "--format", "{{json .Config.Labels}}", id).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(labels), sensitiveCanary) || !strings.Contains(string(labels), "manifold.config-digest") {
+			t.Errorf("labels of %s hold a config value or no digest: %s", id, labels)
+		}
+	}
+	for cmd, out := range cliOutputs(t, apiAddr, repo) {
+		if strings.Contains(out, canary) || strings.Contains(out, sensitiveCanary) {
+			t.Errorf("`manifold %s` shows a secret:\n%s", cmd, out)
+		}
+	}
+	if found := grepTree(t, state, canary); len(found) > 0 {
+		t.Errorf("the state directory holds the plaintext:\n%s", strings.Join(found, "\n"))
+	}
+}
