@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -386,5 +387,52 @@ func TestSecretsDockerDriver(t *testing.T) {
 	}
 	if found := grepTree(t, state, canary); len(found) > 0 {
 		t.Errorf("the state directory holds the plaintext:\n%s", strings.Join(found, "\n"))
+	}
+}
+
+// TestSecretRekey: after the environment's recipients change, rekey re-seals every
+// secret in place for them; the old key no longer opens it. Without an identity it
+// rewrites nothing.
+func TestSecretRekey(t *testing.T) {
+	t.Parallel()
+	repo, identity := secretsRepo(t)
+	newRecipient, newIdentity := generateRecipient(t)
+	envFile := mustRead(t, repo, "environments/production.hcl")
+	start := strings.Index(envFile, "recipients = [")
+	end := start + strings.Index(envFile[start:], "]") + 1
+	writeFile(t, repo, "environments/production.hcl", envFile[:start]+`recipients = ["`+newRecipient+`"]`+envFile[end:])
+	before := mustRead(t, repo, "environments/production.hcl")
+
+	code, out, errOut := runCLI(t, "secret", "rekey", "--repo", repo, "-e", "production", "--age-identity", "")
+	if code == 0 || !strings.Contains(errOut, "environments/production.hcl:5:18: secret GREETING: no age identity") {
+		t.Errorf("rekey without an identity: exit %d, %q %q", code, out, errOut)
+	}
+	if mustRead(t, repo, "environments/production.hcl") != before {
+		t.Error("rekey without an identity rewrote the file")
+	}
+
+	code, out, errOut = runCLI(t, "secret", "rekey", "--repo", repo, "-e", "production", "--age-identity", identity)
+	if code != 0 || out != "Rekeyed 1 secret of production to 1 recipient\n" {
+		t.Fatalf("rekey: exit %d, %q %q", code, out, errOut)
+	}
+	desired, err := loadRepo(repo, "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello, _ := desired.Lookup("production", "hello")
+	where := secret.Binding{App: "hello", Env: "production", Name: "GREETING"}
+	newKeyring, err := secret.ParseKeyring(strings.NewReader(newIdentity))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := newKeyring.Open(where, hello.Secrets["GREETING"].Sealed); err != nil || got != canary {
+		t.Errorf("the new key opens %q, %v", got, err)
+	}
+	oldKeyring, err := secret.LoadKeyring(identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oldKeyring.Open(where, hello.Secrets["GREETING"].Sealed); !errors.Is(err, secret.ErrWrongIdentity) {
+		t.Errorf("the removed key still opens the rekeyed secret: %v", err)
 	}
 }
