@@ -60,6 +60,9 @@ func (r *Reconciler) Dynos(ctx context.Context, name, env string) (spec.App, []d
 		}
 	}
 	dynos, err := r.appDynos(ctx, plan.KeyOf(&app))
+	for i := range dynos {
+		dynos[i].Spec = maskDynoSpec(dynos[i].Spec, app.Sensitive)
+	}
 	return app, dynos, err
 }
 

@@ -105,3 +105,19 @@ func maskRelease(release ledger.Release, sensitive []string) ledger.Release {
 	}
 	return release
 }
+
+// maskDynoSpec is a dyno's spec as the API shows it: no opened secret, no sealed text,
+// sensitive config vars as plan.SecretValue.
+func maskDynoSpec(spec drivers.DynoSpec, sensitive []string) drivers.DynoSpec {
+	masked := maskRelease(ledger.Release{Config: spec.Config}, sensitive)
+	spec.Config = masked.Config
+	spec.Secrets = nil
+	if len(spec.SealedSecrets) > 0 {
+		sealed := make(map[string]string, len(spec.SealedSecrets))
+		for name := range spec.SealedSecrets {
+			sealed[name] = plan.SecretValue
+		}
+		spec.SealedSecrets = sealed
+	}
+	return spec
+}

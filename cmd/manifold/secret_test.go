@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -212,6 +213,15 @@ func TestSecretsEndToEnd(t *testing.T) {
 	})
 	waitGreeting("the resealed secret")
 	outputs := cliOutputs(t, apiAddr, repo)
+	ps, err := d.dynos("hello", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	psJSON, _ := json.Marshal(ps)
+	outputs["API ps"] = string(psJSON)
+	if !strings.Contains(string(psJSON), `"API_TOKEN":"(secret)"`) {
+		t.Errorf("the API's ps does not mask the sensitive var: %s", psJSON)
+	}
 	for cmd, out := range outputs {
 		if strings.Contains(out, canary) || strings.Contains(out, sensitiveCanary) {
 			t.Errorf("`manifold %s` shows a secret:\n%s", cmd, out)
