@@ -144,17 +144,11 @@ func (l *loader) load(opts LoadOptions) *Desired {
 		var claims []domainClaim
 		for _, name := range appNames {
 			app, appClaims := l.resolve(platform, envName, base[name], overrides[name])
-			l.resolveSecrets(&app, env, overrides[name])
+			l.resolveSecrets(desired, &app, env, overrides[name])
 			desired.Apps = append(desired.Apps, app)
 			claims = append(claims, appClaims...)
 		}
 		l.checkDomains(envName, claims)
-		if r := recipientsOf(env); r != nil {
-			if desired.Recipients == nil {
-				desired.Recipients = map[string][]string{}
-			}
-			desired.Recipients[envName] = r
-		}
 	}
 	return desired
 }

@@ -59,9 +59,16 @@ func (d *decoder) secrets(a attr) []secretEntry {
 	return out
 }
 
-// resolveSecrets gives app the secrets of its environment's override; an app with
-// secrets in an environment without recipients is reported at each secret.
-func (l *loader) resolveSecrets(app *App, env *rawEnv, over *rawApp) {
+// resolveSecrets gives app the secrets of its environment's override and records the
+// environment's recipients; an app with secrets in an environment without recipients
+// is reported at each secret.
+func (l *loader) resolveSecrets(desired *Desired, app *App, env *rawEnv, over *rawApp) {
+	if r := recipientsOf(env); r != nil {
+		if desired.Recipients == nil {
+			desired.Recipients = map[string][]string{}
+		}
+		desired.Recipients[env.name] = r
+	}
 	if over == nil || len(over.secrets) == 0 {
 		return
 	}

@@ -130,8 +130,8 @@ type Desired struct {
 	// Apps holds one App per environment and app, sorted by Env then Name.
 	Apps []App `json:"apps"`
 	// Recipients are the age public keys of each environment that names some
-	// (environment "production" { recipients = ["age1…"] }): its secrets are sealed
-	// to them.
+	// (environment "production" { recipients = ["age1…"] }) and has an app: its
+	// secrets are sealed to them.
 	Recipients map[string][]string `json:"recipients,omitempty"`
 }
 
