@@ -44,6 +44,14 @@ type DynoSpec struct {
 	Command string `json:"command"`
 	// Config is the release's config vars. The driver adds PORT, DYNO and PS.
 	Config map[string]string `json:"config"`
+	// Secrets are the release's opened secrets, config vars that only the dyno's own
+	// environment may hold: never encoded (json "-"), so no state file, label or API
+	// answer carries them. A name in both Config and Secrets is the secret.
+	Secrets map[string]string `json:"-"`
+	// SealedSecrets are the same secrets as sealed in the ledger (name -> "age:…"),
+	// for a driver that must start an adopted dyno again to open them anew
+	// (SecretOpener); safe to write down.
+	SealedSecrets map[string]string `json:"sealed_secrets,omitempty"`
 	// Size is the size name; MemoryBytes and CPUShares its limits (0: no limit).
 	Size        string `json:"size"`
 	MemoryBytes int64  `json:"memory_bytes"`
@@ -56,6 +64,23 @@ type DynoSpec struct {
 
 // Name is the dyno's name within its app: web.1.
 func (s DynoSpec) Name() string { return DynoName(s.Type, s.Index) }
+
+// Vars are the dyno's config vars with its secrets over them: what its environment
+// holds before the driver adds PORT, DYNO and PS.
+func (s DynoSpec) Vars() map[string]string {
+	vars := make(map[string]string, len(s.Config)+len(s.Secrets))
+	for k, v := range s.Config {
+		vars[k] = v
+	}
+	for k, v := range s.Secrets {
+		vars[k] = v
+	}
+	return vars
+}
+
+// SecretOpener opens a dyno's SealedSecrets again (the daemon's identity), for a
+// driver that adopts a dyno whose opened Secrets died with the previous daemon.
+type SecretOpener func(spec DynoSpec) (map[string]string, error)
 
 // Dyno is a running (or crashed) dyno as a driver sees it.
 type Dyno struct {

@@ -60,6 +60,9 @@ func (r *Reconciler) Dynos(ctx context.Context, name, env string) (spec.App, []d
 		}
 	}
 	dynos, err := r.appDynos(ctx, plan.KeyOf(&app))
+	for i := range dynos {
+		dynos[i].Spec = maskDynoSpec(dynos[i].Spec, app.Sensitive)
+	}
 	return app, dynos, err
 }
 
@@ -70,6 +73,9 @@ func (r *Reconciler) Releases(name, env string) (spec.App, []ledger.Release, err
 		return app, nil, err
 	}
 	releases, err := r.opts.Ledger.List(app.Name, app.Env)
+	for i := range releases {
+		releases[i] = maskRelease(releases[i], app.Sensitive)
+	}
 	return app, releases, err
 }
 
@@ -119,11 +125,11 @@ func (r *Reconciler) Rollback(ctx context.Context, name, env string, to int, aut
 			r.log.Error("unpin failed rollback", "app", app.Name, "env", app.Env, "release", release.Version, "err", uerr)
 		}
 		r.publish(&app, logs.SourceAPI, "api", fmt.Sprintf("Release v%d failed: %s", release.Version, err))
-		return release, fmt.Errorf("roll back %s (%s) to v%d: %w", app.Name, app.Env, to, err)
+		return maskRelease(release, app.Sensitive), fmt.Errorf("roll back %s (%s) to v%d: %w", app.Name, app.Env, to, err)
 	}
 	if release.Status != ledger.StatusSucceeded {
 		if err := r.opts.Ledger.SetStatus(ctx, app.Name, app.Env, release.Version, ledger.StatusSucceeded, ""); err != nil {
-			return release, err
+			return maskRelease(release, app.Sensitive), err
 		}
 		release.Status = ledger.StatusSucceeded
 	}
@@ -133,7 +139,7 @@ func (r *Reconciler) Rollback(ctx context.Context, name, env string, to int, aut
 		s.Release, s.PinnedTo, s.State, s.Reason = release.Version, release.Version, StateReady, ""
 	})
 	_ = r.refreshRoutes(ctx)
-	return release, nil
+	return maskRelease(release, app.Sensitive), nil
 }
 
 // OneOff is a `manifold run`: a command in a one-off dyno of the app's current release.
@@ -196,7 +202,10 @@ func (r *Reconciler) RunOneOff(ctx context.Context, oneOff OneOff) (int, error) 
 	r.oneOffs++
 	index := r.oneOffs
 	r.mu.Unlock()
-	dynoSpec := r.dynoSpec(&app, *release, "run", index, oneOff.Command, spec.Process{Size: defaultSize(&app)})
+	dynoSpec, err := r.dynoSpec(&app, *release, "run", index, oneOff.Command, spec.Process{Size: defaultSize(&app)})
+	if err != nil {
+		return 0, err
+	}
 	name := dynoSpec.Name()
 	r.publish(&app, logs.SourceAPI, "api", fmt.Sprintf("Starting process with command `%s` (%s) on v%d", oneOff.Command, name, release.Version))
 	if oneOff.Terminal != nil {

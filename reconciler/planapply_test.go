@@ -19,6 +19,7 @@ import (
 	"github.com/manifold-paas/manifold/reconciler/ledger"
 	"github.com/manifold-paas/manifold/reconciler/plan"
 	"github.com/manifold-paas/manifold/reconciler/plan/plantest"
+	"github.com/manifold-paas/manifold/reconciler/secret"
 	"github.com/manifold-paas/manifold/reconciler/slug"
 	"github.com/manifold-paas/manifold/spec"
 )
@@ -101,8 +102,10 @@ const webCommand = "busybox httpd -f -p $PORT -h www"
 
 func newProcessEnv(t testing.TB) *processEnv {
 	t.Helper()
-	return newDriverEnv(t, reconciler.Options{}, func(ctx context.Context, state string, sink drivers.LogSink) (drivers.Driver, error) {
-		return process.New(ctx, process.Options{StateDir: filepath.Join(state, "dynos"), Logs: sink, BootTimeout: 20 * time.Second})
+	keyring := testKeyring(t)
+	return newDriverEnv(t, reconciler.Options{Secrets: keyring}, func(ctx context.Context, state string, sink drivers.LogSink) (drivers.Driver, error) {
+		return process.New(ctx, process.Options{StateDir: filepath.Join(state, "dynos"), Logs: sink, BootTimeout: 20 * time.Second,
+			OpenSecrets: reconciler.SecretOpener(keyring)})
 	})
 }
 
@@ -231,7 +234,27 @@ func (e *processEnv) writeApp(app spec.App) {
 	}
 	hcl.WriteString("}\n")
 	e.write("apps/hello.hcl", hcl.String())
+	if len(app.Secrets) > 0 {
+		// Secrets live in an environment file; "default" is the one environment.
+		var env strings.Builder
+		fmt.Fprintf(&env, "environment \"default\" {\n  recipients = [%q]\n  app %q {\n    secrets = {\n", plantest.Recipient, app.Name)
+		for _, k := range slices.Sorted(maps.Keys(app.Secrets)) {
+			fmt.Fprintf(&env, "      %s = %q\n", k, app.Secrets[k].Sealed)
+		}
+		env.WriteString("    }\n  }\n}\n")
+		e.write("environments/default.hcl", env.String())
+	}
 	e.write(app.Source.Path+"/Procfile", procfile)
+}
+
+// testKeyring opens what plantest's Secrets mutation seals.
+func testKeyring(t testing.TB) *secret.Keyring {
+	t.Helper()
+	keyring, err := secret.ParseKeyring(strings.NewReader(plantest.Identity + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keyring
 }
 
 func hclList(items []string) string {

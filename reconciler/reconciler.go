@@ -15,6 +15,7 @@ import (
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
 	"github.com/manifold-paas/manifold/reconciler/plan"
+	"github.com/manifold-paas/manifold/reconciler/secret"
 	"github.com/manifold-paas/manifold/reconciler/slug"
 	"github.com/manifold-paas/manifold/reconciler/source"
 	"github.com/manifold-paas/manifold/router"
@@ -99,6 +100,9 @@ type Options struct {
 	// scale-up or a rollout (default 8): a container engine creates them well in
 	// parallel, but not without limit on a small host.
 	MaxConcurrentStarts int
+	// Secrets opens the apps' sealed secrets when a release is made and when a dyno
+	// starts; nil has no identity, so an app with secrets stalls saying so.
+	Secrets Secrets
 	// StateDir holds the app sources cloned from git.
 	StateDir string
 	Logger   *slog.Logger
@@ -154,6 +158,9 @@ func New(opts Options) (*Reconciler, error) {
 	}
 	if opts.ReleaseTimeout <= 0 {
 		opts.ReleaseTimeout = time.Hour
+	}
+	if opts.Secrets == nil {
+		opts.Secrets = (*secret.Keyring)(nil)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -87,6 +87,13 @@ func (r *Reconciler) ensureRelease(ctx context.Context, app *spec.App, snapshot 
 // deploy builds the slug, appends a pending release, runs the release phase and rolls
 // the formation; the release succeeds once its dynos are up.
 func (r *Reconciler) deploy(ctx context.Context, app *spec.App, snapshot source.Snapshot, current *ledger.Release, fingerprint string) (*ledger.Release, error) {
+	// Secrets that do not open stop the deploy before anything is built or recorded:
+	// the last good release keeps serving, and the error says where each one sits.
+	secrets := ledgerSecrets(app)
+	if _, err := openSecrets(r.opts.Secrets, app.Name, app.Env, secrets); err != nil {
+		r.publish(app, logs.SourceAPI, "api", "Release failed: "+err.Error())
+		return nil, err
+	}
 	buildStarted := time.Now()
 	build, err := r.opts.Builder.Build(ctx, slug.Request{
 		App:          app.Name,
@@ -109,6 +116,7 @@ func (r *Reconciler) deploy(ctx context.Context, app *spec.App, snapshot source.
 		Env:            app.Env,
 		SlugKey:        build.Key,
 		Config:         app.Config,
+		Secrets:        secrets,
 		ProcessTypes:   processTypes(app, build),
 		ReleaseCommand: releaseCommand(app, build),
 		Description:    describe(app, current, build.Key, snapshot.Rev),
@@ -151,7 +159,10 @@ func (r *Reconciler) deploy(ctx context.Context, app *spec.App, snapshot source.
 // releasePhase runs the release command once, as a one-off dyno; a non-zero exit
 // fails the release and the previous one keeps serving.
 func (r *Reconciler) releasePhase(ctx context.Context, app *spec.App, release ledger.Release) error {
-	dynoSpec := r.dynoSpec(app, release, "release", 1, release.ReleaseCommand, spec.Process{Size: defaultSize(app)})
+	dynoSpec, err := r.dynoSpec(app, release, "release", 1, release.ReleaseCommand, spec.Process{Size: defaultSize(app)})
+	if err != nil {
+		return err
+	}
 	out := r.lineWriter(app, logs.SourceApp, "release.1")
 	defer out.Close()
 	r.publish(app, logs.SourceHeroku, "release.1", fmt.Sprintf("Starting process with command `%s`", release.ReleaseCommand))
@@ -212,8 +223,21 @@ func describe(app *spec.App, current *ledger.Release, slugKey string, rev source
 			removed = append(removed, key)
 		}
 	}
+	// Secrets by name only: a resealed value counts as set.
+	for key, s := range app.Secrets {
+		if old, ok := current.Secrets[key]; !ok || old.Sealed != s.Sealed {
+			set = append(set, key)
+		}
+	}
+	for key := range current.Secrets {
+		if _, ok := app.Secrets[key]; !ok {
+			removed = append(removed, key)
+		}
+	}
 	slices.Sort(set)
+	set = slices.Compact(set)
 	slices.Sort(removed)
+	removed = slices.Compact(removed)
 	var parts []string
 	if len(set) > 0 {
 		parts = append(parts, "Set "+strings.Join(set, ", ")+" config vars")

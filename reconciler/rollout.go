@@ -133,7 +133,11 @@ func (r *Reconciler) startDynos(ctx context.Context, app *spec.App, release ledg
 	group.SetLimit(r.opts.MaxConcurrentStarts)
 	for i, index := range indexes {
 		group.Go(func() error {
-			dyno, err := r.opts.Driver.Start(ctx, r.dynoSpec(app, release, p.Type, index, command, p))
+			dynoSpec, err := r.dynoSpec(app, release, p.Type, index, command, p)
+			if err != nil {
+				return err
+			}
+			dyno, err := r.opts.Driver.Start(ctx, dynoSpec)
 			if err != nil {
 				return fmt.Errorf("start %s of %s (%s) v%d: %w", drivers.DynoName(p.Type, index), app.Name, app.Env, release.Version, err)
 			}
@@ -303,7 +307,13 @@ func (r *Reconciler) prune(ctx context.Context, wanted map[plan.AppKey]bool) err
 	return errors.Join(errs...)
 }
 
-func (r *Reconciler) dynoSpec(app *spec.App, release ledger.Release, processType string, index int, command string, p spec.Process) drivers.DynoSpec {
+// dynoSpec is what the driver needs to start a dyno of release, its secrets opened
+// anew (the plaintext lives only in memory and in the dyno's environment).
+func (r *Reconciler) dynoSpec(app *spec.App, release ledger.Release, processType string, index int, command string, p spec.Process) (drivers.DynoSpec, error) {
+	secrets, err := openSecrets(r.opts.Secrets, app.Name, app.Env, release.Secrets)
+	if err != nil {
+		return drivers.DynoSpec{}, fmt.Errorf("%s of %s (%s) v%d: %w", drivers.DynoName(processType, index), app.Name, app.Env, release.Version, err)
+	}
 	size, _ := spec.LookupSize(p.Size)
 	return drivers.DynoSpec{
 		App:         app.Name,
@@ -316,12 +326,15 @@ func (r *Reconciler) dynoSpec(app *spec.App, release ledger.Release, processType
 		Stack:       app.Stack,
 		Command:     command,
 		Config:      release.Config,
+		Secrets:     secrets,
 		Size:        p.Size,
 		MemoryBytes: size.MemoryBytes,
 		CPUShares:   size.CPUShares,
 		HealthCheck: p.HealthCheck,
 		StopTimeout: stopTimeout(p),
-	}
+
+		SealedSecrets: sealedOf(release.Secrets),
+	}, nil
 }
 
 func stopTimeout(p spec.Process) time.Duration {

@@ -60,6 +60,13 @@ type configEntry struct {
 	remove bool
 }
 
+// secretEntry is one sealed value of an environment's app block.
+type secretEntry struct {
+	key    string
+	keyPos Pos
+	val    strField
+}
+
 type rawSource struct {
 	pos            Pos
 	path, git, ref strField
@@ -90,12 +97,14 @@ type rawApp struct {
 	suspend                        boolField
 	processes                      []*rawProcess
 	drains                         []*rawDrain
+	secrets                        []secretEntry
 }
 
 type rawEnv struct {
-	name string
-	pos  Pos
-	apps []*rawApp
+	name       string
+	pos        Pos
+	recipients listField
+	apps       []*rawApp
 }
 
 type rawPlatform struct {
@@ -371,7 +380,9 @@ func (d *decoder) envFile(b *body) []*rawEnv {
 		if !nameRE.MatchString(blk.label) {
 			d.sink.add(blk.labelPos, "invalid environment name %q: want lowercase letters, digits and dashes, starting with a letter (it is part of domain names)", blk.label)
 		}
-		_, appBlocks := d.checkShape(blk.body, shape{what: fmt.Sprintf("environment %q", blk.label), blocks: []string{"app"}})
+		envAttrs, appBlocks := d.checkShape(blk.body, shape{what: fmt.Sprintf("environment %q", blk.label), attrs: []string{"recipients"}, blocks: []string{"app"}})
+		a, ok := envAttrs["recipients"]
+		env.recipients = d.recipients(a, ok)
 		for _, ab := range appBlocks {
 			if app := d.app(ab, true); app != nil {
 				env.apps = append(env.apps, app)
@@ -395,7 +406,7 @@ func (d *decoder) app(blk block, inEnv bool) *rawApp {
 	}
 	attrs, blocks := d.checkShape(blk.body, shape{
 		what:   fmt.Sprintf("app %q", blk.label),
-		attrs:  []string{"buildpacks", "config", "domains", "sensitive", "stack", "suspend"},
+		attrs:  []string{"buildpacks", "config", "domains", "secrets", "sensitive", "stack", "suspend"},
 		blocks: []string{"drain", "process", "source"},
 	})
 	a, ok := attrs["buildpacks"]
@@ -422,6 +433,13 @@ func (d *decoder) app(blk block, inEnv bool) *rawApp {
 	}
 	if a, ok := attrs["config"]; ok {
 		app.configSet, app.config = d.config(a)
+	}
+	if a, ok := attrs["secrets"]; ok {
+		if inEnv {
+			app.secrets = d.secrets(a)
+		} else {
+			d.sink.add(a.namePos, `secrets are per environment: set them in the app block of an environment file (environments/NAME.hcl), sealed to its recipients`)
+		}
 	}
 
 	for _, b := range blocks {

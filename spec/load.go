@@ -140,6 +140,7 @@ func (l *loader) load(opts LoadOptions) *Desired {
 		var claims []domainClaim
 		for _, name := range appNames {
 			app, appClaims := l.resolve(platform, envName, base[name], overrides[name])
+			l.resolveSecrets(desired, &app, env, overrides[name])
 			desired.Apps = append(desired.Apps, app)
 			claims = append(claims, appClaims...)
 		}

@@ -124,6 +124,20 @@ type App struct {
 	Drains []Drain `json:"drains,omitempty"`
 	// Suspend stops reconciling the app: what runs keeps running as it is.
 	Suspend bool `json:"suspend,omitempty"`
+	// Secrets are the environment's sealed config vars (names as Config's), set only
+	// in an environment's app block: each value is age-encrypted to the environment's
+	// recipients and bound to app/env/NAME (`manifold secret encrypt`). The daemon
+	// opens them when it starts a dyno; nothing else ever holds the plaintext. A name
+	// in both Config and Secrets is the secret.
+	Secrets map[string]Secret `json:"secrets,omitempty"`
+}
+
+// Secret is one sealed config var as written in the config repo.
+type Secret struct {
+	// Sealed is the value to open: "age:" and the base64url of an age file.
+	Sealed string `json:"sealed"`
+	// Pos is where the value is written, for errors when it does not open.
+	Pos Pos `json:"pos"`
 }
 
 // Desired is the whole config repo, resolved for every environment.
@@ -134,6 +148,10 @@ type Desired struct {
 	Environments []string `json:"environments"`
 	// Apps holds one App per environment and app, sorted by Env then Name.
 	Apps []App `json:"apps"`
+	// Recipients are the age public keys of each environment that names some
+	// (environment "production" { recipients = ["age1…"] }) and has an app: its
+	// secrets are sealed to them.
+	Recipients map[string][]string `json:"recipients,omitempty"`
 }
 
 // Size is a dyno size, Heroku's names and memory limits.

@@ -18,5 +18,6 @@ func subcommands() []*cobra.Command {
 		newLogsCmd(),
 		newMetricsCmd(),
 		newGCCmd(),
+		newSecretCmd(),
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/manifold-paas/manifold/reconciler/gc"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
 	"github.com/manifold-paas/manifold/reconciler/metrics"
+	"github.com/manifold-paas/manifold/reconciler/secret"
 	"github.com/manifold-paas/manifold/reconciler/slug"
 	"github.com/manifold-paas/manifold/reconciler/source"
 	"github.com/manifold-paas/manifold/router"
@@ -52,6 +53,8 @@ type upOptions struct {
 	dockerInstance  string
 	metricsAddr     string
 	verbose         bool
+	ageIdentity     string
+	keyring         *secret.Keyring // loaded from ageIdentity by up
 }
 
 func newUpCmd() *cobra.Command {
@@ -83,6 +86,7 @@ func newUpCmd() *cobra.Command {
 	f.StringVar(&o.dockerInstance, "docker-instance", "default", "label value that keeps this daemon's containers apart from others on the engine")
 	f.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (default: off; the one-minute history for `manifold metrics` is always kept)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "debug logging")
+	f.StringVar(&o.ageIdentity, "age-identity", os.Getenv("MANIFOLD_AGE_IDENTITY"), "the age identity file that opens the config repo's secrets (env MANIFOLD_AGE_IDENTITY)")
 	// `up` has its own --api (where to listen); hide the client's.
 	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
 		_ = c.InheritedFlags().MarkHidden("api")
@@ -106,6 +110,9 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 		return fmt.Errorf("state dir: %w", err)
 	}
 
+	if o.keyring, err = loadAgeIdentity(o.ageIdentity); err != nil {
+		return err
+	}
 	plex := logs.New(logs.Options{Logger: logger})
 	defer plex.Close()
 
@@ -140,6 +147,7 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 	rec, err := reconciler.New(reconciler.Options{
 		Source: src, Driver: driver, Builder: builder, Ledger: releases, Router: rt, Logs: plex, Metrics: figures,
 		Envs: o.envs, Interval: o.interval, BootTimeout: o.bootTimeout, StateDir: stateDir, Logger: logger,
+		Secrets: o.keyring,
 	})
 	if err != nil {
 		return err
@@ -217,6 +225,7 @@ func openDriver(ctx context.Context, o upOptions, stateDir string, sink drivers.
 	case "process":
 		return process.New(ctx, process.Options{
 			StateDir: filepath.Join(stateDir, "dynos"), Logs: sink, Logger: logger, BootTimeout: o.bootTimeout,
+			OpenSecrets: reconciler.SecretOpener(o.keyring),
 		})
 	case "docker":
 		opts := docker.Options{

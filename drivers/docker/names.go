@@ -23,6 +23,9 @@ const (
 	LabelSpec     = "manifold.spec"
 	// LabelOneOff marks one-off (run.N) containers, which List never reports.
 	LabelOneOff = "manifold.oneoff"
+	// LabelConfigDigest is a digest of the dyno's config and sealed secrets: the spec
+	// label holds no config values.
+	LabelConfigDigest = "manifold.config-digest"
 )
 
 // containerPort is $PORT inside every dyno: each container has its own address, so
@@ -57,7 +60,8 @@ func networkName(app, env string) string {
 
 // dynoLabels are the labels of a dyno's container.
 func (d *Driver) dynoLabels(spec drivers.DynoSpec) (map[string]string, error) {
-	encoded, err := json.Marshal(spec)
+	public, configDigest := labelSpec(spec)
+	encoded, err := json.Marshal(public)
 	if err != nil {
 		return nil, fmt.Errorf("encode spec of %s: %w", dynoRef(spec), err)
 	}
@@ -70,6 +74,8 @@ func (d *Driver) dynoLabels(spec drivers.DynoSpec) (map[string]string, error) {
 		LabelSlug:     spec.SlugKey,
 		LabelInstance: d.opts.Instance,
 		LabelSpec:     string(encoded),
+
+		LabelConfigDigest: configDigest,
 	}, nil
 }
 

@@ -144,7 +144,9 @@ func (d *Driver) createDynoContainer(ctx context.Context, spec drivers.DynoSpec,
 	stopSecs := int((stopTimeout + time.Second - 1) / time.Second)
 	env := make([]string, 0, len(spec.Config)+5)
 	for k, v := range spec.Config {
-		env = append(env, k+"="+v)
+		if _, secret := spec.Secrets[k]; !secret {
+			env = append(env, k+"="+v)
+		}
 	}
 	env = append(env,
 		"PORT="+strconv.Itoa(containerPort),
@@ -171,6 +173,9 @@ func (d *Driver) createDynoContainer(ctx context.Context, spec drivers.DynoSpec,
 			cfg.AttachStdin, cfg.OpenStdin, cfg.StdinOnce = true, true, true
 		}
 		cfg.Tty = oneOff.Terminal != nil
+	}
+	if len(spec.Secrets) > 0 {
+		cfg.Cmd[2] = loadSecrets + cfg.Cmd[2]
 	}
 	init := true
 	netName := networkName(spec.App, spec.Env)
@@ -244,6 +249,13 @@ func (d *Driver) createDynoContainer(ctx context.Context, spec drivers.DynoSpec,
 			d.removeContainer(spec, created.ID)
 			d.removeNetworkIfUnused(context.WithoutCancel(ctx), spec.App, spec.Env)
 			return "", "", fmt.Errorf("start %s: copy slug %s into container: %w", dynoRef(spec), spec.SlugPath, err)
+		}
+	}
+	if len(spec.Secrets) > 0 {
+		if err := d.copySecrets(ctx, created.ID, spec.Secrets); err != nil {
+			d.removeContainer(spec, created.ID)
+			d.removeNetworkIfUnused(context.WithoutCancel(ctx), spec.App, spec.Env)
+			return "", "", fmt.Errorf("start %s: copy secrets into container: %w", dynoRef(spec), err)
 		}
 	}
 	return created.ID, name, nil

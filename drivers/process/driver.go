@@ -74,6 +74,10 @@ type Options struct {
 	MemoryInterval       time.Duration
 	MemoryReportInterval time.Duration
 	MemoryHardLimit      float64
+	// OpenSecrets opens the sealed secrets of an adopted dyno (state files hold only
+	// the sealed form), so that it restarts after a crash with its whole environment.
+	// Nil, or an error, leaves them out and says so in the daemon's log.
+	OpenSecrets drivers.SecretOpener
 }
 
 // Errors a caller can test with errors.Is.
@@ -205,6 +209,15 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 
 // adopt takes over a dyno a previous driver recorded.
 func (d *Driver) adopt(st stateFile) {
+	if len(st.Spec.SealedSecrets) > 0 {
+		if d.opts.OpenSecrets == nil {
+			d.log.Error("adopted dyno's secrets cannot be opened: no secret opener", "dyno", st.ID)
+		} else if opened, err := d.opts.OpenSecrets(st.Spec); err != nil {
+			d.log.Error("open adopted dyno's secrets", "dyno", st.ID, "err", err)
+		} else {
+			st.Spec.Secrets = opened
+		}
+	}
 	dy := d.newDyno(st.ID, st.Spec, st.LogOffset)
 	dy.rec.State = st.State
 	dy.rec.Reason = st.Reason
@@ -260,7 +273,7 @@ func validateSpec(spec drivers.DynoSpec, oneOff bool) error {
 	case spec.StopTimeout < 0:
 		return fmt.Errorf("%w: app %s: dyno %s: negative stop timeout", ErrInvalidSpec, spec.App, name)
 	}
-	for key, value := range spec.Config {
+	for key, value := range spec.Vars() {
 		if key == "" || strings.ContainsAny(key, "=\x00") || strings.ContainsRune(value, 0) {
 			return fmt.Errorf("%w: app %s: dyno %s: config var %q: empty, or holds '=' or NUL", ErrInvalidSpec, spec.App, name, key)
 		}

@@ -185,7 +185,7 @@ func dynoEnv(dir string, spec drivers.DynoSpec, name string, port int) []string 
 		"PATH": filepath.Join(dir, "bin") + ":" + systemPath,
 		"HOME": dir,
 	}
-	for k, v := range spec.Config {
+	for k, v := range spec.Vars() {
 		vars[k] = v
 	}
 	vars["PORT"] = strconv.Itoa(port)

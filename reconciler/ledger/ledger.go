@@ -44,6 +44,9 @@ type Release struct {
 	SlugKey string `json:"slug_key"`
 	// Config is the config vars snapshot the release runs with.
 	Config map[string]string `json:"config"`
+	// Secrets are the release's secrets as sealed in the config repo (never their
+	// plaintext): the daemon opens them each time it starts a dyno of the release.
+	Secrets map[string]Secret `json:"secrets,omitempty"`
 	// ProcessTypes maps each process type to its command.
 	ProcessTypes map[string]string `json:"process_types"`
 	// ReleaseCommand is the release phase's command, run once before the release goes
@@ -66,6 +69,14 @@ type Release struct {
 	StatusReason string `json:"status_reason,omitempty"`
 	// RollbackOf is the version this release copies, 0 when it is not a rollback.
 	RollbackOf int `json:"rollback_of,omitempty"`
+}
+
+// Secret is one sealed secret of a release.
+type Secret struct {
+	// Sealed is "age:…", as written in the config repo.
+	Sealed string `json:"sealed"`
+	// At is where it was written, file:line:col, for errors when it does not open.
+	At string `json:"at,omitempty"`
 }
 
 // AppEnv names one app in one environment: one list of releases.
@@ -451,6 +462,7 @@ func (l *Ledger) Rollback(ctx context.Context, app, env string, to int, author, 
 			Env:            env,
 			SlugKey:        target.SlugKey,
 			Config:         target.Config,
+			Secrets:        target.Secrets,
 			ProcessTypes:   target.ProcessTypes,
 			ReleaseCommand: target.ReleaseCommand,
 			SpecDigest:     specDigest,

@@ -41,8 +41,8 @@ const (
 )
 
 // appField is one field of spec.App: the kind of change it makes and what that does.
-// Fields with their own walk (Config per key, Processes per type and field) have no
-// value function.
+// Fields with their own walk (Config and Secrets per key, Processes per type and
+// field) have no value function.
 type appField struct {
 	field  string // the Go field name in spec.App
 	kind   Kind
@@ -71,6 +71,7 @@ var appFields = []appField{
 	{field: "Buildpacks", kind: KindBuildpacks, effect: EffectRelease, value: func(a *spec.App) any { return listOrNil(a.Buildpacks) }},
 	{field: "Stack", kind: KindStack, effect: EffectRelease, value: func(a *spec.App) any { return a.Stack }},
 	{field: "Config", kind: KindConfig, effect: EffectRelease},
+	{field: "Secrets", kind: KindSecret, effect: EffectRelease},
 	{field: "Processes"},
 	{field: "ReleaseCommand", kind: KindCommand, effect: EffectRelease, value: func(a *spec.App) any { return strOrNil(a.ReleaseCommand) }},
 	{field: "Domains", kind: KindDomains, effect: EffectRouter, value: func(a *spec.App) any { return listOrNil(a.Domains) }},
@@ -126,6 +127,15 @@ func Fingerprint(app *spec.App) string {
 	for _, p := range app.Processes {
 		commands[p.Type] = p.Command
 	}
+	// Secrets count by their sealed text (the plaintext is not known here), and are
+	// left out when there are none, so that apps without secrets keep the form.
+	var secrets map[string]string
+	for name, s := range app.Secrets {
+		if secrets == nil {
+			secrets = map[string]string{}
+		}
+		secrets[name] = s.Sealed
+	}
 	payload, err := json.Marshal(struct {
 		Source         spec.Source
 		Buildpacks     []string
@@ -133,7 +143,8 @@ func Fingerprint(app *spec.App) string {
 		Config         map[string]string
 		Commands       map[string]string
 		ReleaseCommand string
-	}{app.Source, app.Buildpacks, app.Stack, app.Config, commands, app.ReleaseCommand})
+		Secrets        map[string]string `json:",omitempty"`
+	}{app.Source, app.Buildpacks, app.Stack, app.Config, commands, app.ReleaseCommand, secrets})
 	if err != nil {
 		// Strings, slices and maps of strings always marshal.
 		panic(fmt.Sprintf("plan: fingerprint of %s (%s): %v", app.Name, app.Env, err))

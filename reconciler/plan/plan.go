@@ -25,6 +25,7 @@ const (
 	KindBuildpacks  Kind = "buildpacks"   // release (needs a build)
 	KindStack       Kind = "stack"        // release (needs a build)
 	KindConfig      Kind = "config"       // release
+	KindSecret      Kind = "secret"       // release: a sealed config var, never printed
 	KindCommand     Kind = "command"      // release: a process type's command
 	KindScale       Kind = "scale"        // no release
 	KindResize      Kind = "resize"       // no release: restarts the type's dynos
@@ -210,6 +211,8 @@ func appendAppChanges(changes []Change, k AppKey, des, obs *spec.App) []Change {
 		switch {
 		case f.field == "Config":
 			changes = appendConfigChanges(changes, k, des, obs)
+		case f.field == "Secrets":
+			changes = appendSecretChanges(changes, k, des, obs)
 		case f.field == "Processes":
 			changes = appendProcessChanges(changes, k, des, obs)
 		case f.value == nil:
@@ -257,6 +260,37 @@ func appendConfigChanges(changes []Change, k AppKey, des, obs *spec.App) []Chang
 	}
 	return changes
 }
+
+// appendSecretChanges reports each secret added, removed or resealed. From and To are
+// SecretValue where a secret is, never the sealed text nor a plaintext.
+func appendSecretChanges(changes []Change, k AppKey, des, obs *spec.App) []Change {
+	keys := slices.Sorted(maps.Keys(des.Secrets))
+	for key := range obs.Secrets {
+		if _, ok := des.Secrets[key]; !ok {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		from, hadFrom := obs.Secrets[key]
+		to, hasTo := des.Secrets[key]
+		if hadFrom && hasTo && from.Sealed == to.Sealed {
+			continue
+		}
+		c := Change{Env: k.Env, App: k.App, Kind: KindSecret, Key: key, Effect: EffectRelease, Release: true}
+		if hadFrom {
+			c.From = SecretValue
+		}
+		if hasTo {
+			c.To = SecretValue
+		}
+		changes = append(changes, c)
+	}
+	return changes
+}
+
+// SecretValue stands for a secret's value wherever one is shown.
+const SecretValue = "(secret)"
 
 func appendProcessChanges(changes []Change, k AppKey, des, obs *spec.App) []Change {
 	before := map[string]spec.Process{}

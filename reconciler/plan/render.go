@@ -149,6 +149,8 @@ func (c Change) subject() string {
 		return "destroy app"
 	case KindConfig:
 		return "config " + c.Key
+	case KindSecret:
+		return "secret " + c.Key
 	case KindScale, KindResize, KindCommand, KindHealthCheck, KindStopTimeout:
 		return string(c.Kind) + " " + c.Process
 	default:
@@ -160,6 +162,12 @@ func (c Change) subject() string {
 func (c Change) values() (from, to string) {
 	if c.Sensitive {
 		return "(sensitive value changed)", ""
+	}
+	if c.Kind == KindSecret {
+		if c.From != nil && c.To != nil {
+			return "(secret changed)", ""
+		}
+		return valueString(c.From), valueString(c.To)
 	}
 	if fromList, toList, ok := c.lists(); ok {
 		// Lists print as what leaves and what comes, so that one new domain does not
@@ -200,7 +208,7 @@ func quoted(v any) string {
 func (c Change) detail() string {
 	from, to := c.values()
 	switch {
-	case c.Sensitive:
+	case c.Sensitive, c.Kind == KindSecret && c.From != nil && c.To != nil:
 		return from
 	case from == "" && c.symbol() == "+":
 		return to

@@ -4,9 +4,18 @@
 package plantest
 
 import (
+	"maps"
 	"slices"
 
+	"github.com/manifold-paas/manifold/reconciler/secret"
 	"github.com/manifold-paas/manifold/spec"
+)
+
+// The age key pair the Secrets mutation seals to: a daemon under test opens it with
+// Identity. A test key, public on purpose.
+const (
+	Identity  = "AGE-SECRET-KEY-1G502N2HS7JQM03UYHTU020CEZ5NRQCUQHRZET8J793JXYUENG3LQ2RRDPZ"
+	Recipient = "age1hzjymjmjclfcne44f0u98ya9nn57l9f2r4kn6nn7tjmlckpce4ms6k6wpc"
 )
 
 // Mutation changes one field of an app to another valid value.
@@ -46,6 +55,18 @@ func Mutations() []Mutation {
 				config[k] = v
 			}
 			app.Config = config
+		}},
+		{Field: "App.Secrets", Mutate: func(app *spec.App) {
+			sealed, err := secret.Seal(secret.Binding{App: app.Name, Env: app.Env, Name: "MUTATED_SECRET"}, "mutated", []string{Recipient})
+			if err != nil {
+				panic(err) // a valid recipient always seals
+			}
+			secrets := maps.Clone(app.Secrets)
+			if secrets == nil {
+				secrets = map[string]spec.Secret{}
+			}
+			secrets["MUTATED_SECRET"] = spec.Secret{Sealed: sealed}
+			app.Secrets = secrets
 		}},
 		{Field: "App.Sensitive", Mutate: func(app *spec.App) { app.Sensitive = append(slices.Clone(app.Sensitive), "MUTATED_SECRET") }},
 		{Field: "App.Domains", Mutate: func(app *spec.App) { app.Domains = append(slices.Clone(app.Domains), "mutated.example.test") }},

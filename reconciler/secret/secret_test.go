@@ -1,0 +1,156 @@
+package secret_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/manifold-paas/manifold/reconciler/secret"
+)
+
+// ageKeygen makes an identity file with Debian's age-keygen and returns its path and
+// public key.
+func ageKeygen(t *testing.T) (path, recipient string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "key.txt")
+	out, err := exec.Command("age-keygen", "-o", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("age-keygen (install Debian's age package: .ci/deps): %v\n%s", err, out)
+	}
+	// age-keygen prints "Public key: age1…" on stderr.
+	_, recipient, ok := strings.Cut(strings.TrimSpace(string(out)), "Public key: ")
+	if !ok {
+		t.Fatalf("age-keygen said %q", out)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, recipient
+}
+
+func generate(t *testing.T) (*secret.Keyring, string) {
+	t.Helper()
+	file, recipient, err := secret.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := secret.ParseKeyring(strings.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, recipient
+}
+
+func TestOpen(t *testing.T) {
+	t.Parallel()
+	prod, prodRecipient := generate(t)
+	staging, stagingRecipient := generate(t)
+	other, otherRecipient := generate(t)
+	here := secret.Binding{App: "hello", Env: "production", Name: "DATABASE_URL"}
+	sealed, err := secret.Seal(here, "postgres://u:p@db/x", []string{prodRecipient, otherRecipient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stagingSealed, err := secret.Seal(secret.Binding{App: "hello", Env: "staging", Name: "DATABASE_URL"}, "s", []string{stagingRecipient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(sealed, secret.Prefix))
+	tampered := append([]byte(nil), raw...)
+	tampered[len(tampered)-5] ^= 1
+	tests := []struct {
+		name    string
+		keyring *secret.Keyring
+		where   secret.Binding
+		sealed  string
+		want    string
+		wantErr error
+		inErr   string
+	}{
+		{name: "opens", keyring: prod, where: here, sealed: sealed, want: "postgres://u:p@db/x"},
+		{name: "second recipient opens", keyring: other, where: here, sealed: sealed, want: "postgres://u:p@db/x"},
+		{name: "staging key, production value", keyring: staging, where: here, sealed: sealed, wantErr: secret.ErrWrongIdentity},
+		{name: "no identity", keyring: nil, where: here, sealed: sealed, wantErr: secret.ErrNoIdentity},
+		{name: "moved to another app", keyring: prod, where: secret.Binding{App: "api", Env: "production", Name: "DATABASE_URL"}, sealed: sealed,
+			wantErr: secret.ErrMoved, inErr: "encrypted for hello/production/DATABASE_URL, found at api/production/DATABASE_URL"},
+		{name: "moved to another name", keyring: prod, where: secret.Binding{App: "hello", Env: "production", Name: "OTHER"}, sealed: sealed, wantErr: secret.ErrMoved},
+		{name: "moved to another env", keyring: staging, where: here, sealed: stagingSealed, wantErr: secret.ErrMoved, inErr: "encrypted for hello/staging/DATABASE_URL"},
+		{name: "tampered", keyring: prod, where: here, sealed: secret.Prefix + base64.RawURLEncoding.EncodeToString(tampered), wantErr: secret.ErrCorrupt},
+		{name: "truncated", keyring: prod, where: here, sealed: sealed[:len(sealed)-20], wantErr: secret.ErrCorrupt},
+		{name: "plaintext pasted", keyring: prod, where: here, sealed: "postgres://u:p@db/x", wantErr: secret.ErrCorrupt},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := tt.keyring.Open(tt.where, tt.sealed)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Open = %q, %v; want %v", got, err, tt.wantErr)
+				}
+				if !strings.Contains(err.Error(), tt.inErr) {
+					t.Errorf("error %q does not say %q", err, tt.inErr)
+				}
+				if strings.Contains(err.Error(), "postgres") {
+					t.Errorf("error %q holds the plaintext", err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("Open = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestDebianAge: an identity from Debian's age-keygen opens what Seal made for its
+// public key, and Debian's age decrypts the envelope Seal wrote (the format is plain age).
+func TestDebianAge(t *testing.T) {
+	t.Parallel()
+	keyPath, recipient := ageKeygen(t)
+	here := secret.Binding{App: "hello", Env: "production", Name: "TOKEN"}
+	sealed, err := secret.Seal(here, "canary-value", []string{recipient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring, err := secret.LoadKeyring(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := keyring.Open(here, sealed); err != nil || got != "canary-value" {
+		t.Fatalf("Open = %q, %v", got, err)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(sealed, secret.Prefix))
+	cmd := exec.Command("age", "-d", "-i", keyPath)
+	cmd.Stdin = bytes.NewReader(raw)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("age -d: %v\n%s", err, out)
+	}
+	if !strings.HasSuffix(string(out), "\nhello\nproduction\nTOKEN\ncanary-value") {
+		t.Errorf("age -d printed %q", out)
+	}
+
+	// A file others can read is refused, as ssh refuses such private keys.
+	if err := os.Chmod(keyPath, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := secret.LoadKeyring(keyPath); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("LoadKeyring of a 0644 file: %v", err)
+	}
+}
+
+func TestSealNeedsRecipients(t *testing.T) {
+	t.Parallel()
+	here := secret.Binding{App: "a", Env: "e", Name: "N"}
+	if _, err := secret.Seal(here, "v", nil); err == nil || !strings.Contains(err.Error(), "no recipients") {
+		t.Errorf("Seal without recipients: %v", err)
+	}
+	if _, err := secret.Seal(here, "v", []string{"age1nope"}); err == nil || !strings.Contains(err.Error(), "invalid recipient") {
+		t.Errorf("Seal to a bad recipient: %v", err)
+	}
+}
