@@ -2,19 +2,42 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/manifold-paas/manifold/reconciler/api"
 )
 
-// apiClient returns a client for the daemon named by --api (or MANIFOLD_API).
+// apiClient returns a client for the daemon named by --api, else MANIFOLD_API, else
+// the socket of --state (default .manifold/manifold.sock). MANIFOLD_TOKEN is its
+// bearer token, for a TCP address.
 func apiClient(cmd *cobra.Command) *api.Client {
-	addr, _ := cmd.Flags().GetString("api")
-	return api.NewClient(addr)
+	client := api.NewClient(apiAddress(cmd.Flags().Lookup("api"), os.Getenv("MANIFOLD_API"), cmd.Flags().Lookup("state")))
+	client.Token = os.Getenv("MANIFOLD_TOKEN")
+	return client
+}
+
+// apiAddress picks the daemon's address, as apiClient says.
+func apiAddress(apiFlag *pflag.Flag, env string, stateFlag *pflag.Flag) string {
+	switch {
+	case apiFlag != nil && apiFlag.Changed:
+		return apiFlag.Value.String()
+	case env != "":
+		return env
+	}
+	state := defaultStateDir
+	if stateFlag != nil {
+		state = stateFlag.Value.String()
+	}
+	if abs, err := filepath.Abs(state); err == nil {
+		state = abs
+	}
+	return "unix://" + filepath.Join(state, api.SocketName)
 }
 
 // appFlags adds -a/--app and -e/--env, as Heroku's CLI has them.

@@ -17,5 +17,6 @@ func subcommands() []*cobra.Command {
 		newReconcileCmd(),
 		newLogsCmd(),
 		newMetricsCmd(),
+		newTokenCmd(),
 	}
 }

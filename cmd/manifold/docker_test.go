@@ -57,9 +57,9 @@ func TestUpDockerDriver(t *testing.T) {
 	git(t, repo, "commit", "-q", "-m", "hello and site")
 
 	state := t.TempDir()
-	routerAddr, apiAddr := freeAddr(t), freeAddr(t)
-	d := startDaemonArgs(t, state, routerAddr, apiAddr, "up", "--repo", "file://"+repo, "--state", state,
-		"--router", routerAddr, "--api", apiAddr, "--interval", "500ms", "--boot-timeout", "30s",
+	routerAddr, apiAddr := freeAddr(t), socketAPI(state)
+	d := startDaemonArgs(t, state, routerAddr, "up", "--repo", "file://"+repo, "--state", state,
+		"--router", routerAddr, "--interval", "500ms", "--boot-timeout", "30s",
 		"--driver", "docker", "--docker-instance", instance, "-v")
 
 	for host, want := range map[string]string{"hello.default.localhost": "hi from web.1", "site.default.localhost": "static site"} {
@@ -129,7 +129,8 @@ func removeInstance(t *testing.T, instance string) {
 }
 
 // startDaemonArgs starts this test binary as `manifold` with args, logging to state.
-func startDaemonArgs(t testing.TB, state, routerAddr, apiAddr string, args ...string) *daemon {
+// Its client talks to the socket of state.
+func startDaemonArgs(t testing.TB, state, routerAddr string, args ...string) *daemon {
 	t.Helper()
 	logFile, err := os.OpenFile(filepath.Join(state, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -141,7 +142,7 @@ func startDaemonArgs(t testing.TB, state, routerAddr, apiAddr string, args ...st
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, cmd: cmd, api: api.NewClient(apiAddr), router: routerAddr, log: logFile}
+	d := &daemon{t: t, cmd: cmd, api: api.NewClient(socketAPI(state)), router: routerAddr, log: logFile, apiAddr: socketAPI(state)}
 	t.Cleanup(func() {
 		d.kill()
 		logFile.Close()
@@ -167,9 +168,9 @@ func TestUpWaitsForTheDockerEngine(t *testing.T) {
 	state := t.TempDir()
 	sock := filepath.Join(t.TempDir(), "docker.sock")
 	t.Setenv("DOCKER_HOST", "unix://"+sock)
-	routerAddr, apiAddr := freeAddr(t), freeAddr(t)
-	d := startDaemonArgs(t, state, routerAddr, apiAddr, "up", "--repo", repo, "--state", state,
-		"--router", routerAddr, "--api", apiAddr, "--driver", "docker", "--docker-instance", instance)
+	routerAddr := freeAddr(t)
+	d := startDaemonArgs(t, state, routerAddr, "up", "--repo", repo, "--state", state,
+		"--router", routerAddr, "--driver", "docker", "--docker-instance", instance)
 	eventually(t, 30*time.Second, "the daemon says it waits for the engine", func() error {
 		data, _ := os.ReadFile(filepath.Join(state, "daemon.log"))
 		if !strings.Contains(string(data), "waiting for the Docker Engine") {

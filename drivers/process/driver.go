@@ -103,6 +103,8 @@ type Driver struct {
 	sampler *memSampler
 	output  *outputWatch
 	runSeq  atomic.Int64 // numbers one-off dynos: run.1, run.2, …
+	// oneOffGroups are the running one-offs, for IsDynoProcess.
+	oneOffGroups groupSet
 
 	mu     sync.Mutex
 	dynos  map[string]*dyno

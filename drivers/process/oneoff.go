@@ -86,6 +86,8 @@ func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 		term.relay(oneOff.Stdin, oneOff.Stdout)
 	}
 	pgid := cmd.Process.Pid
+	d.oneOffGroups.add(pgid)
+	defer d.oneOffGroups.remove(pgid)
 	heroku("State changed from starting to up")
 	// exec.CommandContext would kill only the leader; a one-off's children go too.
 	// killMu and reaped keep every signal to -pgid before the leader's reap: after

@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -103,6 +104,9 @@ type Options struct {
 	// with a principal in its context (the socket's).
 	Tokens TokenStore
 	Logger *slog.Logger
+	// ReadRoutes are more routes of scope read (the metrics history), by pattern; a
+	// pattern with {app} is an app route, any other covers every app.
+	ReadRoutes map[string]http.Handler
 }
 
 // Handler returns the API: each route checks who calls it (a principal in the
@@ -116,6 +120,13 @@ func Handler(opts Options) http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
 		mux.Handle(rt.pattern, s.authorize(rt))
+	}
+	for pattern, h := range opts.ReadRoutes {
+		apps := everyApp
+		if strings.Contains(pattern, "{app}") {
+			apps = appInPath
+		}
+		mux.Handle(pattern, s.authorize(route{pattern, tokens.ScopeRead, apps, h.ServeHTTP}))
 	}
 	return crossOrigin(s.authenticate(mux))
 }

@@ -13,6 +13,10 @@ import (
 	"time"
 )
 
+// maxSocketPath is the longest path a unix socket may have everywhere (sun_path is
+// 104 bytes on macOS, 108 on Linux, with its NUL).
+const maxSocketPath = 103
+
 // SocketName is the API socket's name in the state directory.
 const SocketName = "manifold.sock"
 
@@ -25,12 +29,15 @@ func ListenSocket(path string) (net.Listener, error) {
 		conn.Close()
 		return nil, fmt.Errorf("api socket %s: another daemon answers on it", path)
 	}
-	private, err := os.MkdirTemp(filepath.Dir(path), ".manifold-sock-")
+	private, err := os.MkdirTemp(filepath.Dir(path), ".mf")
 	if err != nil {
 		return nil, fmt.Errorf("api socket: %w", err)
 	}
 	defer os.RemoveAll(private)
 	tmp := filepath.Join(private, "s")
+	if len(tmp) > maxSocketPath {
+		return nil, fmt.Errorf("api socket %s: the path is longer than a unix socket's %d bytes: use a shorter --state", path, maxSocketPath)
+	}
 	ln, err := net.Listen("unix", tmp)
 	if err != nil {
 		return nil, fmt.Errorf("api socket %s: %w", path, err)
@@ -132,3 +139,17 @@ func userName(uid int) string {
 }
 
 var errNotUnix = errors.New("not a unix socket connection")
+
+// Loopback reports whether addr (host:port) listens only on the loopback interface:
+// 127.0.0.0/8, ::1 or localhost. An empty host (every interface) is not.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
