@@ -57,9 +57,9 @@ func TestUpDockerDriver(t *testing.T) {
 	git(t, repo, "commit", "-q", "-m", "hello and site")
 
 	state := t.TempDir()
-	routerAddr, apiAddr := freeAddr(t), socketAPI(state)
+	routerAddr, apiAddr, tcpAPI := freeAddr(t), socketAPI(state), freeAddr(t)
 	d := startDaemonArgs(t, state, routerAddr, "up", "--repo", "file://"+repo, "--state", state,
-		"--router", routerAddr, "--interval", "500ms", "--boot-timeout", "30s",
+		"--router", routerAddr, "--api", tcpAPI, "--interval", "500ms", "--boot-timeout", "30s",
 		"--driver", "docker", "--docker-instance", instance, "-v")
 
 	for host, want := range map[string]string{"hello.default.localhost": "hi from web.1", "site.default.localhost": "static site"} {
@@ -93,6 +93,20 @@ func TestUpDockerDriver(t *testing.T) {
 		t.Errorf("run in a container: exit %d, %q %q", code, out, errOut)
 	}
 	checkRunArguments(t, apiAddr)
+
+	// A container sees neither the socket nor the TCP API (its 127.0.0.1 is its own),
+	// and its environment holds nothing of the daemon's.
+	_, port, _ := net.SplitHostPort(tcpAPI)
+	probe := fmt.Sprintf("env; echo ---; test -e %[1]s && echo SOCKET-VISIBLE; nc -w 2 127.0.0.1 %[2]s </dev/null && echo TCP-REACHED; "+
+		"wget -q -T 2 -O- http://127.0.0.1:%[2]s/v1/status && echo TCP-REACHED; exit 0", filepath.Join(state, "manifold.sock"), port)
+	code, out, errOut = runCLI(t, "--api", apiAddr, "run", "-a", "hello", "--", probe)
+	env, probes, found := strings.Cut(out, "---")
+	if code != 0 || !found || strings.Contains(probes, "VISIBLE") || strings.Contains(probes, "REACHED") {
+		t.Errorf("a container reached the control plane: exit %d\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(env, "MANIFOLD") {
+		t.Errorf("a container's environment holds the daemon's:\n%s", env)
+	}
 }
 
 func dockerNames(t *testing.T, filters ...string) []string {
