@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"os"
@@ -34,14 +35,58 @@ func staticSiteRepo(t *testing.T) string {
 // 0600, no token, found from --state), a token made through it and used over TCP
 // (401 without, 403 outside its scope or apps, its name the author of a rollback),
 // revocation, a webhook listener apart from the API, and a one-off dyno of the
-// process driver trying the socket and the TCP API with what its environment holds.
+// process driver trying the socket and the TCP API with what its environment holds:
+// run as the dyno user, the socket's mode keeps it out; run as the daemon's user
+// (--dyno-user root here, a daemon of a normal user elsewhere), the peer check does.
 func TestControlPlane(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test runs a daemon as root, as CI does")
+	}
+	client := probeBinary(t)
+	for _, tc := range []struct{ dynoUser, refusal string }{
+		{"", "permission denied"},
+		{"root", "reach the manifold daemon"}, // closed at accept: EOF or reset
+	} {
+		t.Run("dyno user "+cmp.Or(tc.dynoUser, "default"), func(t *testing.T) {
+			testControlPlane(t, client, tc.dynoUser, tc.refusal)
+		})
+	}
+}
+
+// probeBinary copies this test binary where any user can run it: a dyno runs it as
+// the manifold CLI.
+func probeBinary(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "manifold-probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "manifold")
+	if err := os.WriteFile(path, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func testControlPlane(t *testing.T, client, dynoUser, refusal string) {
 	repo := staticSiteRepo(t)
 	state := t.TempDir()
 	routerAddr, tcpAPI, webhook := freeAddr(t), freeAddr(t), freeAddr(t)
 	t.Setenv("MANIFOLD_TOKEN", "") // the CLI's own environment must not lend it one
-	d := startDaemonArgs(t, state, routerAddr, "up", "--repo", "file://"+repo, "--state", state,
-		"--router", routerAddr, "--api", tcpAPI, "--webhook", webhook, "--interval", "1h", "-v")
+	args := []string{"up", "--repo", "file://" + repo, "--state", state,
+		"--router", routerAddr, "--api", tcpAPI, "--webhook", webhook, "--interval", "1h", "-v"}
+	if dynoUser != "" {
+		args = append(args, "--dyno-user", dynoUser)
+	}
+	d := startDaemonArgs(t, state, routerAddr, args...)
 	eventually(t, 2*time.Minute, "site is up", func() error {
 		_, err := d.get("site.default.localhost")
 		return err
@@ -96,8 +141,8 @@ func TestControlPlane(t *testing.T) {
 
 	// From inside a one-off: the socket refuses the dyno, the TCP API wants a token
 	// its environment does not have. The client is this test binary, run as manifold.
-	probe := fmt.Sprintf("env; echo ---; MANIFOLD_TEST_EXEC=1 %[1]s --api unix://%[2]s status && echo SOCKET-REACHED; "+
-		"MANIFOLD_TEST_EXEC=1 %[1]s --api %[3]s status && echo TCP-REACHED; exit 0", os.Args[0], sock, tcp)
+	probe := fmt.Sprintf("env; id -u; echo ---; MANIFOLD_TEST_EXEC=1 %[1]s --api unix://%[2]s status && echo SOCKET-REACHED; "+
+		"MANIFOLD_TEST_EXEC=1 %[1]s --api %[3]s status && echo TCP-REACHED; exit 0", client, sock, tcp)
 	code, out, errOut := runCLI(t, "--state", state, "run", "-a", "site", "--", probe)
 	if code != 0 || !strings.Contains(out, "---") {
 		t.Fatalf("probe one-off: exit %d\n%s%s", code, out, errOut)
@@ -109,12 +154,20 @@ func TestControlPlane(t *testing.T) {
 	if strings.Contains(env, "MANIFOLD") || strings.Contains(env, secret) {
 		t.Errorf("a dyno's environment holds the daemon's:\n%s", env)
 	}
-	if !strings.Contains(errOut, "missing bearer token") {
-		t.Errorf("the TCP probe did not fail for want of a token:\n%s", errOut)
+	if !strings.Contains(errOut, "missing bearer token") || !strings.Contains(errOut, refusal) {
+		t.Errorf("the probes did not fail with %q and for want of a token:\n%s", refusal, errOut)
 	}
+	uid := strings.TrimSpace(env[strings.LastIndexByte(strings.TrimSpace(env), '\n')+1:])
 	data, _ := os.ReadFile(d.log.Name())
-	if !strings.Contains(string(data), "the peer is a dyno's process") {
-		t.Errorf("the daemon did not log the refused dyno")
+	switch dynoUser {
+	case "":
+		if uid == "0" {
+			t.Errorf("a dyno of a daemon run as root runs as root")
+		}
+	case "root":
+		if !strings.Contains(string(data), "the peer is a dyno's process") {
+			t.Errorf("the daemon did not log the refused dyno")
+		}
 	}
 
 	if code, out, errOut := runCLI(t, "--state", state, "token", "list"); code != 0 || !strings.Contains(out, "ci") || strings.Contains(out, secret) {

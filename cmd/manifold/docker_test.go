@@ -146,6 +146,13 @@ func removeInstance(t *testing.T, instance string) {
 // Its client talks to the socket of state.
 func startDaemonArgs(t testing.TB, state, routerAddr string, args ...string) *daemon {
 	t.Helper()
+	// A daemon run as root runs its process dynos as nobody, who must reach the
+	// state dir: t.TempDir makes it and its parent 0700.
+	for _, dir := range []string{state, filepath.Dir(state)} {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	logFile, err := os.OpenFile(filepath.Join(state, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)

@@ -48,6 +48,7 @@ type upOptions struct {
 	stopDynosOnExit bool
 	dockerInstance  string
 	metricsAddr     string
+	dynoUser        string
 	verbose         bool
 }
 
@@ -80,6 +81,7 @@ func newUpCmd() *cobra.Command {
 	f.DurationVar(&o.interval, "interval", time.Minute, "how often to fetch the repo and correct drift")
 	f.DurationVar(&o.bootTimeout, "boot-timeout", 60*time.Second, "how long a web dyno has to bind $PORT (R10)")
 	f.BoolVar(&o.stopDynosOnExit, "stop-dynos-on-exit", false, "stop every dyno when the daemon exits (default: leave them running, adopted on the next start)")
+	f.StringVar(&o.dynoUser, "dyno-user", "", "process driver, daemon run as root: the user dynos run as (default manifold-dyno if it exists, else nobody; root keeps them root)")
 	f.StringVar(&o.dockerInstance, "docker-instance", "default", "label value that keeps this daemon's containers apart from others on the engine")
 	f.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (default: off; the one-minute history for `manifold metrics` is always kept)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "debug logging")
@@ -199,8 +201,12 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 func openDriver(ctx context.Context, o upOptions, stateDir string, sink drivers.LogSink, logger *slog.Logger) (drivers.Driver, error) {
 	switch o.driver {
 	case "process":
+		user, err := dynoUser(o.dynoUser, logger)
+		if err != nil {
+			return nil, err
+		}
 		return process.New(ctx, process.Options{
-			StateDir: filepath.Join(stateDir, "dynos"), Logs: sink, Logger: logger, BootTimeout: o.bootTimeout,
+			StateDir: filepath.Join(stateDir, "dynos"), Logs: sink, Logger: logger, BootTimeout: o.bootTimeout, User: user,
 		})
 	case "docker":
 		opts := docker.Options{

@@ -74,6 +74,8 @@ type Options struct {
 	MemoryInterval       time.Duration
 	MemoryReportInterval time.Duration
 	MemoryHardLimit      float64
+	// User runs the dynos as another user (user.go); nil runs them as the daemon's.
+	User *User
 }
 
 // Errors a caller can test with errors.Is.
@@ -127,6 +129,9 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	}
 	if opts.SlugDir == "" {
 		opts.SlugDir = filepath.Join(opts.StateDir, "slugs")
+	}
+	if err := checkUserReaches(opts.User, opts.SlugDir); err != nil {
+		return nil, err
 	}
 	if opts.BootTimeout <= 0 {
 		opts.BootTimeout = DefaultBootTimeout
