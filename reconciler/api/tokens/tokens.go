@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -93,9 +94,16 @@ var (
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$`)
 
 // Store is an open token file. Its methods are safe for concurrent use.
+//
+// Lookups are answered from memory: bbolt locks the file for this process alone, so
+// the copy, loaded at Open and changed with the file, cannot go stale; a request then
+// costs a SHA-256 and a map lookup, not a transaction.
 type Store struct {
 	db  *bolt.DB
 	now func() time.Time
+
+	mu       sync.RWMutex
+	byDigest map[string]Token
 }
 
 // Open opens (or makes, mode 0600) the token file at path.
@@ -119,7 +127,22 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open tokens %s: %w", path, err)
 	}
-	return &Store{db: db, now: time.Now}, nil
+	s := &Store{db: db, now: time.Now, byDigest: map[string]Token{}}
+	err = db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketByDigest).ForEach(func(key, record []byte) error {
+			var t Token
+			if err := json.Unmarshal(record, &t); err != nil {
+				return fmt.Errorf("token %s: %w", key, err)
+			}
+			s.byDigest[string(key)] = t
+			return nil
+		})
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open tokens %s: %w", path, err)
+	}
+	return s, nil
 }
 
 // Close closes the file.
@@ -151,6 +174,8 @@ func (s *Store) Create(t Token, ttl time.Duration) (string, Token, error) {
 		return "", Token{}, err
 	}
 	key := digest(secret)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		names := tx.Bucket(bucketByName)
 		if names.Get([]byte(t.Name)) != nil {
@@ -164,6 +189,7 @@ func (s *Store) Create(t Token, ttl time.Duration) (string, Token, error) {
 	if err != nil {
 		return "", Token{}, fmt.Errorf("create token %s: %w", t.Name, err)
 	}
+	s.byDigest[string(key)] = t
 	return secret, t, nil
 }
 
@@ -173,16 +199,11 @@ func (s *Store) Lookup(secret string) (Token, error) {
 	if !strings.HasPrefix(secret, Prefix) || len(secret) > 128 {
 		return Token{}, ErrInvalid
 	}
-	var t Token
-	err := s.db.View(func(tx *bolt.Tx) error {
-		record := tx.Bucket(bucketByDigest).Get(digest(secret))
-		if record == nil {
-			return ErrInvalid
-		}
-		return json.Unmarshal(record, &t)
-	})
-	if err != nil {
-		return Token{}, err
+	s.mu.RLock()
+	t, ok := s.byDigest[string(digest(secret))]
+	s.mu.RUnlock()
+	if !ok {
+		return Token{}, ErrInvalid
 	}
 	if !t.ExpiresAt.IsZero() && !s.now().Before(t.ExpiresAt) {
 		return Token{}, ErrInvalid
@@ -212,6 +233,8 @@ func (s *Store) List() ([]Token, error) {
 
 // Revoke deletes the token named name: it stops working at once.
 func (s *Store) Revoke(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		names := tx.Bucket(bucketByName)
 		key := names.Get([]byte(name))
@@ -221,6 +244,7 @@ func (s *Store) Revoke(name string) error {
 		if err := tx.Bucket(bucketByDigest).Delete(key); err != nil {
 			return err
 		}
+		delete(s.byDigest, string(key)) // the transaction may still fail: then the token is gone early, never late
 		return names.Delete([]byte(name))
 	})
 	if err != nil {

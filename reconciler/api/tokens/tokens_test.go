@@ -119,3 +119,36 @@ func TestScopeAllows(t *testing.T) {
 		}
 	}
 }
+
+// TestReopen: tokens outlive the daemon (Open loads them), revoked ones stay revoked.
+func TestReopen(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tokens.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, _, err := s.Create(Token{Name: "kept", Scope: ScopeRun}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, _, err := s.Create(Token{Name: "gone", Scope: ScopeAdmin}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Revoke("gone"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if tok, err := s.Lookup(kept); err != nil || tok.Name != "kept" || tok.Scope != ScopeRun {
+		t.Errorf("kept after reopen: %+v, %v", tok, err)
+	}
+	if _, err := s.Lookup(gone); !errors.Is(err, ErrInvalid) {
+		t.Errorf("revoked after reopen: %v", err)
+	}
+}
