@@ -1,5 +1,6 @@
-// Package api is the daemon's JSON HTTP API (documented in docs/api.md) and the client
-// the CLI uses to reach it: status, ps, releases, rollback, run, reconcile and logs.
+// Package api is the daemon's JSON HTTP API (documented in docs/api.md), guarded by who
+// calls (the unix socket's peer, or a bearer token's scope and apps), and the client the
+// CLI uses to reach it: status, ps, releases, rollback, run, reconcile, logs and tokens.
 package api
 
 import (
