@@ -103,7 +103,7 @@ type Store struct {
 	now func() time.Time
 
 	mu       sync.RWMutex
-	byDigest map[string]Token
+	byDigest map[[sha256.Size]byte]Token
 }
 
 // Open opens (or makes, mode 0600) the token file at path.
@@ -127,14 +127,18 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open tokens %s: %w", path, err)
 	}
-	s := &Store{db: db, now: time.Now, byDigest: map[string]Token{}}
+	s := &Store{db: db, now: time.Now, byDigest: map[[sha256.Size]byte]Token{}}
 	err = db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketByDigest).ForEach(func(key, record []byte) error {
 			var t Token
 			if err := json.Unmarshal(record, &t); err != nil {
 				return fmt.Errorf("token %s: %w", key, err)
 			}
-			s.byDigest[string(key)] = t
+			var sum [sha256.Size]byte
+			if n, err := hex.Decode(sum[:], key); err != nil || n != len(sum) {
+				return fmt.Errorf("token %s: bad digest", t.Name)
+			}
+			s.byDigest[sum] = t
 			return nil
 		})
 	})
@@ -189,7 +193,7 @@ func (s *Store) Create(t Token, ttl time.Duration) (string, Token, error) {
 	if err != nil {
 		return "", Token{}, fmt.Errorf("create token %s: %w", t.Name, err)
 	}
-	s.byDigest[string(key)] = t
+	s.byDigest[sha256.Sum256([]byte(secret))] = t
 	return secret, t, nil
 }
 
@@ -200,7 +204,7 @@ func (s *Store) Lookup(secret string) (Token, error) {
 		return Token{}, ErrInvalid
 	}
 	s.mu.RLock()
-	t, ok := s.byDigest[string(digest(secret))]
+	t, ok := s.byDigest[sha256.Sum256([]byte(secret))]
 	s.mu.RUnlock()
 	if !ok {
 		return Token{}, ErrInvalid
@@ -244,7 +248,11 @@ func (s *Store) Revoke(name string) error {
 		if err := tx.Bucket(bucketByDigest).Delete(key); err != nil {
 			return err
 		}
-		delete(s.byDigest, string(key)) // the transaction may still fail: then the token is gone early, never late
+		var sum [sha256.Size]byte
+		if _, err := hex.Decode(sum[:], key); err != nil {
+			return fmt.Errorf("token %s: bad digest: %w", name, err)
+		}
+		delete(s.byDigest, sum) // the transaction may still fail: then the token is gone early, never late
 		return names.Delete([]byte(name))
 	})
 	if err != nil {

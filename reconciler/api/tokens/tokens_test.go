@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +151,29 @@ func TestReopen(t *testing.T) {
 	}
 	if _, err := s.Lookup(gone); !errors.Is(err, ErrInvalid) {
 		t.Errorf("revoked after reopen: %v", err)
+	}
+}
+
+// BenchmarkLookup is the token check alone: what a bearer token adds to a request.
+func BenchmarkLookup(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "tokens.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 100 {
+		if _, _, err := s.Create(Token{Name: "t" + strconv.Itoa(i), Scope: ScopeRead}, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	secret, _, err := s.Create(Token{Name: "bench", Scope: ScopeRead}, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Lookup(secret); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
