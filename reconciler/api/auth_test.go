@@ -377,3 +377,42 @@ func BenchmarkStatus(b *testing.B) {
 		})
 	}
 }
+
+// TestReadRoutes: a route added with Options.ReadRoutes (the metrics history) is
+// guarded as the table's read routes are.
+func TestReadRoutes(t *testing.T) {
+	t.Parallel()
+	store, err := tokens.Open(filepath.Join(t.TempDir(), "tokens.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	read, _, _ := store.Create(tokens.Token{Name: "r", Scope: tokens.ScopeRead}, 0)
+	limited, _, _ := store.Create(tokens.Token{Name: "l", Scope: tokens.ScopeRead, Apps: []string{"hello"}}, 0)
+	extra := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	srv := httptest.NewServer(Handler(Options{Daemon: stubDaemon{}, Tokens: store,
+		ReadRoutes: map[string]http.Handler{"GET /v1/apps/{app}/metrics": extra}}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		token, app string
+		want       int
+	}{
+		{"", "hello", http.StatusUnauthorized},
+		{read, "hello", http.StatusTeapot},
+		{limited, "hello", http.StatusTeapot},
+		{limited, "other", http.StatusForbidden},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/apps/"+tc.app+"/metrics", nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("metrics of %s with token %.6s: %d, want %d", tc.app, tc.token, resp.StatusCode, tc.want)
+		}
+	}
+}
