@@ -10,7 +10,7 @@ export GOTOOLCHAIN := local
 # FuzzUnpack is left out: its workers stall at 0 execs/s on these machines. One cause
 # is found and fixed (mkdir on ext4, see fuzzScratch); with it they still stall after a
 # few hundred runs, for a reason not yet known. Its seed corpus runs in every `go test`.
-FUZZ        ?= spec:FuzzLoadHCL spec:FuzzLoadYAML spec:FuzzProcfile logs:FuzzSyslogFrame reconciler/source:FuzzWebhook router/h1:FuzzServeRequest router:FuzzDynoResponse
+FUZZ        ?= spec:FuzzLoadHCL spec:FuzzLoadYAML spec:FuzzProcfile logs:FuzzSyslogFrame reconciler/source:FuzzWebhook reconciler/source:FuzzWebhookSignature router/h1:FuzzServeRequest router:FuzzDynoResponse
 FUZZTIME    ?= 5s
 
 .PHONY: build run test test-go fuzz-short bench lint deps stack-image clean

@@ -153,6 +153,8 @@ type OneOff struct {
 	// goes to Stdout); Term is then its TERM (default xterm).
 	Terminal *terminal.Size
 	Term     string
+	// Author is who asked for it (an API token's name or a local user), for the log.
+	Author string
 }
 
 // CommandLine turns the arguments a user typed into the command line a dyno's shell
@@ -207,7 +209,7 @@ func (r *Reconciler) RunOneOff(ctx context.Context, oneOff OneOff) (int, error) 
 		return 0, err
 	}
 	name := dynoSpec.Name()
-	r.publish(&app, logs.SourceAPI, "api", fmt.Sprintf("Starting process with command `%s` (%s) on v%d", oneOff.Command, name, release.Version))
+	r.publish(&app, logs.SourceAPI, "api", fmt.Sprintf("Starting process with command `%s` (%s) on v%d%s", oneOff.Command, name, release.Version, byAuthor(oneOff.Author)))
 	if oneOff.Terminal != nil {
 		term := cmp.Or(oneOff.Term, "xterm")
 		dynoSpec.Config = maps.Clone(dynoSpec.Config)
@@ -222,4 +224,12 @@ func (r *Reconciler) RunOneOff(ctx context.Context, oneOff OneOff) (int, error) 
 	}
 	r.publish(&app, logs.SourceHeroku, name, fmt.Sprintf("Process exited with status %d", code))
 	return code, nil
+}
+
+// byAuthor is " by author", or nothing when nobody is named.
+func byAuthor(author string) string {
+	if author == "" {
+		return ""
+	}
+	return " by " + author
 }

@@ -19,5 +19,6 @@ func subcommands() []*cobra.Command {
 		newMetricsCmd(),
 		newGCCmd(),
 		newSecretCmd(),
+		newTokenCmd(),
 	}
 }

@@ -52,8 +52,8 @@ func TestZeroDowntimeDeploys(t *testing.T) {
 
 	state := t.TempDir()
 	t.Cleanup(func() { killDynos(filepath.Join(state, "dynos")) })
-	routerAddr, apiAddr := freeAddr(t), freeAddr(t)
-	d := startDaemon(t, state, "file://"+repo, routerAddr, apiAddr, "1h")
+	routerAddr := freeAddr(t)
+	d := startDaemon(t, state, "file://"+repo, routerAddr, "1h")
 	host := "hello.default.localhost"
 	eventually(t, 3*time.Minute, "v0 answers", func() error {
 		body, err := d.get(host)
@@ -101,7 +101,7 @@ func TestZeroDowntimeDeploys(t *testing.T) {
 		want := fmt.Sprintf("v%d", i)
 		writeApp(want)
 		git(t, repo, "commit", "-q", "-am", want)
-		resp, err := http.Post("http://"+apiAddr+"/hooks/git", "application/json", strings.NewReader(`{}`))
+		resp, err := http.Post("http://"+d.webhook+"/hooks/git", "application/json", strings.NewReader(`{}`))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -57,9 +57,9 @@ func TestUpDockerDriver(t *testing.T) {
 	git(t, repo, "commit", "-q", "-m", "hello and site")
 
 	state := t.TempDir()
-	routerAddr, apiAddr := freeAddr(t), freeAddr(t)
-	d := startDaemonArgs(t, state, routerAddr, apiAddr, "up", "--repo", "file://"+repo, "--state", state,
-		"--router", routerAddr, "--api", apiAddr, "--interval", "500ms", "--boot-timeout", "30s",
+	routerAddr, apiAddr, tcpAPI := freeAddr(t), socketAPI(state), freeAddr(t)
+	d := startDaemonArgs(t, state, routerAddr, "up", "--repo", "file://"+repo, "--state", state,
+		"--router", routerAddr, "--api", tcpAPI, "--interval", "500ms", "--boot-timeout", "30s",
 		"--driver", "docker", "--docker-instance", instance, "-v")
 
 	for host, want := range map[string]string{"hello.default.localhost": "hi from web.1", "site.default.localhost": "static site"} {
@@ -93,6 +93,20 @@ func TestUpDockerDriver(t *testing.T) {
 		t.Errorf("run in a container: exit %d, %q %q", code, out, errOut)
 	}
 	checkRunArguments(t, apiAddr)
+
+	// A container sees neither the socket nor the TCP API (its 127.0.0.1 is its own),
+	// and its environment holds nothing of the daemon's.
+	_, port, _ := net.SplitHostPort(tcpAPI)
+	probe := fmt.Sprintf("env; echo ---; test -e %[1]s && echo SOCKET-VISIBLE; nc -w 2 127.0.0.1 %[2]s </dev/null && echo TCP-REACHED; "+
+		"wget -q -T 2 -O- http://127.0.0.1:%[2]s/v1/status && echo TCP-REACHED; exit 0", filepath.Join(state, "manifold.sock"), port)
+	code, out, errOut = runCLI(t, "--api", apiAddr, "run", "-a", "hello", "--", probe)
+	env, probes, found := strings.Cut(out, "---")
+	if code != 0 || !found || strings.Contains(probes, "VISIBLE") || strings.Contains(probes, "REACHED") {
+		t.Errorf("a container reached the control plane: exit %d\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(env, "MANIFOLD") {
+		t.Errorf("a container's environment holds the daemon's:\n%s", env)
+	}
 }
 
 func dockerNames(t *testing.T, filters ...string) []string {
@@ -129,8 +143,16 @@ func removeInstance(t *testing.T, instance string) {
 }
 
 // startDaemonArgs starts this test binary as `manifold` with args, logging to state.
-func startDaemonArgs(t testing.TB, state, routerAddr, apiAddr string, args ...string) *daemon {
+// Its client talks to the socket of state.
+func startDaemonArgs(t testing.TB, state, routerAddr string, args ...string) *daemon {
 	t.Helper()
+	// A daemon run as root runs its process dynos as nobody, who must reach the
+	// state dir: t.TempDir makes it and its parent 0700.
+	for _, dir := range []string{state, filepath.Dir(state)} {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	logFile, err := os.OpenFile(filepath.Join(state, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +163,7 @@ func startDaemonArgs(t testing.TB, state, routerAddr, apiAddr string, args ...st
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, cmd: cmd, api: api.NewClient(apiAddr), router: routerAddr, log: logFile}
+	d := &daemon{t: t, cmd: cmd, api: api.NewClient(socketAPI(state)), router: routerAddr, log: logFile, apiAddr: socketAPI(state)}
 	t.Cleanup(func() {
 		d.kill()
 		logFile.Close()
@@ -167,9 +189,9 @@ func TestUpWaitsForTheDockerEngine(t *testing.T) {
 	state := t.TempDir()
 	sock := filepath.Join(t.TempDir(), "docker.sock")
 	t.Setenv("DOCKER_HOST", "unix://"+sock)
-	routerAddr, apiAddr := freeAddr(t), freeAddr(t)
-	d := startDaemonArgs(t, state, routerAddr, apiAddr, "up", "--repo", repo, "--state", state,
-		"--router", routerAddr, "--api", apiAddr, "--driver", "docker", "--docker-instance", instance)
+	routerAddr := freeAddr(t)
+	d := startDaemonArgs(t, state, routerAddr, "up", "--repo", repo, "--state", state,
+		"--router", routerAddr, "--driver", "docker", "--docker-instance", instance)
 	eventually(t, 30*time.Second, "the daemon says it waits for the engine", func() error {
 		data, _ := os.ReadFile(filepath.Join(state, "daemon.log"))
 		if !strings.Contains(string(data), "waiting for the Docker Engine") {

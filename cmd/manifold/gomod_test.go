@@ -99,9 +99,9 @@ func TestDeployGoModules(t *testing.T) {
 			proxyURL, zips := zipProxy(t, moduleProxyDir(t))
 			repo := goModulesRepo(t, proxyURL)
 			state := t.TempDir()
-			routerAddr, apiAddr := freeAddr(t), freeAddr(t)
+			routerAddr, apiAddr := freeAddr(t), socketAPI(state)
 			args := []string{"up", "--repo", "file://" + repo, "--state", state, "--router", routerAddr,
-				"--api", apiAddr, "--interval", "500ms", "--boot-timeout", "30s", "-v", "--driver", driver}
+				"--interval", "500ms", "--boot-timeout", "30s", "-v", "--driver", driver}
 			if driver == "docker" {
 				needDocker(t)
 				instance := fmt.Sprintf("gomod%d", time.Now().UnixNano()%1_000_000_000)
@@ -110,7 +110,7 @@ func TestDeployGoModules(t *testing.T) {
 			} else {
 				t.Cleanup(func() { killDynos(filepath.Join(state, "dynos")) })
 			}
-			d := startDaemonArgs(t, state, routerAddr, apiAddr, args...)
+			d := startDaemonArgs(t, state, routerAddr, args...)
 			for _, app := range []string{"quotes", "quotes2"} {
 				eventually(t, 5*time.Minute, app+" answers", func() error {
 					body, err := d.get(app + ".default.localhost")

@@ -61,11 +61,8 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	defaultAPI := os.Getenv("MANIFOLD_API")
-	if defaultAPI == "" {
-		defaultAPI = "127.0.0.1:7070"
-	}
-	root.PersistentFlags().String("api", defaultAPI, "the daemon's API address (env MANIFOLD_API)")
+	root.PersistentFlags().String("api", "", "the daemon's API: unix:///path/manifold.sock or https://host:port (env MANIFOLD_API; default: the socket of --state)")
+	root.PersistentFlags().String("state", defaultStateDir, "the daemon's state directory, where the CLI finds its socket")
 	root.AddCommand(subcommands()...)
 	return root
 }

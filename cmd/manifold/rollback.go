@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os/user"
 	"strconv"
 	"strings"
 
@@ -22,7 +21,7 @@ func newRollbackCmd() *cobra.Command {
 			if err != nil || version < 1 {
 				return fmt.Errorf("rollback: want a release like v3, got %q", args[0])
 			}
-			release, err := apiClient(cmd).Rollback(cmd.Context(), app, api.RollbackRequest{Env: env, Version: version, Author: whoami()})
+			release, err := apiClient(cmd).Rollback(cmd.Context(), app, api.RollbackRequest{Env: env, Version: version})
 			if err != nil {
 				return err
 			}
@@ -33,12 +32,4 @@ func newRollbackCmd() *cobra.Command {
 	}
 	appFlags(cmd, &app, &env)
 	return cmd
-}
-
-// whoami names the person at the terminal, for release authors.
-func whoami() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	return "manifold"
 }

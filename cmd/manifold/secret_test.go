@@ -175,10 +175,10 @@ func TestSecretsEndToEnd(t *testing.T) {
 
 	state := t.TempDir()
 	t.Cleanup(func() { killDynos(filepath.Join(state, "dynos")) })
-	routerAddr, apiAddr := freeAddr(t), freeAddr(t)
-	args := []string{"up", "--repo", "file://" + repo, "--state", state, "--router", routerAddr, "--api", apiAddr,
+	routerAddr, apiAddr := freeAddr(t), socketAPI(state)
+	args := []string{"up", "--repo", "file://" + repo, "--state", state, "--router", routerAddr,
 		"--interval", "500ms", "--boot-timeout", "20s", "--age-identity", identity, "-v"}
-	d := startDaemonArgs(t, state, routerAddr, apiAddr, args...)
+	d := startDaemonArgs(t, state, routerAddr, args...)
 	host := "hello.production.localhost"
 	waitGreeting := func(what string) {
 		t.Helper()
@@ -250,7 +250,7 @@ func TestSecretsEndToEnd(t *testing.T) {
 	// kill -9 of the daemon, a new one adopts the dyno; the dyno then crashes and is
 	// started again by the new daemon, which opens its secret anew.
 	d.kill()
-	d = startDaemonArgs(t, state, routerAddr, apiAddr, args...)
+	d = startDaemonArgs(t, state, routerAddr, args...)
 	waitGreeting("the adopted dyno answers")
 	killed := dynoPid(t, state, "hello.production.web.1.")
 	if err := syscall.Kill(-killed, syscall.SIGKILL); err != nil {
@@ -352,9 +352,9 @@ func TestSecretsDockerDriver(t *testing.T) {
 	git(t, repo, "commit", "-q", "-m", "hello and site, GREETING sealed")
 
 	state := t.TempDir()
-	routerAddr, apiAddr := freeAddr(t), freeAddr(t)
-	d := startDaemonArgs(t, state, routerAddr, apiAddr, "up", "--repo", "file://"+repo, "--state", state,
-		"--router", routerAddr, "--api", apiAddr, "--interval", "500ms", "--boot-timeout", "30s",
+	routerAddr, apiAddr := freeAddr(t), socketAPI(state)
+	d := startDaemonArgs(t, state, routerAddr, "up", "--repo", "file://"+repo, "--state", state,
+		"--router", routerAddr, "--interval", "500ms", "--boot-timeout", "30s",
 		"--driver", "docker", "--docker-instance", instance, "--age-identity", identity, "-v")
 	eventually(t, 3*time.Minute, "hello's container answers with the secret", func() error {
 		body, err := d.get("hello.production.localhost")

@@ -23,6 +23,7 @@ import (
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/api"
+	"github.com/manifold-paas/manifold/reconciler/api/tokens"
 	"github.com/manifold-paas/manifold/reconciler/gc"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
 	"github.com/manifold-paas/manifold/reconciler/metrics"
@@ -44,17 +45,20 @@ type upOptions struct {
 	stateDir        string
 	routerAddr      string
 	apiAddr         string
+	apiCert, apiKey string
+	webhookAddr     string
+	webhookSecret   string // a file's path
 	interval        time.Duration
 	bootTimeout     time.Duration
-	webhookSecret   string
 	tlsCert, tlsKey string
 	tlsAddr         string
 	stopDynosOnExit bool
 	dockerInstance  string
 	metricsAddr     string
-	verbose         bool
+	dynoUser        string
 	ageIdentity     string
 	keyring         *secret.Keyring // loaded from ageIdentity by up
+	verbose         bool
 }
 
 func newUpCmd() *cobra.Command {
@@ -73,23 +77,28 @@ func newUpCmd() *cobra.Command {
 	f.StringVar(&o.path, "path", "", "the config repo's folder inside --repo")
 	f.StringSliceVar(&o.envs, "env", nil, "run only these environments (repeatable; default: all)")
 	f.StringVar(&o.driver, "driver", "process", "what runs dynos: process or docker")
-	f.StringVar(&o.stateDir, "state", ".manifold", "the state directory (ledger, slugs, dynos)")
+	f.StringVar(&o.stateDir, "state", defaultStateDir, "the state directory (ledger, slugs, dynos, the API socket)")
 	f.StringVar(&o.routerAddr, "router", "127.0.0.1:5000", "the router's HTTP address")
 	f.StringVar(&o.tlsAddr, "router-tls", "", "the router's HTTPS address (HTTP/2), with --tls-cert and --tls-key")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "the router's TLS certificate (PEM)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "the router's TLS key (PEM)")
-	f.StringVar(&o.apiAddr, "api", "127.0.0.1:7070", "the API's address")
+	f.StringVar(&o.apiAddr, "api", "", "also serve the API on this TCP address, bearer tokens required (default: only the socket <state>/manifold.sock)")
+	f.StringVar(&o.apiCert, "api-tls-cert", "", "the TCP API's TLS certificate (PEM); required for a non-loopback --api")
+	f.StringVar(&o.apiKey, "api-tls-key", "", "the TCP API's TLS key (PEM)")
+	f.StringVar(&o.webhookAddr, "webhook", "", "serve the git webhook (POST /hooks/git) on this address, the one meant to be exposed")
+	f.StringVar(&o.webhookSecret, "webhook-secret-file", "", "a file holding the webhook's shared secret; required for a non-loopback --webhook")
 	f.DurationVar(&o.interval, "interval", time.Minute, "how often to fetch the repo and correct drift")
 	f.DurationVar(&o.bootTimeout, "boot-timeout", 60*time.Second, "how long a web dyno has to bind $PORT (R10)")
-	f.StringVar(&o.webhookSecret, "webhook-secret", os.Getenv("MANIFOLD_WEBHOOK_SECRET"), "HMAC secret of POST /hooks/git (env MANIFOLD_WEBHOOK_SECRET)")
 	f.BoolVar(&o.stopDynosOnExit, "stop-dynos-on-exit", false, "stop every dyno when the daemon exits (default: leave them running, adopted on the next start)")
+	f.StringVar(&o.dynoUser, "dyno-user", "", "process driver, daemon run as root: the user dynos run as (default manifold-dyno if it exists, else nobody; root keeps them root)")
 	f.StringVar(&o.dockerInstance, "docker-instance", "default", "label value that keeps this daemon's containers apart from others on the engine")
 	f.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (default: off; the one-minute history for `manifold metrics` is always kept)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "debug logging")
 	f.StringVar(&o.ageIdentity, "age-identity", os.Getenv("MANIFOLD_AGE_IDENTITY"), "the age identity file that opens the config repo's secrets (env MANIFOLD_AGE_IDENTITY)")
-	// `up` has its own --api (where to listen); hide the client's.
+	// `up` has its own --api and --state; hide the client's.
 	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
 		_ = c.InheritedFlags().MarkHidden("api")
+		_ = c.InheritedFlags().MarkHidden("state")
 		c.Parent().HelpFunc()(c, args)
 	})
 	return cmd
@@ -102,6 +111,10 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	webhookSecret, err := checkListeners(o)
+	if err != nil {
+		return err
+	}
 	stateDir, err := filepath.Abs(o.stateDir)
 	if err != nil {
 		return err
@@ -152,34 +165,29 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-
 	collector := &gc.Collector{Builder: builder, Ledger: releases, Dynos: driver, Spec: rec, Logger: logger}
 
 	routerLn, err := net.Listen("tcp", o.routerAddr)
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
-	apiLn, err := net.Listen("tcp", o.apiAddr)
+	defer routerLn.Close()
+	cp, err := openControlPlane(o, webhookSecret, stateDir, api.Options{
+		Daemon: rec, Logs: plex, Logger: logger,
+		Routes: []api.Route{
+			{Pattern: "GET /v1/apps/{app}/metrics", Scope: tokens.ScopeRead, Handler: figures.HistoryHandler()},
+			{Pattern: "POST /v1/gc", Scope: tokens.ScopeAdmin, Handler: collector.Handler()},
+		},
+	}, driver, func(reason string) {
+		src.Trigger(reason)
+		rec.Trigger(reason)
+	})
 	if err != nil {
-		routerLn.Close()
-		return fmt.Errorf("api: %w", err)
+		return err
 	}
-	apiServer := &http.Server{
-		Handler: api.Handler(rec, plex, logger, map[string]http.Handler{
-			"POST /v1/gc": collector.Handler(),
-			"POST /hooks/git": source.WebhookHandler(o.webhookSecret, func(reason string) {
-				src.Trigger(reason)
-				rec.Trigger(reason)
-			}),
-			"GET /v1/apps/{app}/metrics": figures.HistoryHandler(),
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	defer cp.close()
 
 	group, ctx := errgroup.WithContext(ctx)
-	// Requests end with the daemon: a `logs --tail` or `run` would otherwise hold the
-	// API's shutdown until its timeout, and up would fail with it.
-	apiServer.BaseContext = func(net.Listener) context.Context { return ctx }
 	group.Go(func() error { return rt.Serve(ctx, routerLn) })
 	if o.tlsAddr != "" {
 		tlsLn, err := net.Listen("tcp", o.tlsAddr)
@@ -188,29 +196,18 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 		}
 		group.Go(func() error { return rt.ServeTLS(ctx, tlsLn, o.tlsCert, o.tlsKey) })
 	}
-	group.Go(func() error {
-		if err := apiServer.Serve(apiLn); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("api: %w", err)
-		}
-		return nil
-	})
-	group.Go(func() error {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		return apiServer.Shutdown(shutdown)
-	})
+	cp.serve(ctx, group)
 	group.Go(func() error { return src.Watch(ctx, rec.Trigger) })
 	group.Go(func() error { return rec.Run(ctx) })
 	group.Go(func() error { figures.Run(ctx); return nil })
+	group.Go(func() error { collector.Run(ctx, gcInterval); return nil })
 	if o.metricsAddr != "" {
 		if err := serveMetrics(ctx, group, o.metricsAddr, figures.Handler()); err != nil {
 			return err
 		}
 	}
-	group.Go(func() error { collector.Run(ctx, gcInterval); return nil })
 	group.Go(func() error {
-		printWelcome(ctx, out, rec, o, routerLn.Addr().String(), apiLn.Addr().String(), stateDir)
+		printWelcome(ctx, out, rec, o, routerLn.Addr().String(), cp, stateDir)
 		return nil
 	})
 	err = group.Wait()
@@ -223,8 +220,12 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 func openDriver(ctx context.Context, o upOptions, stateDir string, sink drivers.LogSink, logger *slog.Logger) (drivers.Driver, error) {
 	switch o.driver {
 	case "process":
+		user, err := dynoUser(o.dynoUser, logger)
+		if err != nil {
+			return nil, err
+		}
 		return process.New(ctx, process.Options{
-			StateDir: filepath.Join(stateDir, "dynos"), Logs: sink, Logger: logger, BootTimeout: o.bootTimeout,
+			StateDir: filepath.Join(stateDir, "dynos"), Logs: sink, Logger: logger, BootTimeout: o.bootTimeout, User: user,
 			OpenSecrets: reconciler.SecretOpener(o.keyring),
 		})
 	case "docker":
@@ -332,10 +333,13 @@ func stopAll(ctx context.Context, driver drivers.Driver, logger *slog.Logger) {
 }
 
 // printWelcome says where to look once the first pass has loaded the repo.
-func printWelcome(ctx context.Context, out io.Writer, rec *reconciler.Reconciler, o upOptions, routerAddr, apiAddr, stateDir string) {
+func printWelcome(ctx context.Context, out io.Writer, rec *reconciler.Reconciler, o upOptions, routerAddr string, cp *controlPlane, stateDir string) {
 	_, port, _ := net.SplitHostPort(routerAddr)
 	fmt.Fprintf(out, "manifold is up: %s driver, state in %s\n", o.driver, stateDir)
-	fmt.Fprintf(out, "  router  http://%s\n  api     http://%s\n", routerAddr, apiAddr)
+	fmt.Fprintf(out, "  router  http://%s\n", routerAddr)
+	for _, l := range cp.addrs() {
+		fmt.Fprintf(out, "  %-7s %s\n", l[0], l[1])
+	}
 	fmt.Fprintf(out, "\nBuilding and starting the apps (a first build of a Go app takes a minute)...\n")
 	deadline := time.NewTimer(15 * time.Minute)
 	defer deadline.Stop()
@@ -359,10 +363,11 @@ func printWelcome(ctx context.Context, out io.Writer, rec *reconciler.Reconciler
 			if len(hosts) > 0 {
 				fmt.Fprintf(out, "\nApps:\n%s\n", strings.Join(hosts, "\n"))
 			}
-			// Name the binary as it was started (./bin/manifold under make run).
+			// Name the binary as it was started (./bin/manifold under make run); the
+			// CLI finds the socket in .manifold by default.
 			self := os.Args[0]
-			if apiAddr != "127.0.0.1:7070" {
-				self += " --api " + apiAddr
+			if o.stateDir != defaultStateDir {
+				self += " --state " + o.stateDir
 			}
 			fmt.Fprintf(out, "\nTry, in another terminal:\n")
 			for _, hint := range upHints(rec.Apps()) {

@@ -36,8 +36,8 @@ func BenchmarkCommitToDyno(b *testing.B) {
 			if mode == "webhook" {
 				interval = "1h"
 			}
-			routerAddr, apiAddr := freeAddr(b), freeAddr(b)
-			startDaemon(b, state, "file://"+repo, routerAddr, apiAddr, interval)
+			routerAddr := freeAddr(b)
+			d := startDaemon(b, state, "file://"+repo, routerAddr, interval)
 			host := "hello.default.localhost"
 			waitBody(b, routerAddr, host, "v0", 5*time.Minute)
 
@@ -50,7 +50,7 @@ func BenchmarkCommitToDyno(b *testing.B) {
 				start := time.Now()
 				git(b, repo, "commit", "-q", "-am", want)
 				if mode == "webhook" {
-					resp, err := http.Post("http://"+apiAddr+"/hooks/git", "application/json", strings.NewReader(`{"ref":"refs/heads/main"}`))
+					resp, err := http.Post("http://"+d.webhook+"/hooks/git", "application/json", strings.NewReader(`{"ref":"refs/heads/main"}`))
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -44,6 +44,8 @@ type daemon struct {
 	api    *api.Client
 	router string
 	log    *os.File
+	// apiAddr is the CLI's --api (the socket); webhook the webhook's address.
+	apiAddr, webhook string
 }
 
 func freeAddr(t testing.TB) string {
@@ -56,10 +58,20 @@ func freeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-func startDaemon(t testing.TB, state, repoURL, routerAddr, apiAddr, interval string) *daemon {
+// startDaemon starts `manifold up` with its API on the socket of state only, and a
+// webhook listener on a loopback port.
+func startDaemon(t testing.TB, state, repoURL, routerAddr, interval string) *daemon {
 	t.Helper()
-	return startDaemonArgs(t, state, routerAddr, apiAddr, "up", "--repo", repoURL, "--state", state,
-		"--router", routerAddr, "--api", apiAddr, "--interval", interval, "--boot-timeout", "20s", "-v")
+	webhook := freeAddr(t)
+	d := startDaemonArgs(t, state, routerAddr, "up", "--repo", repoURL, "--state", state,
+		"--router", routerAddr, "--webhook", webhook, "--interval", interval, "--boot-timeout", "20s", "-v")
+	d.webhook = webhook
+	return d
+}
+
+// socketAPI is the CLI's --api for the daemon of state.
+func socketAPI(state string) string {
+	return "unix://" + filepath.Join(state, "manifold.sock")
 }
 
 func (d *daemon) kill() {
@@ -168,8 +180,8 @@ func TestUpEndToEnd(t *testing.T) {
 
 	state := t.TempDir()
 	t.Cleanup(func() { killDynos(filepath.Join(state, "dynos")) })
-	routerAddr, apiAddr := freeAddr(t), freeAddr(t)
-	d := startDaemon(t, state, "file://"+repo, routerAddr, apiAddr, "500ms")
+	routerAddr, apiAddr := freeAddr(t), socketAPI(state)
+	d := startDaemon(t, state, "file://"+repo, routerAddr, "500ms")
 	host := "hello.default.localhost"
 
 	eventually(t, 120*time.Second, "hello answers through the router", func() error {
@@ -278,7 +290,7 @@ func TestUpEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.kill()
-	d2 := startDaemon(t, state, "file://"+repo, routerAddr, apiAddr, "500ms")
+	d2 := startDaemon(t, state, "file://"+repo, routerAddr, "500ms")
 	eventually(t, 30*time.Second, "the new daemon answers with adopted dynos", func() error {
 		if _, err := d2.get(host); err != nil {
 			return err
@@ -349,7 +361,7 @@ func TestUpEndToEnd(t *testing.T) {
 		t.Errorf("plan --live after a failed release: exit %d\n%s%s", code, out, errOut)
 	}
 
-	rolled, err := d2.api.Rollback(ctx, "hello", api.RollbackRequest{Version: 1, Author: "bob"})
+	rolled, err := d2.api.Rollback(ctx, "hello", api.RollbackRequest{Version: 1})
 	if err != nil || rolled.Version != 3 {
 		t.Fatalf("rollback: v%d, %v", rolled.Version, err)
 	}
@@ -439,12 +451,11 @@ func TestUpStopsCleanlyWithATailOpen(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(repo, "apps"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	apiAddr := freeAddr(t)
-	d := startDaemon(t, t.TempDir(), repo, freeAddr(t), apiAddr, "1h")
+	d := startDaemon(t, t.TempDir(), repo, freeAddr(t), "1h")
 	var resp *http.Response
 	eventually(t, 30*time.Second, "a log tail", func() error {
 		var err error
-		resp, err = http.Get("http://" + apiAddr + "/v1/apps/hello/logs?tail=true")
+		resp, err = d.api.HTTP.Get(d.api.BaseURL + "/v1/apps/hello/logs?tail=true")
 		return err
 	})
 	defer resp.Body.Close()

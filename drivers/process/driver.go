@@ -78,6 +78,8 @@ type Options struct {
 	// the sealed form), so that it restarts after a crash with its whole environment.
 	// Nil, or an error, leaves them out and says so in the daemon's log.
 	OpenSecrets drivers.SecretOpener
+	// User runs the dynos as another user (user.go); nil runs them as the daemon's.
+	User *User
 }
 
 // Errors a caller can test with errors.Is.
@@ -107,6 +109,8 @@ type Driver struct {
 	sampler *memSampler
 	output  *outputWatch
 	runSeq  atomic.Int64 // numbers one-off dynos: run.1, run.2, …
+	// oneOffGroups are the running one-offs, for IsDynoProcess.
+	oneOffGroups groupSet
 
 	mu     sync.Mutex
 	dynos  map[string]*dyno
@@ -129,6 +133,9 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	}
 	if opts.SlugDir == "" {
 		opts.SlugDir = filepath.Join(opts.StateDir, "slugs")
+	}
+	if err := checkUserReaches(opts.User, opts.SlugDir); err != nil {
+		return nil, err
 	}
 	if opts.BootTimeout <= 0 {
 		opts.BootTimeout = DefaultBootTimeout

@@ -243,7 +243,7 @@ func (dy *dyno) launch(ctx context.Context) (*proc, error) {
 		Dir:   dir,
 		Env:   dynoEnv(dir, dy.spec, name, port),
 		Files: []*os.File{devNull, out, out},
-		Sys:   &syscall.SysProcAttr{Setpgid: true},
+		Sys:   d.sysProcAttr(&syscall.SysProcAttr{Setpgid: true}),
 	})
 	if err != nil {
 		d.ports.release(port)

@@ -62,7 +62,7 @@ func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 	cmd.Dir = dir
 	cmd.Env = dynoEnv(dir, spec, name, port)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = oneOff.Stdin, oneOff.Stdout, oneOff.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = d.sysProcAttr(&syscall.SysProcAttr{Setpgid: true})
 	cmd.WaitDelay = oneOffWaitDelay
 	var term *ptyRelay
 	if oneOff.Terminal != nil {
@@ -73,7 +73,7 @@ func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = term.tty, term.tty, term.tty
 		// A session of its own with the terminal as its controlling terminal, as a
 		// login shell has; its id is the group killGroup signals.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		cmd.SysProcAttr = d.sysProcAttr(&syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0})
 	}
 
 	heroku("State changed from down to starting")
@@ -86,6 +86,8 @@ func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 		term.relay(oneOff.Stdin, oneOff.Stdout)
 	}
 	pgid := cmd.Process.Pid
+	d.oneOffGroups.add(pgid)
+	defer d.oneOffGroups.remove(pgid)
 	heroku("State changed from starting to up")
 	// exec.CommandContext would kill only the leader; a one-off's children go too.
 	// killMu and reaped keep every signal to -pgid before the leader's reap: after

@@ -3,11 +3,13 @@ package api
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -16,23 +18,41 @@ import (
 
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler"
+	"github.com/manifold-paas/manifold/reconciler/api/tokens"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
 	"github.com/manifold-paas/manifold/reconciler/metrics"
 )
 
 // Client talks to a daemon's API.
 type Client struct {
-	// BaseURL is the API's address: http://127.0.0.1:7070.
+	// BaseURL is the API's address: http://127.0.0.1:7070, or http://manifold for a
+	// unix socket (HTTP then dials the socket).
 	BaseURL string
 	HTTP    *http.Client
+	// Token is sent as the bearer token when set (a TCP listener needs one; the
+	// socket does not).
+	Token string
+	// where names the daemon in errors: the socket's path or the URL.
+	where string
 }
 
-// NewClient returns a client for addr, given as host:port or a URL.
+// NewClient returns a client for addr: unix:///path/manifold.sock, a URL
+// (https://host:port) or host:port (plain HTTP).
 func NewClient(addr string) *Client {
+	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+		transport := &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", path)
+			},
+		}
+		return &Client{BaseURL: "http://manifold", HTTP: &http.Client{Transport: transport}, where: path}
+	}
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
-	return &Client{BaseURL: strings.TrimRight(addr, "/"), HTTP: &http.Client{}}
+	base := strings.TrimRight(addr, "/")
+	return &Client{BaseURL: base, HTTP: &http.Client{}, where: base}
 }
 
 // Status is GET /v1/status.
@@ -222,9 +242,12 @@ func (c *Client) sendStream(ctx context.Context, method, path string, body io.Re
 
 // roundTrip sends req; a non-2xx answer becomes an error carrying the daemon's message.
 func (c *Client) roundTrip(req *http.Request, method, path string) (*http.Response, error) {
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("reach the manifold daemon at %s (is `manifold up` running? set --api or MANIFOLD_API): %w", c.BaseURL, err)
+		return nil, fmt.Errorf("reach the manifold daemon at %s (is `manifold up` running? set --state, --api or MANIFOLD_API): %w", cmp.Or(c.where, c.BaseURL), err)
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
@@ -236,4 +259,25 @@ func (c *Client) roundTrip(req *http.Request, method, path string) (*http.Respon
 		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	}
 	return resp, nil
+}
+
+// Tokens is GET /v1/tokens.
+func (c *Client) Tokens(ctx context.Context) ([]tokens.Token, error) {
+	var out []tokens.Token
+	return out, c.do(ctx, http.MethodGet, "/v1/tokens", nil, &out)
+}
+
+// CreateToken is POST /v1/tokens: the answer holds the secret, shown only this once.
+func (c *Client) CreateToken(ctx context.Context, req TokenRequest) (NewToken, error) {
+	var out NewToken
+	return out, c.do(ctx, http.MethodPost, "/v1/tokens", req, &out)
+}
+
+// RevokeToken is DELETE /v1/tokens/{name}.
+func (c *Client) RevokeToken(ctx context.Context, name string) error {
+	resp, err := c.send(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(name), nil)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
 }

@@ -1,5 +1,6 @@
-// Package api is the daemon's JSON HTTP API (documented in docs/api.md) and the client
-// the CLI uses to reach it: status, ps, releases, rollback, run, reconcile and logs.
+// Package api is the daemon's JSON HTTP API (documented in docs/api.md), guarded by who
+// calls (the unix socket's peer, or a bearer token's scope and apps), and the client the
+// CLI uses to reach it: status, ps, releases, rollback, run, reconcile, logs and tokens.
 package api
 
 import (
@@ -12,6 +13,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/manifold-paas/manifold/drivers/terminal"
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler"
+	"github.com/manifold-paas/manifold/reconciler/api/tokens"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
 	"github.com/manifold-paas/manifold/reconciler/plan"
 	"github.com/manifold-paas/manifold/spec"
@@ -60,7 +63,6 @@ type Releases struct {
 type RollbackRequest struct {
 	Env     string `json:"env,omitempty"`
 	Version int    `json:"version"`
-	Author  string `json:"author,omitempty"`
 }
 
 // RunRequest is the body of POST /v1/apps/{app}/run, or its query (env, command or
@@ -95,27 +97,71 @@ type Error struct {
 	Error string `json:"error"`
 }
 
-// Handler returns the API's routes. extra is mounted as is (the git webhook).
-func Handler(daemon Daemon, stream LogStream, logger *slog.Logger, extra map[string]http.Handler) http.Handler {
-	s := &server{daemon: daemon, logs: stream, log: logger}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", s.status)
-	mux.HandleFunc("POST /v1/reconcile", s.reconcile)
-	mux.HandleFunc("GET /v1/plan", s.plan)
-	mux.HandleFunc("GET /v1/apps/{app}/dynos", s.dynos)
-	mux.HandleFunc("GET /v1/apps/{app}/releases", s.releases)
-	mux.HandleFunc("POST /v1/apps/{app}/rollback", s.rollback)
-	mux.HandleFunc("POST /v1/apps/{app}/run", s.run)
-	mux.HandleFunc("GET /v1/apps/{app}/logs", s.logLines)
-	for pattern, h := range extra {
-		mux.Handle(pattern, h)
+// Options configure Handler.
+type Options struct {
+	Daemon Daemon
+	Logs   LogStream
+	// Tokens resolves bearer tokens; nil refuses every request that does not come
+	// with a principal in its context (the socket's).
+	Tokens TokenStore
+	Logger *slog.Logger
+	// Routes are more routes the daemon serves beside the API's own (the metrics
+	// history, gc), guarded the same way.
+	Routes []Route
+}
+
+// Route is a route served beside the API's own: Scope is what a token needs; a
+// pattern with {app} is an app route (an app-limited token reaches only its apps),
+// any other covers every app.
+type Route struct {
+	Pattern string
+	Scope   tokens.Scope
+	Handler http.Handler
+}
+
+// Handler returns the API: each route checks who calls it (a principal in the
+// request's context, else a bearer token: 401), what it may do (its scope and apps:
+// 403), and that it is not a browser page of another site (403).
+func Handler(opts Options) http.Handler {
+	s := &server{daemon: opts.Daemon, logs: opts.Logs, tokens: opts.Tokens, log: opts.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
 	}
-	return mux
+	mux := http.NewServeMux()
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern, s.authorize(rt))
+	}
+	for _, extra := range opts.Routes {
+		apps := everyApp
+		if strings.Contains(extra.Pattern, "{app}") {
+			apps = appInPath
+		}
+		mux.Handle(extra.Pattern, s.authorize(route{extra.Pattern, extra.Scope, apps, extra.Handler.ServeHTTP}))
+	}
+	return crossOrigin(s.authenticate(mux))
+}
+
+// routes is the API's table: docs/api.md's, and the one the scope tests walk.
+func (s *server) routes() []route {
+	return []route{
+		{"GET /v1/status", tokens.ScopeRead, everyApp, s.status},
+		{"GET /v1/plan", tokens.ScopeRead, everyApp, s.plan},
+		{"GET /v1/apps/{app}/dynos", tokens.ScopeRead, appInPath, s.dynos},
+		{"GET /v1/apps/{app}/releases", tokens.ScopeRead, appInPath, s.releases},
+		{"GET /v1/apps/{app}/logs", tokens.ScopeRead, appInPath, s.logLines},
+		{"POST /v1/reconcile", tokens.ScopeDeploy, appInBody, s.reconcile},
+		{"POST /v1/apps/{app}/rollback", tokens.ScopeDeploy, appInPath, s.rollback},
+		{"POST /v1/apps/{app}/run", tokens.ScopeRun, appInPath, s.run},
+		{"GET /v1/tokens", tokens.ScopeAdmin, everyApp, s.listTokens},
+		{"POST /v1/tokens", tokens.ScopeAdmin, everyApp, s.createToken},
+		{"DELETE /v1/tokens/{name}", tokens.ScopeAdmin, everyApp, s.revokeToken},
+	}
 }
 
 type server struct {
 	daemon Daemon
 	logs   LogStream
+	tokens TokenStore
 	log    *slog.Logger
 }
 
@@ -146,6 +192,10 @@ func (s *server) reconcile(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if !s.allowApp(w, r, body.App) {
+		return
+	}
+	s.log.Info("api: reconcile", "app", body.App, "by", who(r))
 	if err := s.daemon.Reconcile(r.Context(), body.App); err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -183,10 +233,8 @@ func (s *server) rollback(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("read body: %w", err))
 		return
 	}
-	if req.Author == "" {
-		req.Author = "manifold"
-	}
-	release, err := s.daemon.Rollback(r.Context(), r.PathValue("app"), req.Env, req.Version, req.Author)
+	// The author is who authenticated, never what the body says.
+	release, err := s.daemon.Rollback(r.Context(), r.PathValue("app"), req.Env, req.Version, who(r))
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -228,7 +276,7 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	oneOff := reconciler.OneOff{
-		App: r.PathValue("app"), Env: req.Env, Command: req.Command, Stdin: stdin,
+		App: r.PathValue("app"), Env: req.Env, Command: req.Command, Stdin: stdin, Author: who(r),
 	}
 	if req.TTY {
 		if req.Rows < 0 || req.Rows > math.MaxUint16 || req.Cols < 0 || req.Cols > math.MaxUint16 {

@@ -67,7 +67,7 @@ func TestErrorStatusCodes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			srv := httptest.NewServer(Handler(tt.daemon, nil, nil, nil))
+			srv := httptest.NewServer(asLocal(Handler(Options{Daemon: tt.daemon})))
 			defer srv.Close()
 			resp, err := http.Post(srv.URL+tt.path, "application/json", bytes.NewBufferString(tt.body))
 			if err != nil {
@@ -99,7 +99,7 @@ func TestRunStdin(t *testing.T) {
 			_, _ = o.Stderr.Write([]byte{0xff, 0x00, 0xfe})
 			return 7, lines.Err()
 		}}
-		srv := httptest.NewServer(Handler(daemon, nil, nil, nil))
+		srv := httptest.NewServer(asLocal(Handler(Options{Daemon: daemon})))
 		defer srv.Close()
 		client := &Client{BaseURL: srv.URL, HTTP: srv.Client()}
 		// The second line is written only once the first one's echo came back: the
@@ -134,7 +134,7 @@ func TestRunStdin(t *testing.T) {
 			_, _ = io.WriteString(o.Stdout, "done\n")
 			return 0, nil
 		}}
-		srv := httptest.NewServer(Handler(daemon, nil, nil, nil))
+		srv := httptest.NewServer(asLocal(Handler(Options{Daemon: daemon})))
 		defer srv.Close()
 		client := &Client{BaseURL: srv.URL, HTTP: srv.Client()}
 		in, feed := io.Pipe() // nothing is ever written: like a terminal nobody types in
