@@ -20,7 +20,7 @@ build:
 
 run: build
 	./$(BIN) validate examples
-	./$(BIN) up --repo examples --state $(STATE) --stop-dynos-on-exit
+	./$(BIN) up --repo examples --state $(STATE) --stop-dynos-on-exit --api 127.0.0.1:7070 --dashboard-login
 
 deps:
 	.ci/deps

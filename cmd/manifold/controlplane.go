@@ -18,6 +18,7 @@ import (
 	"github.com/manifold-paas/manifold/drivers/process"
 	"github.com/manifold-paas/manifold/reconciler/api"
 	"github.com/manifold-paas/manifold/reconciler/api/tokens"
+	"github.com/manifold-paas/manifold/reconciler/dashboard"
 	"github.com/manifold-paas/manifold/reconciler/source"
 )
 
@@ -42,6 +43,8 @@ type listener struct {
 type controlPlane struct {
 	tokens    *tokens.Store
 	listeners []listener
+	// loginURL is the dashboard's one-click login (--dashboard-login), else "".
+	loginURL string
 }
 
 // checkListeners refuses addresses that would expose the API or the webhook
@@ -70,7 +73,8 @@ func checkListeners(o upOptions) (webhookSecret string, err error) {
 
 // openControlPlane opens the token file and every listener (o passed checkListeners).
 // apiOpts is the API's options but the token store, which is opened here.
-func openControlPlane(o upOptions, secret, stateDir string, apiOpts api.Options,
+// dashOpts, when its Daemon is set, serves the dashboard at / of the --api listener.
+func openControlPlane(o upOptions, secret, stateDir string, apiOpts api.Options, dashOpts dashboard.Options,
 	driver drivers.Driver, trigger func(reason string)) (_ *controlPlane, err error) {
 	logger := apiOpts.Logger
 	cp := &controlPlane{}
@@ -113,6 +117,26 @@ func openControlPlane(o upOptions, secret, stateDir string, apiOpts api.Options,
 		}
 		cp.listeners = append(cp.listeners, listener{name: "api", url: scheme + "://" + ln.Addr().String() + " (bearer tokens)",
 			ln: ln, srv: &http.Server{Handler: handler}, cert: o.apiCert, key: o.apiKey})
+		if dashOpts.Daemon != nil {
+			// The dashboard shares the listener: /v1/ is the API, the rest its pages.
+			dashOpts.Tokens = dashboardTokens{cp.tokens}
+			dash, err := dashboard.New(dashOpts)
+			if err != nil {
+				return nil, fmt.Errorf("dashboard: %w", err)
+			}
+			mux := http.NewServeMux()
+			mux.Handle("/v1/", handler)
+			mux.Handle("/", dash)
+			last := &cp.listeners[len(cp.listeners)-1]
+			last.srv.Handler = mux
+			base := scheme + "://" + ln.Addr().String()
+			cp.listeners = append(cp.listeners, listener{name: "dashboard", url: base + "/"})
+			if o.dashboardLogin {
+				if cp.loginURL, err = dashboardLogin(cp.tokens, base); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	if o.webhookAddr != "" {
 		ln, err := net.Listen("tcp", o.webhookAddr)
@@ -125,6 +149,9 @@ func openControlPlane(o upOptions, secret, stateDir string, apiOpts api.Options,
 			ln: ln, srv: &http.Server{Handler: mux}})
 	}
 	for i := range cp.listeners {
+		if cp.listeners[i].srv == nil {
+			continue
+		}
 		cp.listeners[i].srv.ReadHeaderTimeout = 10 * time.Second
 		cp.listeners[i].srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	}
@@ -135,6 +162,9 @@ func openControlPlane(o upOptions, secret, stateDir string, apiOpts api.Options,
 // a `logs --tail` or `run` would otherwise hold the shutdown until its timeout.
 func (cp *controlPlane) serve(ctx context.Context, group *errgroup.Group) {
 	for _, l := range cp.listeners {
+		if l.srv == nil {
+			continue // the dashboard, served by the api listener
+		}
 		l.srv.BaseContext = func(net.Listener) context.Context { return ctx }
 		group.Go(func() error {
 			var err error
@@ -161,7 +191,11 @@ func (cp *controlPlane) serve(ctx context.Context, group *errgroup.Group) {
 func (cp *controlPlane) addrs() [][2]string {
 	out := make([][2]string, 0, len(cp.listeners))
 	for _, l := range cp.listeners {
-		out = append(out, [2]string{l.name, l.url})
+		url := l.url
+		if l.name == "dashboard" && cp.loginURL != "" {
+			url = cp.loginURL
+		}
+		out = append(out, [2]string{l.name, url})
 	}
 	return out
 }
@@ -169,7 +203,9 @@ func (cp *controlPlane) addrs() [][2]string {
 // close closes the listeners (removing the socket) and the token file.
 func (cp *controlPlane) close() {
 	for _, l := range cp.listeners {
-		l.ln.Close()
+		if l.ln != nil {
+			l.ln.Close()
+		}
 	}
 	if cp.tokens != nil {
 		cp.tokens.Close()

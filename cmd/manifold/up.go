@@ -24,6 +24,7 @@ import (
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/api"
 	"github.com/manifold-paas/manifold/reconciler/api/tokens"
+	"github.com/manifold-paas/manifold/reconciler/dashboard"
 	"github.com/manifold-paas/manifold/reconciler/gc"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
 	"github.com/manifold-paas/manifold/reconciler/metrics"
@@ -56,6 +57,7 @@ type upOptions struct {
 	dockerInstance  string
 	metricsAddr     string
 	dynoUser        string
+	dashboardLogin  bool
 	ageIdentity     string
 	keyring         *secret.Keyring // loaded from ageIdentity by up
 	verbose         bool
@@ -94,6 +96,7 @@ func newUpCmd() *cobra.Command {
 	f.StringVar(&o.dockerInstance, "docker-instance", "default", "label value that keeps this daemon's containers apart from others on the engine")
 	f.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (default: off; the one-minute history for `manifold metrics` is always kept)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "debug logging")
+	f.BoolVar(&o.dashboardLogin, "dashboard-login", false, "make a local deploy-scope token and print the dashboard's one-click login URL (needs --api)")
 	f.StringVar(&o.ageIdentity, "age-identity", os.Getenv("MANIFOLD_AGE_IDENTITY"), "the age identity file that opens the config repo's secrets (env MANIFOLD_AGE_IDENTITY)")
 	// `up` has its own --api and --state; hide the client's.
 	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
@@ -178,6 +181,9 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 			{Pattern: "GET /v1/apps/{app}/metrics", Scope: tokens.ScopeRead, Handler: figures.HistoryHandler()},
 			{Pattern: "POST /v1/gc", Scope: tokens.ScopeAdmin, Handler: collector.Handler()},
 		},
+	}, dashboard.Options{
+		Daemon: rec, Dynos: driver, Logs: plex, History: figures, Logger: logger,
+		DomainPort: routerPortSuffix(routerLn.Addr().String()),
 	}, driver, func(reason string) {
 		src.Trigger(reason)
 		rec.Trigger(reason)
@@ -413,4 +419,14 @@ func serveMetrics(ctx context.Context, group *errgroup.Group, addr string, handl
 		return server.Shutdown(shutdown)
 	})
 	return nil
+}
+
+// routerPortSuffix is ":PORT" of the router's address, "" for port 80: what app URLs
+// need to reach it.
+func routerPortSuffix(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "80" {
+		return ""
+	}
+	return ":" + port
 }

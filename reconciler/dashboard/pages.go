@@ -120,7 +120,15 @@ func (d *Dashboard) overviewData(r *http.Request) overviewData {
 		}
 		key := plan.AppKey{App: s.App, Env: s.Env}
 		row := appRow{App: s.App, Env: s.Env, State: s.State, Reason: s.Reason, Release: s.Release,
-			Commit: s.Commit, Deployed: s.UpdatedAt, Pending: pending[key]}
+			Commit: s.Commit, Pending: pending[key]}
+		if _, releases, err := d.opts.Daemon.Releases(s.App, s.Env); err == nil {
+			for _, rel := range releases {
+				if rel.Version == s.Release {
+					row.Deployed = rel.CreatedAt // when the release that runs was made
+					break
+				}
+			}
+		}
 		row.Formation = formationOf(specs[key], byApp[key])
 		if app, ok := specs[key]; ok && len(app.Domains) > 0 {
 			row.URL = "http://" + app.Domains[0] + d.opts.DomainPort + "/"
