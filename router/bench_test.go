@@ -230,15 +230,13 @@ func freeAddr(b *testing.B) string {
 // waitListening polls until addr accepts connections.
 func waitListening(b *testing.B, addr string) {
 	b.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			_ = c.Close()
-			return
+	eventually(b, 10*time.Second, "something listening on "+addr, func() error {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	b.Fatalf("nothing listens on %s", addr)
+		return c.Close()
+	})
 }
 
 // startProcess runs cmd in its own process group until the benchmark ends, then

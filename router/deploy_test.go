@@ -99,9 +99,12 @@ func TestZeroDowntimeDeploys(t *testing.T) {
 	// Deploys are paced by progress, not time: each step waits for a slice of the
 	// requests to complete so every table sees traffic.
 	waitDone := func(n int64) {
-		for done.Load() < n && failed.Load() < 100 {
-			time.Sleep(time.Millisecond)
-		}
+		eventually(t, time.Minute, fmt.Sprintf("%d requests done", n), func() error {
+			if done.Load() < n && failed.Load() < 100 {
+				return fmt.Errorf("%d done, %d failed", done.Load(), failed.Load())
+			}
+			return nil
+		})
 	}
 	step := int64(total) / (deploys*3 + 1)
 	for d := range deploys {

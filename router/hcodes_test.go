@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -191,13 +192,12 @@ func TestH11BacklogTooDeep(t *testing.T) {
 		<-arrived
 		go func() { s, _, _ := fetch(t, f.client, f.base, "/2"); results <- s }()
 		a := r.table.Load().hosts[appHost].app
-		deadline := time.Now().Add(5 * time.Second)
-		for a.waiting.Load() != 1 {
-			if time.Now().After(deadline) {
-				t.Fatal("second request never queued")
+		eventually(t, 5*time.Second, "the second request queued", func() error {
+			if n := a.waiting.Load(); n != 1 {
+				return fmt.Errorf("%d waiting", n)
 			}
-			time.Sleep(time.Millisecond)
-		}
+			return nil
+		})
 		if status, _, _ := fetch(t, f.client, f.base, "/3"); status != 503 {
 			t.Errorf("third request: status %d, want 503", status)
 		}

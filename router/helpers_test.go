@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -32,11 +33,28 @@ func (s *sink) all() []logs.Line {
 	return append([]logs.Line(nil), s.lines...)
 }
 
+// eventually calls check until it returns nil, and fails the test with check's last
+// error when timeout passes first: the package's one way to wait for something.
+func eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // waitLine polls until a line containing every fragment appears, or fails.
 func (s *sink) waitLine(t *testing.T, fragments ...string) logs.Line {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var found logs.Line
+	eventually(t, 10*time.Second, fmt.Sprintf("a router line with %q", fragments), func() error {
 		for _, l := range s.all() {
 			ok := true
 			for _, f := range fragments {
@@ -46,13 +64,13 @@ func (s *sink) waitLine(t *testing.T, fragments ...string) logs.Line {
 				}
 			}
 			if ok {
-				return l
+				found = l
+				return nil
 			}
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("no router line with %q; lines:\n%s", fragments, s.dump())
-	return logs.Line{}
+		return errors.New("lines so far:\n" + s.dump())
+	})
+	return found
 }
 
 func (s *sink) dump() string {

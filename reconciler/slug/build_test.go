@@ -114,22 +114,21 @@ func TestBuildStaticServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually(t, 10*time.Second, "static-server answers", func() error {
 		resp, err := http.Get("http://127.0.0.1:" + port + "/index.html")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if string(body) != "<h1>static</h1>\n" {
-				t.Fatalf("served %q", body)
-			}
-			return
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("static-server never answered: %v", err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		if string(body) != "<h1>static</h1>\n" {
+			t.Fatalf("served %q", body)
+		}
+		return nil
+	})
 }
 
 func TestBuildProcfileShipsSource(t *testing.T) {
@@ -391,21 +390,17 @@ func assertKilled(t *testing.T, pidFile string) {
 		t.Fatalf("compile never wrote its background pid: %v", err)
 	}
 	pid := strings.TrimSpace(string(raw))
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually(t, 5*time.Second, "the killed build's background process "+pid+" gone", func() error {
 		stat, err := os.ReadFile("/proc/" + pid + "/stat")
 		if err != nil {
-			return // reaped
+			return nil // reaped
 		}
 		// Field 3 is the state; Z: dead, waiting for its parent to reap it.
 		if fields := strings.Fields(string(stat)); len(fields) > 2 && (fields[2] == "Z" || fields[2] == "X") {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("background process %s of the killed build still runs: %s", pid, stat)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("still runs: %s", stat)
+	})
 }
 
 func TestBuildOnceForConcurrentCallers(t *testing.T) {

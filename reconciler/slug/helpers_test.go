@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/manifold-paas/manifold/reconciler/slug"
 )
@@ -126,4 +127,21 @@ func storeFiles(t *testing.T, b *slug.Builder) []string {
 		files = append(files, "tmp/"+e.Name())
 	}
 	return files
+}
+
+// eventually calls check until it returns nil, and fails the test with check's last
+// error when timeout passes first: the package's one way to wait for something.
+func eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
