@@ -98,6 +98,7 @@ type rawApp struct {
 	processes                      []*rawProcess
 	drains                         []*rawDrain
 	secrets                        []secretEntry
+	notifies                       []*rawNotify
 }
 
 type rawEnv struct {
@@ -112,6 +113,7 @@ type rawPlatform struct {
 	domainSuffix, defaultSize, defaultStack strField
 	buildEnv                                map[string]string
 	keepReleases                            intField
+	notifies                                []*rawNotify
 }
 
 // Schemas, built on demand: the package keeps no global state.
@@ -124,6 +126,7 @@ func appSchema() schema {
 		"source":  {inner: sourceSchema()},
 		"process": {labelled: true, inner: processSchema()},
 		"drain":   {labelled: true, inner: drainSchema()},
+		"notify":  {labelled: true},
 	}}
 }
 
@@ -137,7 +140,9 @@ func envFileSchema() schema {
 	}}}}
 }
 
-func platformSchema() schema { return schema{} }
+func platformSchema() schema {
+	return schema{blocks: map[string]blockSchema{"notify": {labelled: true}}}
+}
 
 // decoder checks one body against what it accepts.
 type decoder struct{ sink *diagSink }
@@ -302,8 +307,8 @@ func (d *decoder) strList(a attr, ok bool) listField {
 }
 
 func (d *decoder) platform(b *body) *rawPlatform {
-	attrs, _ := d.checkShape(b, shape{what: "platform settings", attrs: []string{"build_env", "default_size", "default_stack", "domain_suffix", "keep_releases"}})
-	p := &rawPlatform{pos: b.pos}
+	attrs, blocks := d.checkShape(b, shape{what: "platform settings", attrs: []string{"build_env", "default_size", "default_stack", "domain_suffix", "keep_releases"}, blocks: []string{"notify"}})
+	p := &rawPlatform{pos: b.pos, notifies: d.notifies(blocks)}
 	a, ok := attrs["domain_suffix"]
 	p.domainSuffix = d.nonEmptyStr(a, ok)
 	if f := p.domainSuffix; f.set {
@@ -407,7 +412,7 @@ func (d *decoder) app(blk block, inEnv bool) *rawApp {
 	attrs, blocks := d.checkShape(blk.body, shape{
 		what:   fmt.Sprintf("app %q", blk.label),
 		attrs:  []string{"buildpacks", "config", "domains", "secrets", "sensitive", "stack", "suspend"},
-		blocks: []string{"drain", "process", "source"},
+		blocks: []string{"drain", "notify", "process", "source"},
 	})
 	a, ok := attrs["buildpacks"]
 	app.buildpacks = d.strList(a, ok)
@@ -442,6 +447,7 @@ func (d *decoder) app(blk block, inEnv bool) *rawApp {
 		}
 	}
 
+	app.notifies = d.notifies(blocks)
 	for _, b := range blocks {
 		switch b.typ {
 		case "source":

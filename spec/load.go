@@ -181,6 +181,7 @@ func (l *loader) platform(dec *decoder) Platform {
 		if len(raw.buildEnv) > 0 {
 			p.BuildEnv = raw.buildEnv
 		}
+		p.Notify = l.mergeNotifies(raw.notifies)
 	}
 	return p
 }
@@ -287,6 +288,7 @@ func (l *loader) resolve(platform Platform, env string, baseApp, over *rawApp) (
 
 	app.Processes, app.ReleaseCommand = l.processes(platform, layers, info)
 	app.Drains = l.drains(layers)
+	app.Notify = l.mergeNotifies(notifiesOf(layers)...)
 	return app, claims
 }
 

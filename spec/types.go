@@ -32,6 +32,9 @@ type Platform struct {
 	// volumes, the build caches of apps gone from the spec and stale checkouts.
 	// Default 20.
 	KeepReleases int `json:"keep_releases"`
+	// Notify are the receivers of every event of the daemon (notify blocks of
+	// manifold.hcl), sorted by Name.
+	Notify []Notify `json:"notify,omitempty"`
 }
 
 // BuildEnvNames are the names build_env accepts: the go tool's settings of where
@@ -130,6 +133,9 @@ type App struct {
 	// opens them when it starts a dyno; nothing else ever holds the plaintext. A name
 	// in both Config and Secrets is the secret.
 	Secrets map[string]Secret `json:"secrets,omitempty"`
+	// Notify are the receivers of this app's events (its notify blocks, an
+	// environment's merged over the base's by name), sorted by Name.
+	Notify []Notify `json:"notify,omitempty"`
 }
 
 // Secret is one sealed config var as written in the config repo.

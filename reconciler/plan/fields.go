@@ -66,6 +66,7 @@ var appFields = []appField{
 	{field: "Env", effect: EffectIdentity},
 	{field: "Pos", effect: EffectNone},
 	{field: "Sensitive", effect: EffectNone},
+	{field: "Notify", effect: EffectNone}, // receivers of events: nothing that runs changes
 	{field: "Suspend", kind: KindSuspend, effect: EffectSuspend, value: func(a *spec.App) any { return a.Suspend }},
 	{field: "Source", kind: KindSource, effect: EffectRelease, value: func(a *spec.App) any { return SourceString(a.Source) }},
 	{field: "Buildpacks", kind: KindBuildpacks, effect: EffectRelease, value: func(a *spec.App) any { return listOrNil(a.Buildpacks) }},
