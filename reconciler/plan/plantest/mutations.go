@@ -78,7 +78,9 @@ func Mutations() []Mutation {
 		{Field: "App.Drains", Mutate: func(app *spec.App) {
 			app.Drains = append(slices.Clone(app.Drains), spec.Drain{Name: "mutated", URL: "syslog+tcp://127.0.0.1:1"})
 		}},
-		{Field: "App.Notify", Mutate: func(app *spec.App) { app.Notify = append(slices.Clone(app.Notify), spec.Notify{Name: "mutated", Type: "slack"}) }},
+		{Field: "App.Notify", Mutate: func(app *spec.App) {
+			app.Notify = append(slices.Clone(app.Notify), spec.Notify{Name: "mutated", Type: "slack"})
+		}},
 		{Field: "App.Suspend", Mutate: func(app *spec.App) { app.Suspend = !app.Suspend }},
 		{Field: "Process.Type"},
 		{Field: "Process.Command", Mutate: func(app *spec.App) { p := web(app); p.Command = "exec " + p.Command }},
