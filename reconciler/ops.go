@@ -13,6 +13,7 @@ import (
 	"github.com/manifold-paas/manifold/drivers/terminal"
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
+	"github.com/manifold-paas/manifold/reconciler/notify"
 	"github.com/manifold-paas/manifold/reconciler/plan"
 	"github.com/manifold-paas/manifold/spec"
 )
@@ -138,6 +139,7 @@ func (r *Reconciler) Rollback(ctx context.Context, name, env string, to int, aut
 	r.setAppStatus(plan.KeyOf(&app), func(s *AppStatus) {
 		s.Release, s.PinnedTo, s.State, s.Reason = release.Version, release.Version, StateReady, ""
 	})
+	r.notify(ctx, notify.RollbackEvent(app.Name, app.Env, to, release.Version, author))
 	_ = r.refreshRoutes(ctx)
 	return maskRelease(release, app.Sensitive), nil
 }

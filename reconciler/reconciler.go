@@ -14,6 +14,7 @@ import (
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
+	"github.com/manifold-paas/manifold/reconciler/notify"
 	"github.com/manifold-paas/manifold/reconciler/plan"
 	"github.com/manifold-paas/manifold/reconciler/secret"
 	"github.com/manifold-paas/manifold/reconciler/slug"
@@ -106,6 +107,8 @@ type Options struct {
 	// StateDir holds the app sources cloned from git.
 	StateDir string
 	Logger   *slog.Logger
+	// Notifier, when set, gets the loop's events (reconciler/notify).
+	Notifier Notifier
 }
 
 // Reconciler keeps the running world equal to the config repo. Run owns its loop;
@@ -269,6 +272,7 @@ func (r *Reconciler) watchEvents(ctx context.Context, events <-chan drivers.Even
 			r.opts.Metrics.DynoEvent(ev)
 			r.log.Debug("dyno event", "app", ev.Dyno.Spec.App, "env", ev.Dyno.Spec.Env,
 				"dyno", ev.Dyno.Name, "from", ev.From, "to", ev.To, "code", ev.Code)
+			r.notify(ctx, notify.DynoEvents(ev)...)
 			if err := r.refreshRoutes(ctx); err != nil {
 				r.log.Warn("refresh routes", "err", err)
 			}
@@ -296,6 +300,7 @@ func (r *Reconciler) pass(ctx context.Context, req request) {
 	if loadErr != nil {
 		r.log.Error("load config repo", "err", loadErr)
 	}
+	r.notify(ctx, notify.SpecLoadedEvent(snapshot.Rev.ID, loadErr))
 	if r.snapshot.Dir == "" {
 		// Nothing has ever loaded: the pass ends here, and says so.
 		r.mu.Lock()
@@ -369,5 +374,6 @@ func (r *Reconciler) load(ctx context.Context) ([]spec.App, source.Snapshot, err
 	r.mu.Lock()
 	r.platform = desired.Platform
 	r.mu.Unlock()
+	r.configureNotify(desired)
 	return desired.Apps, snapshot, nil
 }

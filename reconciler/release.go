@@ -11,6 +11,7 @@ import (
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
+	"github.com/manifold-paas/manifold/reconciler/notify"
 	"github.com/manifold-paas/manifold/reconciler/plan"
 	"github.com/manifold-paas/manifold/reconciler/slug"
 	"github.com/manifold-paas/manifold/reconciler/source"
@@ -95,6 +96,7 @@ func (r *Reconciler) deploy(ctx context.Context, app *spec.App, snapshot source.
 		return nil, err
 	}
 	buildStarted := time.Now()
+	r.notify(ctx, notify.DeployStartedEvent(app.Name, app.Env, snapshot.Rev.ID))
 	build, err := r.opts.Builder.Build(ctx, slug.Request{
 		App:          app.Name,
 		SourceDir:    r.sourceDir(app, snapshot),
@@ -108,6 +110,7 @@ func (r *Reconciler) deploy(ctx context.Context, app *spec.App, snapshot source.
 	r.opts.Metrics.Build(time.Since(buildStarted))
 	if err != nil {
 		r.publish(app, logs.SourceHeroku, "build", "Build failed: "+err.Error())
+		r.notify(ctx, notify.DeployFailedEvent(app.Name, app.Env, snapshot.Rev.ID, 0, notify.PhaseBuild, err))
 		return nil, fmt.Errorf("build %s (%s): %w", app.Name, app.Env, err)
 	}
 	author := authorOf(snapshot.Rev)
@@ -141,10 +144,12 @@ func (r *Reconciler) deploy(ctx context.Context, app *spec.App, snapshot source.
 	}
 	if release.ReleaseCommand != "" {
 		if err := r.releasePhase(ctx, app, release); err != nil {
+			r.notify(ctx, notify.DeployFailedEvent(app.Name, app.Env, snapshot.Rev.ID, release.Version, notify.PhaseRelease, err))
 			return fail(err)
 		}
 	}
 	if err := r.converge(ctx, app, release); err != nil {
+		r.notify(ctx, notify.DeployFailedEvent(app.Name, app.Env, snapshot.Rev.ID, release.Version, notify.PhaseBoot, err))
 		return fail(err)
 	}
 	if err := r.opts.Ledger.SetStatus(ctx, app.Name, app.Env, release.Version, ledger.StatusSucceeded, ""); err != nil {
@@ -152,6 +157,7 @@ func (r *Reconciler) deploy(ctx context.Context, app *spec.App, snapshot source.
 	}
 	release.Status = ledger.StatusSucceeded
 	r.opts.Metrics.Release(app.Name, app.Env, release.Version, release.SlugKey, string(ledger.StatusSucceeded))
+	r.notify(ctx, notify.DeploySucceededEvent(app.Name, app.Env, snapshot.Rev.ID, release.Version))
 	r.publish(app, logs.SourceAPI, "api", fmt.Sprintf("Deployed v%d (%s) by %s", release.Version, release.Description, author))
 	return &release, nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/manifold-paas/manifold/reconciler/gc"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
 	"github.com/manifold-paas/manifold/reconciler/metrics"
+	"github.com/manifold-paas/manifold/reconciler/notify"
 	"github.com/manifold-paas/manifold/reconciler/secret"
 	"github.com/manifold-paas/manifold/reconciler/slug"
 	"github.com/manifold-paas/manifold/reconciler/source"
@@ -158,11 +159,16 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	notifier, err := notify.Open(notify.Options{Path: filepath.Join(stateDir, "notify.db"), Logs: plex, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer notifier.Close()
 	figures := metrics.New(metrics.Options{Dynos: driver, Drains: plex, Logger: logger})
 	rt := router.New(router.Options{Logs: plex, Logger: logger, Metrics: figures})
 	rec, err := reconciler.New(reconciler.Options{
 		Source: src, Driver: driver, Builder: builder, Ledger: releases, Router: rt, Logs: plex, Metrics: figures,
-		Envs: o.envs, Interval: o.interval, BootTimeout: o.bootTimeout, StateDir: stateDir, Logger: logger,
+		Envs: o.envs, Interval: o.interval, BootTimeout: o.bootTimeout, StateDir: stateDir, Logger: logger, Notifier: notifier,
 		Secrets: o.keyring,
 	})
 	if err != nil {
@@ -187,7 +193,7 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 	}, driver, func(reason string) {
 		src.Trigger(reason)
 		rec.Trigger(reason)
-	})
+	}, notifier)
 	if err != nil {
 		return err
 	}
@@ -212,6 +218,7 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 			return err
 		}
 	}
+	group.Go(func() error { return notifier.Run(ctx) })
 	group.Go(func() error {
 		printWelcome(ctx, out, rec, o, routerLn.Addr().String(), cp, stateDir)
 		return nil
