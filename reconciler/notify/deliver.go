@@ -74,16 +74,35 @@ func (n *Notifier) Run(ctx context.Context) error {
 	}
 }
 
+// ackEvery bounds the deliveries acknowledged in memory only: removing each from the
+// queue at once would cost an fsync per delivery. After a kill -9, those not yet
+// removed are sent again, with the same X-Manifold-Delivery (at least once).
+const ackEvery = 64
+
 // deliverQueue sends one receiver's queue, oldest first; the head is retried until it
 // is delivered, rejected for good, or older than MaxAge.
 func (n *Notifier) deliverQueue(ctx context.Context, id string, wake <-chan struct{}) {
 	backoff := time.Duration(0)
+	var done uint64 // the newest entry delivered or abandoned
+	pending := 0    // of them, not yet removed from the queue
+	flush := func() {
+		if pending == 0 {
+			return
+		}
+		if err := n.store.removeThrough(id, done); err != nil {
+			n.log.Error("remove delivered notifications", "receiver", id, "err", err)
+			return
+		}
+		pending = 0
+	}
+	defer flush()
 	for ctx.Err() == nil {
-		e, ok, err := n.store.first(id)
+		e, ok, err := n.store.next(id, done)
 		if err != nil {
 			n.log.Error("read notification queue", "receiver", id, "err", err)
 		}
 		if !ok || err != nil {
+			flush()
 			select {
 			case <-ctx.Done():
 				return
@@ -121,8 +140,9 @@ func (n *Notifier) deliverQueue(ctx context.Context, id string, wake <-chan stru
 			}
 			continue
 		}
-		if err := n.store.remove(id, e.seq); err != nil {
-			n.log.Error("remove delivered notification", "receiver", id, "err", err)
+		done, pending = e.seq, pending+1
+		if pending >= ackEvery {
+			flush()
 		}
 	}
 }

@@ -138,8 +138,8 @@ func (s *store) commit(entries map[string][]entry, conds map[string]*condition) 
 	})
 }
 
-// first returns the oldest entry of a receiver's queue.
-func (s *store) first(id string) (entry, bool, error) {
+// next returns the oldest entry of a receiver's queue after seq `after`.
+func (s *store) next(id string, after uint64) (entry, bool, error) {
 	var e entry
 	found := false
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -147,7 +147,7 @@ func (s *store) first(id string) (entry, bool, error) {
 		if q == nil {
 			return nil
 		}
-		k, v := q.Cursor().First()
+		k, v := q.Cursor().Seek(seqKey(after + 1))
 		if k == nil {
 			return nil
 		}
@@ -158,14 +158,20 @@ func (s *store) first(id string) (entry, bool, error) {
 	return e, found, err
 }
 
-// remove deletes a delivered (or abandoned) entry.
-func (s *store) remove(id string, seq uint64) error {
+// removeThrough deletes the entries up to seq: delivered (or abandoned) ones.
+func (s *store) removeThrough(id string, seq uint64) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		q := tx.Bucket(bucketQueues).Bucket([]byte(id))
 		if q == nil {
 			return nil
 		}
-		return q.Delete(seqKey(seq))
+		c := q.Cursor()
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq; k, _ = c.Next() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
