@@ -92,6 +92,7 @@ type harness struct {
 	logs    *logs.Plex
 	ledger  *ledger.Ledger
 	rec     *reconciler.Reconciler
+	notes   *noteRecorder
 	commits int
 }
 
@@ -110,7 +111,7 @@ func newHarness(t *testing.T, appSpec ...string) *harness {
 	t.Helper()
 	repo := t.TempDir()
 	state := t.TempDir()
-	h := &harness{t: t, repo: repo, source: &folderSource{dir: repo}, driver: newFakeDriver(), router: &recordingRouter{}}
+	h := &harness{t: t, repo: repo, source: &folderSource{dir: repo}, driver: newFakeDriver(), router: &recordingRouter{}, notes: &noteRecorder{}}
 	h.write("src/hello/Procfile", "web: ./web.sh\nworker: ./worker.sh\n")
 	h.write("src/hello/web.sh", "#!/bin/sh\necho web\n")
 	h.write("src/hello/worker.sh", "#!/bin/sh\necho worker\n")
@@ -135,7 +136,7 @@ func newHarness(t *testing.T, appSpec ...string) *harness {
 	h.rec, err = reconciler.New(reconciler.Options{
 		Source: h.source, Driver: h.driver, Builder: &slug.Builder{Store: store}, Ledger: h.ledger,
 		Router: h.router, Logs: h.logs, StateDir: state, BootTimeout: 200 * time.Millisecond,
-		ReleaseTimeout: 300 * time.Millisecond, Interval: time.Hour,
+		ReleaseTimeout: 300 * time.Millisecond, Interval: time.Hour, Notifier: h.notes,
 	})
 	if err != nil {
 		t.Fatal(err)
