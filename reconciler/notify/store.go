@@ -9,6 +9,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/manifold-paas/manifold/spec"
 )
@@ -180,7 +181,7 @@ func (s *store) removeThrough(id string, seq uint64) error {
 func (s *store) saveReceivers(receivers map[string]receiver, envs []string) (map[string]int, error) {
 	dropped := map[string]int{}
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketReceivers); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		if err := tx.DeleteBucket(bucketReceivers); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
 		}
 		rb, err := tx.CreateBucket(bucketReceivers)
