@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler/notify"
 	"github.com/manifold-paas/manifold/spec"
 )
@@ -62,6 +63,44 @@ func BenchmarkDeliveryLatency(b *testing.B) {
 			}
 			b.ReportMetric(ms(0.50), "p50-ms")
 			b.ReportMetric(ms(0.99), "p99-ms")
+		})
+	}
+}
+
+// BenchmarkRouterLineWatched measures what the notifier's watch of the log stream
+// (for router.errors and drain.dropping) adds to each router line the logplex takes:
+// "alone" publishes router lines with no tail, "watched" with a running Notifier
+// reading them all. The difference is the per-request cost of the watch.
+//
+//	go test -run '^$' -bench RouterLineWatched -count 5 ./reconciler/notify
+func BenchmarkRouterLineWatched(b *testing.B) {
+	line := logs.Line{App: "hello", Env: "staging", Source: logs.SourceHeroku, Dyno: "router",
+		Text: `at=info method=GET path="/" host=hello.staging.localhost request_id=0f2c fwd="127.0.0.1" dyno=web.1 connect=0ms service=1ms status=200 bytes=2 protocol=http`}
+	for _, watched := range []bool{false, true} {
+		name := "alone"
+		if watched {
+			name = "watched"
+		}
+		b.Run(name, func(b *testing.B) {
+			plex := logs.New(logs.Options{})
+			defer plex.Close()
+			if watched {
+				rcv := newReceiver(b)
+				opts := fastOptions(b, nil)
+				opts.Logs = plex
+				start(b, opts, platform(spec.Notify{Name: "ops", Type: "webhook", URL: rcv.srv.URL, Severity: "info"}))
+				// The watch is live once an L10 line has made an event.
+				waitFor(b, "the watch", func() bool {
+					plex.Publish(logs.Line{App: "probe", Env: "x", Source: logs.SourceHeroku, Dyno: "logplex",
+						Text: "Error L10 (output buffer overflow): 1 messages dropped since 2026-01-01T00:00:00+00:00."})
+					return len(rcv.deliveries()) > 0
+				})
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				plex.Publish(line)
+			}
 		})
 	}
 }

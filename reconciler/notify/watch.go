@@ -34,6 +34,11 @@ func (n *Notifier) watchLogs(ctx context.Context) {
 		for line := range n.opts.Logs.Tail(ctx, logs.Filter{Source: logs.SourceHeroku}, 0) {
 			w.observe(ctx, line)
 		}
+		if ctx.Err() == nil {
+			// Cut off (L11) for falling behind: lines of the gap are not seen, which a
+			// rate over a window survives.
+			n.log.Debug("log watch cut off: reopening", "in", reconnectWait)
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(reconnectWait):
