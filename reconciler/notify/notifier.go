@@ -26,6 +26,9 @@ const (
 	DefaultRouterErrorThreshold = 10
 	// maxEarlyEvents bounds the events kept before any receiver is known.
 	maxEarlyEvents = 1000
+	// foldedMemory is how long the count of folded repeats of a plain event waits for
+	// the next event of its key.
+	foldedMemory = time.Hour
 )
 
 // Options configure a Notifier. Path is required.
@@ -302,7 +305,9 @@ func (n *Notifier) admit(e Event, now time.Time, dirty map[string]*condition) []
 	return []Event{e}
 }
 
-// quietTypes are resolved by silence: nothing else says they are over.
+// quietAfter is how long a condition of type t may go unsignalled before it is
+// resolved by silence (0: only an event resolves it). Nothing else says that memory
+// pressure, router errors or L10 are over.
 func (n *Notifier) quietAfter(t Type) time.Duration {
 	switch t {
 	case DynoMemory, DrainDropping, RouterErrors:
@@ -341,7 +346,9 @@ func (n *Notifier) tick(now time.Time) {
 		}
 	}
 	for key, s := range n.lastSent {
-		if now.Sub(s.at) >= n.opts.FoldWindow && s.folded == 0 {
+		// A key with folded repeats is kept a while longer, so the next of its kind
+		// says how many there were.
+		if age := now.Sub(s.at); (age >= n.opts.FoldWindow && s.folded == 0) || age >= foldedMemory {
 			delete(n.lastSent, key)
 		}
 	}
