@@ -85,7 +85,8 @@ const notifyApp = `app "w" {
 // the daemon queued; ops is down (500) the whole time. The daemon deploys, meets a
 // broken commit and a fixed one, and is killed with -9 while every one of those
 // events waits for ops. Once ops and a new daemon are both up, ops gets each event
-// probe got, once per delivery id, in the same order.
+// probe got, once per delivery id, in the same order; then a refused webhook request
+// reaches ops too.
 func TestNotifyAfterKill9(t *testing.T) {
 	ops, probe := newHookReceiver(t, true), newHookReceiver(t, false)
 	repo := t.TempDir()
@@ -150,7 +151,7 @@ func TestNotifyAfterKill9(t *testing.T) {
 	ops.mu.Lock()
 	ops.down = false
 	ops.mu.Unlock()
-	startDaemon(t, state, "file://"+repo, routerAddr, "300ms")
+	d2 := startDaemon(t, state, "file://"+repo, routerAddr, "300ms")
 	eventually(t, 60*time.Second, "ops gets what was queued", func() error {
 		if got := len(ops.events()); got < len(queued) {
 			return fmt.Errorf("ops got %d of %d", got, len(queued))
@@ -185,4 +186,19 @@ func TestNotifyAfterKill9(t *testing.T) {
 	if !slices.Equal(types, wantTypes) {
 		t.Errorf("queued %v, want %v", types, wantTypes)
 	}
+	// A request the webhook refuses (here a GET) is an event too.
+	resp, err := http.Get("http://" + d2.webhook + "/hooks/git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("GET /hooks/git: %s, want 405", resp.Status)
+	}
+	eventually(t, 30*time.Second, "ops hears webhook.rejected", func() error {
+		if !ops.has(notify.WebhookRejected, false) {
+			return fmt.Errorf("ops got %d events", len(ops.events()))
+		}
+		return nil
+	})
 }
