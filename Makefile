@@ -49,6 +49,10 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-clean:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	@# The flow runs one way: nothing under drivers/ reaches up into reconciler/.
+	@up=$$($(GO) list -deps ./drivers/... | grep /reconciler); if [ -n "$$up" ]; then echo "drivers/ imports reconciler/:"; echo "$$up"; exit 1; fi
+	@# The CLI is also used from macOS.
+	GOOS=darwin $(GO) build -o /dev/null ./cmd/manifold
 
 clean:
 	rm -rf bin $(STATE)

@@ -16,8 +16,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/pkg/stdcopy"
-
-	"github.com/manifold-paas/manifold/reconciler/slug"
+	"github.com/manifold-paas/manifold/drivers/buildstep"
 )
 
 // DefaultStackName is the spec's name of the default stack (spec.Desired.DefaultStack
@@ -50,7 +49,7 @@ func (d *Driver) stackImage(stack string) string {
 	return stack
 }
 
-// BuildRunner runs buildpack steps (slug.Runner) in build containers of the app's
+// BuildRunner runs buildpack steps (buildstep.Cmd) in build containers of the app's
 // stack image: one container per step, with the step's host folders bind-mounted at
 // the same paths, no network (builds are offline), the host's Go toolchain mounted
 // read-only at /usr/local/go when the stack has no go, removed after the step. Make
@@ -69,8 +68,6 @@ type BuildRunner struct {
 	user     string
 }
 
-var _ slug.Runner = (*BuildRunner)(nil)
-
 // stackFacts is what a build needs to know of a stack image, learnt once per image id.
 type stackFacts struct {
 	id    string
@@ -85,9 +82,9 @@ func (d *Driver) BuildRunner() *BuildRunner {
 }
 
 // Run runs one buildpack step in a new build container of cmd.Stack's image and
-// removes it. A non-zero exit is a *slug.ExitError; when ctx ends (the build's time
+// removes it. A non-zero exit is a *buildstep.ExitError; when ctx ends (the build's time
 // limit, a cancelled deploy) or the driver closes, the container is killed.
-func (r *BuildRunner) Run(ctx context.Context, cmd slug.Cmd) error {
+func (r *BuildRunner) Run(ctx context.Context, cmd buildstep.Cmd) error {
 	d := r.d
 	step := filepath.Base(filepath.Dir(filepath.Dir(cmd.Path))) + "/bin/" + filepath.Base(cmd.Path)
 	fail := func(err error) error { return fmt.Errorf("build %s: %s in a container: %w", cmd.App, step, err) }
@@ -119,7 +116,7 @@ func (r *BuildRunner) Run(ctx context.Context, cmd slug.Cmd) error {
 		return fail(err)
 	}
 	if code != 0 {
-		return &slug.ExitError{Code: code}
+		return &buildstep.ExitError{Code: code}
 	}
 	return nil
 }
@@ -129,7 +126,7 @@ func (r *BuildRunner) Run(ctx context.Context, cmd slug.Cmd) error {
 // cmd.Env (a host sharing its Go caches between apps, slug.Builder.Env); the host's
 // GOROOT (when goRoot is set) read-only at /usr/local/go. PATH becomes the image's, with
 // /usr/local/go/bin when the toolchain is mounted.
-func buildMounts(cmd slug.Cmd, imagePath, goRoot string) ([]string, []mount.Mount, error) {
+func buildMounts(cmd buildstep.Cmd, imagePath, goRoot string) ([]string, []mount.Mount, error) {
 	var mounts []mount.Mount
 	add := func(path string, readOnly bool) error {
 		if !filepath.IsAbs(path) {
@@ -186,7 +183,7 @@ func buildMounts(cmd slug.Cmd, imagePath, goRoot string) ([]string, []mount.Moun
 // run runs argv in a new labelled build container of image with no network, streams
 // its output to cmd's writers, and returns its exit status. The container is removed
 // whatever happens; when ctx ends it is killed first.
-func (r *BuildRunner) run(ctx context.Context, cmd slug.Cmd, image string, argv, env []string, mounts []mount.Mount) (int, error) {
+func (r *BuildRunner) run(ctx context.Context, cmd buildstep.Cmd, image string, argv, env []string, mounts []mount.Mount) (int, error) {
 	d := r.d
 	init := true
 	created, err := d.cli.ContainerCreate(ctx,
@@ -306,7 +303,7 @@ func (r *BuildRunner) stack(ctx context.Context, app, image string) (*stackFacts
 		}
 	}
 	var probeOut strings.Builder
-	probe := slug.Cmd{App: app, Dir: "/", Stdout: &probeOut, Stderr: &probeOut}
+	probe := buildstep.Cmd{App: app, Dir: "/", Stdout: &probeOut, Stderr: &probeOut}
 	env := []string{"PATH=" + facts.path}
 	if facts.path == "" {
 		env = nil

@@ -53,6 +53,10 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// The builder takes the docker driver's runner for its steps (the interface is the
+// builder's own, so the guard lives with the one test that uses both).
+var _ slugs.Runner = (*docker.BuildRunner)(nil)
+
 // containerBuilder is a slug builder whose steps run in build containers of the test's
 // driver instance, sharing the test run's Go build cache (as `manifold up` shares the
 // machine's).

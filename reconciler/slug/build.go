@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/manifold-paas/manifold/drivers/buildstep"
+	"github.com/manifold-paas/manifold/drivers/process"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -56,7 +58,7 @@ type Builder struct {
 	// and safe to share) instead of keeping one per app in CACHE_DIR. Not part of the
 	// slug key.
 	Env []string
-	// Runner runs the buildpack steps. Nil: HostRunner, processes of this host. The
+	// Runner runs the buildpack steps. Nil: process.HostRunner, processes of this host. The
 	// Docker driver's BuildRunner runs them in a build container of the app's stack.
 	Runner Runner
 
@@ -138,7 +140,7 @@ func (b *Builder) runner() Runner {
 	if b.Runner != nil {
 		return b.Runner
 	}
-	return HostRunner{}
+	return process.HostRunner{}
 }
 
 func (b *Builder) sizeLimit() int64 {
@@ -381,7 +383,7 @@ func (b *Builder) build(ctx context.Context, req Request, srcDir, digest string,
 		stack:    req.Stack,
 		env:      b.stepEnv(req.Stack, home, tmp),
 		buildDir: buildDir,
-		mounts:   []Mount{{Path: scratch}, {Path: cacheDir}},
+		mounts:   []buildstep.Mount{{Path: scratch}, {Path: cacheDir}},
 	}
 
 	// Detection.

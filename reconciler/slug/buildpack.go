@@ -24,6 +24,7 @@ import (
 	fluxgit "github.com/fluxcd/pkg/git"
 	"github.com/fluxcd/pkg/git/gogit"
 	"github.com/fluxcd/pkg/git/repository"
+	"github.com/manifold-paas/manifold/drivers/buildstep"
 	"gopkg.in/yaml.v3"
 
 	"github.com/manifold-paas/manifold/spec"
@@ -371,12 +372,12 @@ type steps struct {
 	buildDir string
 	// mounts are the build's own folders (scratch, CACHE_DIR); each step adds its
 	// buildpack's.
-	mounts []Mount
+	mounts []buildstep.Mount
 }
 
 // run runs bp's bin/<script> with args in BUILD_DIR.
 func (s *steps) run(ctx context.Context, bp *buildpack, script string, stdout, stderr io.Writer, args ...string) error {
-	return s.runner.Run(ctx, Cmd{
+	return s.runner.Run(ctx, buildstep.Cmd{
 		App:    s.app,
 		Stack:  s.stack,
 		Path:   filepath.Join(bp.dir, "bin", script),
@@ -385,7 +386,7 @@ func (s *steps) run(ctx context.Context, bp *buildpack, script string, stdout, s
 		Env:    s.env,
 		Stdout: stdout,
 		Stderr: stderr,
-		Mounts: append(slices.Clip(s.mounts), Mount{Path: bp.dir, ReadOnly: true}),
+		Mounts: append(slices.Clip(s.mounts), buildstep.Mount{Path: bp.dir, ReadOnly: true}),
 	})
 }
 
@@ -393,7 +394,7 @@ func (s *steps) run(ctx context.Context, bp *buildpack, script string, stdout, s
 func (s *steps) detect(ctx context.Context, bp *buildpack, out io.Writer) (bool, string, error) {
 	var stdout bytes.Buffer
 	err := s.run(ctx, bp, "detect", &stdout, out, s.buildDir)
-	var exit *ExitError
+	var exit *buildstep.ExitError
 	if errors.As(err, &exit) && ctx.Err() == nil {
 		return false, "", nil
 	}

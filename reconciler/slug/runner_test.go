@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/manifold-paas/manifold/drivers/buildstep"
+	"github.com/manifold-paas/manifold/drivers/process"
 	"github.com/manifold-paas/manifold/reconciler/slug"
 )
 
@@ -15,20 +17,20 @@ import (
 // with that code instead of running.
 type recordingRunner struct {
 	mu   sync.Mutex
-	cmds []slug.Cmd
+	cmds []buildstep.Cmd
 	fail map[string]int // script base name -> exit code
 }
 
-func (r *recordingRunner) Run(ctx context.Context, cmd slug.Cmd) error {
+func (r *recordingRunner) Run(ctx context.Context, cmd buildstep.Cmd) error {
 	r.mu.Lock()
 	r.cmds = append(r.cmds, cmd)
 	code, fail := r.fail[filepath.Base(cmd.Path)]
 	r.mu.Unlock()
 	if fail {
 		_, _ = cmd.Stderr.Write([]byte("runner says no\n"))
-		return &slug.ExitError{Code: code}
+		return &buildstep.ExitError{Code: code}
 	}
-	return slug.HostRunner{}.Run(ctx, cmd)
+	return process.HostRunner{}.Run(ctx, cmd)
 }
 
 func (r *recordingRunner) scripts() []string {
@@ -87,7 +89,7 @@ func TestRunnerSeesEveryStep(t *testing.T) {
 	}
 }
 
-func insideMount(p string, mounts []slug.Mount) bool {
+func insideMount(p string, mounts []buildstep.Mount) bool {
 	for _, m := range mounts {
 		if rel, err := filepath.Rel(m.Path, p); err == nil && !strings.HasPrefix(rel, "..") {
 			return true
@@ -133,4 +135,4 @@ func TestRunnerExitCodes(t *testing.T) {
 
 type errRunner struct{}
 
-func (errRunner) Run(context.Context, slug.Cmd) error { return errors.New("no engine") }
+func (errRunner) Run(context.Context, buildstep.Cmd) error { return errors.New("no engine") }
