@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/manifold-paas/manifold/drivers/terminal"
 	"github.com/manifold-paas/manifold/logs"
 )
 
@@ -123,7 +122,12 @@ type OneOff struct {
 	// Terminal, when set, runs the process on a pseudo-terminal of that size (an
 	// interactive `manifold run bash`): its stdin, stdout and stderr are the
 	// terminal, whose output (both streams, as a terminal shows them) goes to Stdout.
-	Terminal *terminal.Size
+	Terminal *TerminalSize
+}
+
+// TerminalSize is a terminal's size in characters.
+type TerminalSize struct {
+	Rows, Cols uint16
 }
 
 // LogSink receives every line a driver produces: dyno output (source app) and the

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/manifold-paas/manifold/drivers"
-	"github.com/manifold-paas/manifold/drivers/terminal"
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
 	"github.com/manifold-paas/manifold/reconciler/notify"
@@ -153,7 +152,7 @@ type OneOff struct {
 	Stderr   io.Writer
 	// Terminal runs the one-off on a pseudo-terminal of that size (its output all
 	// goes to Stdout); Term is then its TERM (default xterm).
-	Terminal *terminal.Size
+	Terminal *drivers.TerminalSize
 	Term     string
 	// Author is who asked for it (an API token's name or a local user), for the log.
 	Author string

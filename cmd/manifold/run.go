@@ -1,13 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/manifold-paas/manifold/drivers/terminal"
 	"github.com/manifold-paas/manifold/reconciler/api"
+	"golang.org/x/term"
 )
 
 func newRunCmd() *cobra.Command {
@@ -31,17 +32,17 @@ manifold run -a APP -- bash is interactive), unless --no-tty.`,
 			}
 			in, inFile := stdin.(*os.File)
 			out, outFile := cmd.OutOrStdout().(*os.File)
-			if !noTTY && inFile && outFile && terminal.IsTerminal(in) && terminal.IsTerminal(out) {
-				size, err := terminal.SizeOf(out)
+			if !noTTY && inFile && outFile && term.IsTerminal(int(in.Fd())) && term.IsTerminal(int(out.Fd())) {
+				cols, rows, err := term.GetSize(int(out.Fd()))
 				if err != nil {
-					return err
+					return fmt.Errorf("terminal size: %w", err)
 				}
-				restore, err := terminal.MakeRaw(in)
+				state, err := term.MakeRaw(int(in.Fd()))
 				if err != nil {
-					return err
+					return fmt.Errorf("raw terminal: %w", err)
 				}
-				defer func() { _ = restore() }()
-				req.TTY, req.Rows, req.Cols, req.Term = true, int(size.Rows), int(size.Cols), os.Getenv("TERM")
+				defer func() { _ = term.Restore(int(in.Fd()), state) }()
+				req.TTY, req.Rows, req.Cols, req.Term = true, rows, cols, os.Getenv("TERM")
 			}
 			code, err := apiClient(cmd).Run(cmd.Context(), app, req, stdin, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			if err != nil {

@@ -20,9 +20,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/manifold-paas/manifold/drivers/terminal"
+	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/process"
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/api"
+	"golang.org/x/term"
 )
 
 // TestMain lets the end-to-end tests run this very binary as the daemon
@@ -507,7 +509,7 @@ func TestReconcileExitCode(t *testing.T) {
 func runOnATerminal(t *testing.T, apiAddr string) {
 	t.Helper()
 	t.Setenv("TERM", "xterm-256color")
-	controller, tty, err := terminal.OpenPTY(terminal.Size{Rows: 30, Cols: 90})
+	controller, tty, err := process.OpenPTY(drivers.TerminalSize{Rows: 30, Cols: 90})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -533,7 +535,7 @@ func runOnATerminal(t *testing.T, apiAddr string) {
 	if code != 6 {
 		t.Errorf("run on a terminal: exit %d, %q; want 6", code, stderr.String())
 	}
-	if !terminal.IsTerminal(tty) {
+	if !term.IsTerminal(int(tty.Fd())) {
 		t.Fatal("the test's terminal is gone")
 	}
 	// Back to cooked mode: output gets "\r\n" again.

@@ -1,6 +1,6 @@
 // Package buildstep holds the plain records of one buildpack step (bin/detect,
 // bin/compile, bin/release) that a slug builder hands to whatever runs it: a process of
-// the host (process.HostRunner) or a build container (docker.BuildRunner).
+// the host (HostRunner, here) or a build container (docker.BuildRunner).
 package buildstep
 
 import (

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/manifold-paas/manifold/drivers"
-	"github.com/manifold-paas/manifold/drivers/terminal"
 )
 
 func oneOff(app, env, command, slugPath string) drivers.OneOff {
@@ -127,7 +126,7 @@ func TestRunOnATerminal(t *testing.T) {
 	o := oneOff(randomName("tty"), "staging", `read x; test -t 0 && test -t 1 && echo on-a-terminal; stty size; echo "got $x"; echo oops >&2; exit 5`,
 		slug(t, map[string]string{"bin/.keep": ""}))
 	o.Stdin, o.Stdout, o.Stderr = strings.NewReader("hello\n"), &stdout, &stderr
-	o.Terminal = &terminal.Size{Rows: 33, Cols: 101}
+	o.Terminal = &drivers.TerminalSize{Rows: 33, Cols: 101}
 	code, err := d.Run(context.Background(), o)
 	if err != nil || code != 5 {
 		t.Fatalf("Run: %d, %v; want 5\n%s", code, err, stdout.String())

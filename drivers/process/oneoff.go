@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/manifold-paas/manifold/drivers"
-	"github.com/manifold-paas/manifold/drivers/terminal"
 	"github.com/manifold-paas/manifold/logs"
 )
 
@@ -160,8 +159,8 @@ type ptyRelay struct {
 	outDone         chan struct{}
 }
 
-func openRelay(size terminal.Size) (*ptyRelay, error) {
-	controller, tty, err := terminal.OpenPTY(size)
+func openRelay(size drivers.TerminalSize) (*ptyRelay, error) {
+	controller, tty, err := OpenPTY(size)
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/manifold-paas/manifold/drivers"
-	"github.com/manifold-paas/manifold/drivers/terminal"
 	"github.com/manifold-paas/manifold/logs"
 )
 
@@ -103,7 +102,7 @@ func TestRunOneOffOnATerminal(t *testing.T) {
 	var stdout lockedBuffer
 	spec := h.spec("", 0, `test -t 0 && test -t 1 && echo on-a-terminal; stty size; read x; echo "got $x"; echo oops >&2; exit 5`, nil)
 	code, err := h.d.Run(context.Background(), drivers.OneOff{DynoSpec: spec, Stdin: strings.NewReader("hello\n"),
-		Stdout: &stdout, Stderr: failWriter{t}, Terminal: &terminal.Size{Rows: 33, Cols: 101}})
+		Stdout: &stdout, Stderr: failWriter{t}, Terminal: &drivers.TerminalSize{Rows: 33, Cols: 101}})
 	if err != nil || code != 5 {
 		t.Fatalf("Run: %d, %v; want 5\n%s", code, err, stdout.String())
 	}
@@ -120,7 +119,7 @@ func TestRunOneOffOnATerminal(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		_, err := h.d.Run(ctx, drivers.OneOff{DynoSpec: h.spec("", 0, `sleep 600 & read x`, nil), Stdin: never,
-			Stdout: io.Discard, Terminal: &terminal.Size{Rows: 24, Cols: 80}})
+			Stdout: io.Discard, Terminal: &drivers.TerminalSize{Rows: 24, Cols: 80}})
 		done <- err
 	}()
 	cancel() // before or after it started: either way it must end with an error

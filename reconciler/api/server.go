@@ -18,7 +18,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/manifold-paas/manifold/drivers"
-	"github.com/manifold-paas/manifold/drivers/terminal"
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/api/tokens"
@@ -283,7 +282,7 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("terminal size %dx%d out of range", req.Rows, req.Cols))
 			return
 		}
-		oneOff.Terminal = &terminal.Size{Rows: uint16(req.Rows), Cols: uint16(req.Cols)}
+		oneOff.Terminal = &drivers.TerminalSize{Rows: uint16(req.Rows), Cols: uint16(req.Cols)}
 		oneOff.Term = req.Term
 	}
 	frames := &frameWriter{w: w, enc: json.NewEncoder(w)}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/manifold-paas/manifold/drivers/buildstep"
-	"github.com/manifold-paas/manifold/drivers/process"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -58,7 +57,7 @@ type Builder struct {
 	// and safe to share) instead of keeping one per app in CACHE_DIR. Not part of the
 	// slug key.
 	Env []string
-	// Runner runs the buildpack steps. Nil: process.HostRunner, processes of this host. The
+	// Runner runs the buildpack steps. Nil: buildstep.HostRunner, processes of this host. The
 	// Docker driver's BuildRunner runs them in a build container of the app's stack.
 	Runner Runner
 
@@ -140,7 +139,7 @@ func (b *Builder) runner() Runner {
 	if b.Runner != nil {
 		return b.Runner
 	}
-	return process.HostRunner{}
+	return buildstep.HostRunner{}
 }
 
 func (b *Builder) sizeLimit() int64 {

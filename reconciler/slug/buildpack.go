@@ -418,7 +418,7 @@ func (s *steps) download(ctx context.Context, bp *buildpack, cacheDir, envDir st
 		return nil
 	}
 	env := append(slices.Clip(s.env), netEnv...)
-	return HostRunner{}.Run(ctx, Cmd{
+	return buildstep.HostRunner{}.Run(ctx, buildstep.Cmd{
 		App: s.app, Stack: s.stack, Path: script, Args: []string{s.buildDir, cacheDir, envDir},
 		Dir: s.buildDir, Env: env, Stdout: out, Stderr: out,
 	})

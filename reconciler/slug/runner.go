@@ -4,11 +4,10 @@ import (
 	"context"
 
 	"github.com/manifold-paas/manifold/drivers/buildstep"
-	"github.com/manifold-paas/manifold/drivers/process"
 )
 
 // Runner runs one buildpack step (bin/detect, bin/compile or bin/release). The
-// Builder's default, process.HostRunner, runs it as a process of the daemon's host; a
+// Builder's default, buildstep.HostRunner, runs it as a process of the daemon's host; a
 // container driver runs it in a build container of the app's stack image
 // (drivers/docker.BuildRunner). Run must be safe for concurrent use.
 type Runner interface {
@@ -19,4 +18,4 @@ type Runner interface {
 	Run(ctx context.Context, cmd buildstep.Cmd) error
 }
 
-var _ Runner = process.HostRunner{}
+var _ Runner = buildstep.HostRunner{}

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/manifold-paas/manifold/drivers/buildstep"
-	"github.com/manifold-paas/manifold/drivers/process"
 	"github.com/manifold-paas/manifold/reconciler/slug"
 )
 
@@ -30,7 +29,7 @@ func (r *recordingRunner) Run(ctx context.Context, cmd buildstep.Cmd) error {
 		_, _ = cmd.Stderr.Write([]byte("runner says no\n"))
 		return &buildstep.ExitError{Code: code}
 	}
-	return process.HostRunner{}.Run(ctx, cmd)
+	return buildstep.HostRunner{}.Run(ctx, cmd)
 }
 
 func (r *recordingRunner) scripts() []string {

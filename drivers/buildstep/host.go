@@ -1,4 +1,4 @@
-package process
+package buildstep
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
-
-	"github.com/manifold-paas/manifold/drivers/buildstep"
 )
 
 // HostRunner runs buildpack steps as processes of the daemon's host, each in its own
@@ -15,10 +13,10 @@ import (
 // started. It is the slug builder's default runner; it is safe for concurrent use.
 type HostRunner struct{}
 
-// Run runs cmd on the host to its end: nil when it exited 0, a *buildstep.ExitError
+// Run runs cmd on the host to its end: nil when it exited 0, a *ExitError
 // when it exited otherwise, another error when it could not run or ctx ended.
 // Mounts and Stack are not used: the host's folders are already there.
-func (HostRunner) Run(ctx context.Context, c buildstep.Cmd) error {
+func (HostRunner) Run(ctx context.Context, c Cmd) error {
 	cmd := exec.CommandContext(ctx, c.Path, c.Args...)
 	cmd.Env = c.Env
 	cmd.Dir = c.Dir
@@ -37,7 +35,7 @@ func (HostRunner) Run(ctx context.Context, c buildstep.Cmd) error {
 	}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) && ctx.Err() == nil {
-		return &buildstep.ExitError{Code: exit.ExitCode(), Err: err}
+		return &ExitError{Code: exit.ExitCode(), Err: err}
 	}
 	return err
 }

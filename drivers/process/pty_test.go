@@ -1,4 +1,4 @@
-package terminal_test
+package process_test
 
 import (
 	"io"
@@ -7,23 +7,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/manifold-paas/manifold/drivers/terminal"
+	"golang.org/x/term"
+
+	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/process"
 )
 
 // TestOpenPTY runs a real shell on a new pseudo-terminal: it sees a terminal of the
 // size asked for, its input arrives, and its output comes back through the controller.
 func TestOpenPTY(t *testing.T) {
 	t.Parallel()
-	controller, tty, err := terminal.OpenPTY(terminal.Size{Rows: 33, Cols: 101})
+	controller, tty, err := process.OpenPTY(drivers.TerminalSize{Rows: 33, Cols: 101})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer controller.Close()
-	if !terminal.IsTerminal(tty) {
+	if !term.IsTerminal(int(tty.Fd())) {
 		t.Fatal("the terminal side is not a terminal")
 	}
-	if size, err := terminal.SizeOf(tty); err != nil || size != (terminal.Size{Rows: 33, Cols: 101}) {
-		t.Fatalf("SizeOf = %v, %v; want 33x101", size, err)
+	if cols, rows, err := term.GetSize(int(tty.Fd())); err != nil || rows != 33 || cols != 101 {
+		t.Fatalf("GetSize = %dx%d, %v; want 33x101", rows, cols, err)
 	}
 	cmd := exec.Command("/bin/sh", "-c", `test -t 0 && test -t 1 && echo on-a-terminal; stty size; read x; echo "got $x"`)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
@@ -54,17 +57,17 @@ func TestOpenPTY(t *testing.T) {
 	}
 }
 
-// TestMakeRaw puts a terminal in raw mode and back: in raw mode a typed line is not
-// echoed and no "\r" is added to output.
+// TestMakeRaw puts a terminal from OpenPTY in raw mode and back with x/term, as
+// `manifold run` does: in raw mode no "\r" is added to output, restored it is again.
 func TestMakeRaw(t *testing.T) {
 	t.Parallel()
-	controller, tty, err := terminal.OpenPTY(terminal.Size{Rows: 24, Cols: 80})
+	controller, tty, err := process.OpenPTY(drivers.TerminalSize{Rows: 24, Cols: 80})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer controller.Close()
 	defer tty.Close()
-	restore, err := terminal.MakeRaw(tty)
+	state, err := term.MakeRaw(int(tty.Fd()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +79,7 @@ func TestMakeRaw(t *testing.T) {
 	if err != nil || string(buf[:n]) != "a\nb" {
 		t.Errorf("raw output read %q, %v; want %q (no \\r added)", buf[:n], err, "a\nb")
 	}
-	if err := restore(); err != nil {
+	if err := term.Restore(int(tty.Fd()), state); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := io.WriteString(tty, "c\n"); err != nil {
