@@ -18,14 +18,15 @@ import (
 	"time"
 
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/supervisor"
 	"github.com/manifold-paas/manifold/logs"
 )
 
 // Defaults of Options.
 const (
-	DefaultBootTimeout  = 60 * time.Second
-	DefaultStopTimeout  = 30 * time.Second
-	DefaultStableAfter  = 10 * time.Minute
+	DefaultBootTimeout  = supervisor.DefaultBootTimeout
+	DefaultStopTimeout  = supervisor.DefaultStopTimeout
+	DefaultStableAfter  = supervisor.DefaultStableAfter
 	DefaultMaxLogBytes  = 16 << 20
 	DefaultMaxLineBytes = 64 << 10
 )
@@ -100,7 +101,7 @@ type Driver struct {
 	ctx    context.Context // ends at Close: supervisors and followers stop, dynos run on
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	events *eventQueue
+	events *supervisor.Queue
 	ports  *portAllocator
 	slugs  *slugCache
 	mem    *memScanner
@@ -197,7 +198,7 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		sink:   sink,
 		ctx:    runCtx,
 		cancel: cancel,
-		events: newEventQueue(logger),
+		events: supervisor.NewQueue(logger),
 		ports:  newPortAllocator(opts.PortMin, opts.PortMax),
 		slugs:  &slugCache{dir: opts.SlugDir},
 		mem:    newMemScanner("/proc", opts.MemoryInterval/2),
@@ -205,7 +206,7 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	}
 	d.sampler = newMemSampler(opts.MemoryInterval)
 	d.output = newOutputWatch(runCtx, opts.StateDir, d.log)
-	d.wg.Go(func() { d.events.run(runCtx) })
+	d.wg.Go(func() { d.events.Run(runCtx) })
 	d.wg.Go(func() { d.sampler.run(runCtx) })
 	d.wg.Go(d.output.run)
 	for _, st := range states {
@@ -225,37 +226,37 @@ func (d *Driver) adopt(st stateFile) {
 			st.Spec.Secrets = opened
 		}
 	}
-	dy := d.newDyno(st.ID, st.Spec, st.LogOffset)
-	dy.rec.State = st.State
-	dy.rec.Reason = st.Reason
-	dy.rec.StartedAt = st.StartedAt
-	dy.rec.StateChangedAt = st.StateChangedAt
-	dy.rec.Restarts = st.Restarts
-	dy.crashes = st.Crashes
-	dy.nextRestart = st.NextRestartAt
+	dy := d.newDyno(st.ID, supervisor.Status{
+		Dyno: drivers.Dyno{
+			Spec: st.Spec, State: st.State, Reason: st.Reason, StartedAt: st.StartedAt,
+			StateChangedAt: st.StateChangedAt, Restarts: st.Restarts,
+		},
+		Crashes: st.Crashes, NextRestart: st.NextRestartAt,
+	}, st.LogOffset)
 	d.mu.Lock()
 	d.dynos[st.ID] = dy
 	d.mu.Unlock()
 
-	var p *proc
+	var run supervisor.Process
 	if st.PID > 0 {
-		p = adoptProc(st.PID, st.StartTime)
+		if p := adoptProc(st.PID, st.StartTime); p != nil {
+			dy.port, dy.pid, dy.startTime = st.Port, st.PID, st.StartTime
+			d.ports.claim(st.Port)
+			run = dy.run(p, st.Port)
+			dy.sup.Adopted(run)
+			d.log.Info("adopted dyno", "dyno", st.ID, "pid", st.PID, "state", st.State)
+		}
 	}
-	if p != nil {
-		dy.port, dy.pid, dy.startTime = st.Port, st.PID, st.StartTime
-		d.ports.claim(st.Port)
-		dy.setAddr()
-		d.log.Info("adopted dyno", "dyno", st.ID, "pid", st.PID, "state", st.State)
-	} else if st.PID > 0 {
+	switch {
+	case run == nil && st.PID > 0:
 		// It died while no daemon watched it: a crash like any other.
 		d.log.Warn("dyno process gone while manifold was down", "dyno", st.ID, "pid", st.PID)
-		dy.heroku("Process exited with status unknown (it exited while manifold was not running)")
-		dy.crashed("Process exited while manifold was not running", "")
-	} else if dy.rec.State != drivers.StateCrashed {
-		dy.setState(drivers.StateCrashed, "No process recorded", "")
+		dy.sup.Lost(supervisor.Exit{Unknown: "it exited while manifold was not running"})
+	case run == nil && st.State != drivers.StateCrashed:
+		dy.sup.Lost(supervisor.Exit{Unknown: "no process recorded"})
 	}
 	d.wg.Go(func() { dy.follow(d.ctx) })
-	d.wg.Go(func() { dy.supervise(d.ctx, p) })
+	d.wg.Go(func() { dy.sup.Run(d.ctx, run) })
 }
 
 var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
@@ -313,26 +314,22 @@ func (d *Driver) Start(ctx context.Context, spec drivers.DynoSpec) (drivers.Dyno
 	if _, err := d.slugs.unpack(ctx, spec.SlugKey, spec.SlugPath); err != nil {
 		return drivers.Dyno{}, fmt.Errorf("start app %s dyno %s: %w", spec.App, spec.Name(), err)
 	}
-	dy := d.newDyno(newID(spec), spec, 0)
-	dy.rec.State = drivers.StateDown
-	p, err := dy.launch(ctx)
+	dy := d.newDyno(newID(spec), supervisor.Status{Dyno: drivers.Dyno{Spec: spec, State: drivers.StateDown}}, 0)
+	run, err := dy.sup.Launch(ctx) // down on failure, which tells the readers of Events
 	if err != nil {
 		dy.removeFiles()
-		if dy.snapshot().State == drivers.StateStarting {
-			dy.setState(drivers.StateDown, err.Error(), "") // tell the readers of Events
-		}
 		return drivers.Dyno{}, err
 	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		// Closed meanwhile: leave the process, the next driver adopts it.
-		p.closeFD()
+		run.(*dynoRun).p.closeFD()
 		return dy.snapshot(), fmt.Errorf("start %s %s: %w", spec.App, spec.Name(), ErrClosed)
 	}
 	d.dynos[dy.id] = dy
 	d.wg.Go(func() { dy.follow(d.ctx) })
-	d.wg.Go(func() { dy.supervise(d.ctx, p) })
+	d.wg.Go(func() { dy.sup.Run(d.ctx, run) })
 	d.mu.Unlock()
 	return dy.snapshot(), nil
 }
@@ -351,14 +348,11 @@ func (d *Driver) Stop(ctx context.Context, id string) error {
 	if dy == nil {
 		return fmt.Errorf("stop dyno %s: %w", id, ErrUnknownDyno)
 	}
-	dy.stopOnce.Do(func() { close(dy.stopReq) })
-	select {
-	case <-dy.done:
-	case <-ctx.Done():
-		return fmt.Errorf("stop dyno %s: %w", id, ctx.Err())
-	}
-	if !dy.isStopped() {
+	switch err := dy.sup.Stop(ctx); {
+	case errors.Is(err, supervisor.ErrNotStopped):
 		return fmt.Errorf("stop dyno %s: %w", id, ErrClosed)
+	case err != nil:
+		return fmt.Errorf("stop dyno %s: %w", id, err)
 	}
 	return nil
 }
@@ -383,7 +377,7 @@ func (d *Driver) List(ctx context.Context) ([]drivers.Dyno, error) {
 
 // Events delivers every state change in order until Close, then is closed. Delivery
 // never blocks a dyno's supervisor: events queue up (bounded, see maxQueuedEvents).
-func (d *Driver) Events() <-chan drivers.Event { return d.events.out }
+func (d *Driver) Events() <-chan drivers.Event { return d.events.Out() }
 
 // Close stops the driver's goroutines after publishing the output read so far and
 // saving each dyno's state; the dynos keep running, and the next New adopts them.
@@ -403,7 +397,7 @@ func (d *Driver) Close() error {
 	d.wg.Wait()
 	var errs []error
 	for _, dy := range dynos {
-		if !dy.isStopped() {
+		if !dy.sup.Stopped() {
 			errs = append(errs, dy.persist())
 		}
 		dy.fl.close()

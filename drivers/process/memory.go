@@ -3,39 +3,25 @@ package process
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/supervisor"
 )
 
-// Defaults of the memory options.
+// Defaults of the memory options: Heroku's, as the supervisor has them.
 const (
-	DefaultMemoryInterval       = 2 * time.Second
-	DefaultMemoryReportInterval = 20 * time.Second
-	DefaultMemoryHardLimit      = 2.0
+	DefaultMemoryInterval       = supervisor.DefaultMemoryInterval
+	DefaultMemoryReportInterval = supervisor.DefaultMemoryReportInterval
+	DefaultMemoryHardLimit      = supervisor.DefaultMemoryHardLimit
 )
-
-// The platform lines of the memory watcher, worded as Heroku's dyno manager.
-const (
-	msgR14 = "Error R14 (Memory quota exceeded)"
-	msgR15 = "Error R15 (Memory quota vastly exceeded)"
-)
-
-// memLine is Heroku's sample line: "Process running mem=612M(119.6%)", in MiB (a
-// standard-1x's 512M is 512 MiB) and per cent of the quota.
-func memLine(usage, quota int64) string {
-	return fmt.Sprintf("Process running mem=%dM(%.1f%%)", usage>>20, float64(usage)*100/float64(quota))
-}
 
 // memScanner measures the memory of process groups. One scan of /proc serves every
 // dyno's watcher for maxAge, so the cost per interval is one read of each process's
@@ -258,103 +244,17 @@ func parseSmapsRollup(f *os.File) (int64, error) {
 	return total, nil
 }
 
-// memWatch is the memory watcher of one run of a dyno's process.
-type memWatch struct {
-	// hardKilled is set before the watcher kills the group past the hard limit, so
-	// the exit that follows is reported as R15, not as a plain crash.
-	hardKilled atomic.Bool
+// groupMeter measures and kills a process group that is no dyno's run (a one-off's)
+// for supervisor.WatchMemory.
+type groupMeter struct {
+	mem  *memScanner
+	pgid int
+	kill func(syscall.Signal) error
 }
 
-// watchMemory starts the memory watcher of process p, which runs until ctx ends or
-// it kills p's group. A dyno without a quota (MemoryBytes 0) is not watched.
-func (dy *dyno) watchMemory(ctx context.Context, p *proc) *memWatch {
-	mw := &memWatch{}
-	if dy.spec.MemoryBytes <= 0 {
-		return mw
-	}
-	group := memGroup{
-		pgid:   p.pid,
-		kill:   p.signalGroup,
-		quota:  dy.spec.MemoryBytes,
-		id:     dy.id,
-		heroku: dy.heroku,
-		sampled: func(used int64) {
-			dy.memSamples.Add(1)
-			dy.memUsage.Store(used)
-		},
-		r14: func() {
-			rec := dy.snapshot()
-			dy.d.events.push(drivers.Event{Dyno: rec, From: rec.State, To: rec.State, Code: "R14"})
-		},
-	}
-	dy.d.wg.Go(func() { dy.d.watchGroup(ctx, group, mw) })
-	return mw
+func (g groupMeter) Memory(limit int64) (int64, bool) {
+	used, members := g.mem.usage(g.pgid, limit)
+	return used, members > 0
 }
 
-// memGroup is what the memory watcher watches: a process group and its quota, and
-// what to tell.
-type memGroup struct {
-	pgid    int
-	kill    func(syscall.Signal) error // optional: signals the group safely (proc.signalGroup)
-	quota   int64
-	id      string                           // the dyno, for the daemon's log
-	heroku  func(format string, args ...any) // publishes a platform line of the dyno
-	sampled func(used int64)                 // optional: every sample
-	r14     func()                           // optional: emits the R14 event
-}
-
-// watchGroup samples the group's memory every MemoryInterval until ctx ends. Above
-// the quota it logs Heroku's R14 (at most once per MemoryReportInterval); above
-// MemoryHardLimit times the quota it logs R15, sets mw.hardKilled and SIGKILLs the
-// group, and returns. Whoever waits for the process reports the exit: a dyno's
-// supervisor crashes it with R15 and restarts it after the cool-off. The samples run
-// on the driver's one memSampler, not on a ticker of each group.
-func (d *Driver) watchGroup(ctx context.Context, g memGroup, mw *memWatch) {
-	hard := int64(float64(g.quota) * d.opts.MemoryHardLimit)
-	var lastR14 time.Time // the sampler's goroutine alone reads and writes it
-	ms := d.sampler.add(func() bool { return d.sampleGroup(ctx, g, mw, hard, &lastR14) })
-	defer d.sampler.remove(ms)
-	select {
-	case <-ctx.Done():
-	case <-ms.done:
-	}
-}
-
-// sampleGroup is one sample of watchGroup; true once it killed the group (R15) or
-// ctx ended.
-func (d *Driver) sampleGroup(ctx context.Context, g memGroup, mw *memWatch, hard int64, lastR14 *time.Time) bool {
-	if ctx.Err() != nil {
-		return true
-	}
-	used, members := d.mem.usage(g.pgid, g.quota)
-	if g.sampled != nil {
-		g.sampled(used)
-	}
-	if members == 0 || ctx.Err() != nil {
-		return false // the group is gone or going: its waiter reports the exit
-	}
-	switch {
-	case used > hard:
-		g.heroku("%s", memLine(used, g.quota))
-		g.heroku("%s", msgR15)
-		g.heroku("Stopping process with SIGKILL")
-		d.log.Warn("dyno over its hard memory limit: killed", "dyno", g.id, "bytes", used, "quota", g.quota)
-		mw.hardKilled.Store(true)
-		kill := g.kill
-		if kill == nil {
-			kill = func(sig syscall.Signal) error { return syscall.Kill(-g.pgid, sig) }
-		}
-		if err := kill(syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-			d.log.Error("kill dyno after R15", "dyno", g.id, "err", err)
-		}
-		return true
-	case used > g.quota && (lastR14.IsZero() || time.Since(*lastR14) >= d.opts.MemoryReportInterval):
-		*lastR14 = time.Now()
-		g.heroku("%s", memLine(used, g.quota))
-		g.heroku("%s", msgR14)
-		if g.r14 != nil {
-			g.r14()
-		}
-	}
-	return false
-}
+func (g groupMeter) Signal(sig syscall.Signal) error { return g.kill(sig) }

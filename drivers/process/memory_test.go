@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/supervisor"
 	"github.com/manifold-paas/manifold/logs"
 )
 
@@ -98,14 +99,14 @@ func TestMemoryR14ThenR15(t *testing.T) {
 	if ev.From != drivers.StateUp || ev.To != drivers.StateUp {
 		t.Errorf("R14 event %s -> %s, want up -> up", ev.From, ev.To)
 	}
-	h.sink.waitLine(t, "worker.1", logs.SourceHeroku, msgR14)
+	h.sink.waitLine(t, "worker.1", logs.SourceHeroku, supervisor.MsgR14)
 	// Many samples over quota, one report per MemoryReportInterval.
 	waitSamples(t, h.d, dyno.ID, 10)
 	texts := h.sink.texts("worker.1", logs.SourceHeroku)
-	if n := countPrefix(texts, msgR14); n != 1 {
+	if n := countPrefix(texts, supervisor.MsgR14); n != 1 {
 		t.Fatalf("%d R14 lines within one report interval, want 1:\n%s", n, strings.Join(texts, "\n"))
 	}
-	i := indexOf(texts, msgR14)
+	i := indexOf(texts, supervisor.MsgR14)
 	checkMemLine(t, texts[i-1], 101, 199)
 	pid := pidOf(h.d, dyno.ID)
 
@@ -114,19 +115,19 @@ func TestMemoryR14ThenR15(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev = waitEvent(t, h.d, func(ev drivers.Event) bool { return ev.Dyno.ID == dyno.ID && ev.To == drivers.StateCrashed })
-	if ev.Code != "R15" || ev.Dyno.Reason != msgR15 {
-		t.Errorf("crash event code %q reason %q, want R15 %q", ev.Code, ev.Dyno.Reason, msgR15)
+	if ev.Code != "R15" || ev.Dyno.Reason != supervisor.MsgR15 {
+		t.Errorf("crash event code %q reason %q, want R15 %q", ev.Code, ev.Dyno.Reason, supervisor.MsgR15)
 	}
 	groupGone(t, pid)
 	// The restart follows the crash event (the cool-off is 0): wait for it, it races the event's reader.
 	h.sink.waitLine(t, "worker.1", logs.SourceHeroku, "State changed from crashed to starting")
 	texts = h.sink.texts("worker.1", logs.SourceHeroku)
-	i = indexOf(texts, msgR15)
+	i = indexOf(texts, supervisor.MsgR15)
 	if i < 1 {
 		t.Fatalf("no R15 line after a sample line:\n%s", strings.Join(texts, "\n"))
 	}
 	checkMemLine(t, texts[i-1], 200.1, 1000)
-	inOrder(t, texts[i:], msgR15, "Stopping process with SIGKILL", "Process exited with status 137",
+	inOrder(t, texts[i:], supervisor.MsgR15, "Stopping process with SIGKILL", "Process exited with status 137",
 		"State changed from up to crashed", "State changed from crashed to starting")
 
 	// The new process holds its first 44 MiB only (the hog took the file): over quota
@@ -136,13 +137,13 @@ func TestMemoryR14ThenR15(t *testing.T) {
 		t.Errorf("restarted dyno reason %q", up.Reason)
 	}
 	deadline := time.Now().Add(waitLimit)
-	for countPrefix(h.sink.texts("worker.1", logs.SourceHeroku), msgR14) < 2 {
+	for countPrefix(h.sink.texts("worker.1", logs.SourceHeroku), supervisor.MsgR14) < 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no R14 after the restart:\n%s", h.sink.dump())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if n := countPrefix(h.sink.texts("worker.1", logs.SourceHeroku), msgR15); n != 1 {
+	if n := countPrefix(h.sink.texts("worker.1", logs.SourceHeroku), supervisor.MsgR15); n != 1 {
 		t.Errorf("%d R15 lines, want 1", n)
 	}
 }
@@ -179,7 +180,7 @@ func TestMemoryAdoptedDynoWatched(t *testing.T) {
 	h := newHarness(t, memOptions())
 	more := filepath.Join(t.TempDir(), "more")
 	dyno := h.start(h.hogSpec(1, hogQuota, hogFirstMB, hogMoreMB, more))
-	h.sink.waitLine(t, "worker.1", logs.SourceHeroku, msgR14)
+	h.sink.waitLine(t, "worker.1", logs.SourceHeroku, supervisor.MsgR14)
 	pid := pidOf(h.d, dyno.ID)
 	if err := h.d.Close(); err != nil {
 		t.Fatal(err)
@@ -190,17 +191,17 @@ func TestMemoryAdoptedDynoWatched(t *testing.T) {
 	if got := pidOf(h.d, dyno.ID); got != pid {
 		t.Fatalf("adopted pid %d, want %d", got, pid)
 	}
-	sink.waitLine(t, "worker.1", logs.SourceHeroku, msgR14)
+	sink.waitLine(t, "worker.1", logs.SourceHeroku, supervisor.MsgR14)
 	if err := os.WriteFile(more, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ev := waitEvent(t, h.d, func(ev drivers.Event) bool { return ev.Dyno.ID == dyno.ID && ev.To == drivers.StateCrashed })
-	if ev.Code != "R15" || ev.Dyno.Reason != msgR15 {
+	if ev.Code != "R15" || ev.Dyno.Reason != supervisor.MsgR15 {
 		t.Errorf("adopted dyno crash: code %q reason %q, want R15", ev.Code, ev.Dyno.Reason)
 	}
 	groupGone(t, pid)
 	// The exit status is known here only because the first driver ran in this process.
-	inOrder(t, sink.texts("worker.1", logs.SourceHeroku), msgR15, "Stopping process with SIGKILL", "State changed from up to crashed")
+	inOrder(t, sink.texts("worker.1", logs.SourceHeroku), supervisor.MsgR15, "Stopping process with SIGKILL", "State changed from up to crashed")
 	waitState(t, h.d, dyno.ID, drivers.StateUp, func(d drivers.Dyno) bool { return d.Restarts == 1 })
 }
 
@@ -218,22 +219,6 @@ func TestMemoryOptions(t *testing.T) {
 	defer d.Close()
 	if d.opts.MemoryInterval != DefaultMemoryInterval || d.opts.MemoryReportInterval != DefaultMemoryReportInterval || d.opts.MemoryHardLimit != DefaultMemoryHardLimit {
 		t.Errorf("defaults %v %v %v", d.opts.MemoryInterval, d.opts.MemoryReportInterval, d.opts.MemoryHardLimit)
-	}
-}
-
-func TestMemLine(t *testing.T) {
-	for _, tc := range []struct {
-		usage, quota int64
-		want         string
-	}{
-		{612 * mib, 512 * mib, "Process running mem=612M(119.5%)"},
-		{1063 * mib, 512 * mib, "Process running mem=1063M(207.6%)"},
-		{512*mib + mib/2, 512 * mib, "Process running mem=512M(100.1%)"},
-		{48 * mib, 40 * mib, "Process running mem=48M(120.0%)"},
-	} {
-		if got := memLine(tc.usage, tc.quota); got != tc.want {
-			t.Errorf("memLine(%d, %d) = %q, want %q", tc.usage, tc.quota, got, tc.want)
-		}
 	}
 }
 
@@ -313,8 +298,8 @@ func TestMemoryOneOffR15(t *testing.T) {
 		t.Fatalf("one-off past its hard limit: code %d err %v, want 137 and ErrMemoryQuota; output %q", code, err, stdout.String())
 	}
 	texts := h.sink.texts("run.1", logs.SourceHeroku)
-	inOrder(t, texts, msgR15, "Stopping process with SIGKILL", "Process exited with status 137", "State changed from up to complete")
-	if i := indexOf(texts, msgR15); i < 1 {
+	inOrder(t, texts, supervisor.MsgR15, "Stopping process with SIGKILL", "Process exited with status 137", "State changed from up to complete")
+	if i := indexOf(texts, supervisor.MsgR15); i < 1 {
 		t.Fatalf("no sample line before R15:\n%s", strings.Join(texts, "\n"))
 	} else {
 		checkMemLine(t, texts[i-1], 200.1, 1000)

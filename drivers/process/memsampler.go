@@ -73,3 +73,14 @@ func (s *memSampler) run(ctx context.Context) {
 		clear(due) // keep no finished sample alive until the next tick
 	}
 }
+
+// everySample runs sample on the driver's one sampler until it returns true or ctx
+// ends (supervisor.MemoryConfig.Every): the caller's goroutine only waits.
+func (d *Driver) everySample(ctx context.Context, sample func() (stop bool)) {
+	ms := d.sampler.add(sample)
+	defer d.sampler.remove(ms)
+	select {
+	case <-ctx.Done():
+	case <-ms.done:
+	}
+}

@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/supervisor"
 	"github.com/manifold-paas/manifold/logs"
 )
 
@@ -54,8 +56,8 @@ func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 	}
 	defer d.ports.release(port)
 
-	heroku := func(format string, args ...any) {
-		d.sink.Publish(logs.Line{Time: now(), App: spec.App, Env: spec.Env, Source: logs.SourceHeroku, Dyno: name, Text: fmt.Sprintf(format, args...)})
+	say := func(text string) {
+		d.sink.Publish(logs.Line{Time: now(), App: spec.App, Env: spec.Env, Source: logs.SourceHeroku, Dyno: name, Text: text})
 	}
 	cmd := exec.Command("/bin/sh", "-c", shellScript(dir, spec.Command))
 	cmd.Dir = dir
@@ -75,10 +77,10 @@ func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 		cmd.SysProcAttr = d.sysProcAttr(&syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0})
 	}
 
-	heroku("State changed from down to starting")
-	heroku("Starting process with command `%s`", spec.Command)
+	say(supervisor.StateChanged(drivers.StateDown, drivers.StateStarting))
+	say(supervisor.Starting(spec.Command))
 	if err := cmd.Start(); err != nil {
-		heroku("Error starting process: %v", err)
+		say(supervisor.StartFailed(err))
 		return fail(err)
 	}
 	if term != nil {
@@ -87,7 +89,7 @@ func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 	pgid := cmd.Process.Pid
 	d.oneOffGroups.add(pgid)
 	defer d.oneOffGroups.remove(pgid)
-	heroku("State changed from starting to up")
+	say(supervisor.StateChanged(drivers.StateStarting, drivers.StateUp))
 	// exec.CommandContext would kill only the leader; a one-off's children go too.
 	// killMu and reaped keep every signal to -pgid before the leader's reap: after
 	// it the pid may lead another process group.
@@ -102,14 +104,16 @@ func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 	}
 	stopKill := context.AfterFunc(ctx, killGroup)
 	// A one-off has its size's quota too (Heroku: R14, and R15 kills it).
-	mw := &memWatch{}
+	var hardKilled atomic.Bool
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		if spec.MemoryBytes > 0 {
-			d.watchGroup(watchCtx, memGroup{pgid: pgid, quota: spec.MemoryBytes, id: spec.App + " " + name, heroku: heroku}, mw)
-		}
+		supervisor.WatchMemory(watchCtx, d.supervisorConfig().Memory, supervisor.MemoryWatch{
+			Quota: spec.MemoryBytes, Say: say, Log: d.log.With("dyno", spec.App+" "+name),
+			Meter: groupMeter{mem: d.mem, pgid: pgid, kill: func(sig syscall.Signal) error { return syscall.Kill(-pgid, sig) }},
+			R15:   func() { hardKilled.Store(true) },
+		})
 	}()
 	// Wait for the leader's exit without reaping it, then kill what it left behind
 	// (a background child holding stdout would keep Wait until WaitDelay), then reap.
@@ -138,13 +142,13 @@ func (d *Driver) Run(ctx context.Context, oneOff drivers.OneOff) (int, error) {
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
 		code = statusCode(ws)
 	}
-	heroku("Process exited with status %d", code)
-	heroku("State changed from up to complete")
+	say(supervisor.Exited(supervisor.Exit{Code: code}))
+	say(supervisor.StateChanged(drivers.StateUp, "complete"))
 	var exitErr *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
 		return code, fmt.Errorf("run app %s dyno %s: killed: %w", spec.App, name, ctx.Err())
-	case mw.hardKilled.Load():
+	case hardKilled.Load():
 		return code, fmt.Errorf("run app %s dyno %s: killed: %w", spec.App, name, ErrMemoryQuota)
 	case waitErr != nil && !errors.As(waitErr, &exitErr):
 		return code, fmt.Errorf("run app %s dyno %s: %w", spec.App, name, waitErr)

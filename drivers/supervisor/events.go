@@ -1,4 +1,4 @@
-package process
+package supervisor
 
 import (
 	"context"
@@ -14,9 +14,10 @@ import (
 // at most, so the bound is hours of backlog.
 const maxQueuedEvents = 10000
 
-// eventQueue decouples the supervisors from the reader of Events: push never blocks;
-// one goroutine (run) owns the delivery and is the only one that can block on it.
-type eventQueue struct {
+// Queue decouples the supervisors from the reader of Driver.Events: Push never
+// blocks; one goroutine (Run) owns the delivery and is the only one that can block
+// on it. A driver makes one, runs Run until Close and returns Out as its Events.
+type Queue struct {
 	log    *slog.Logger
 	out    chan drivers.Event
 	signal chan struct{}
@@ -26,11 +27,19 @@ type eventQueue struct {
 	dropped int
 }
 
-func newEventQueue(log *slog.Logger) *eventQueue {
-	return &eventQueue{log: log, out: make(chan drivers.Event), signal: make(chan struct{}, 1)}
+// NewQueue returns an empty queue; log tells of dropped events (nil discards).
+func NewQueue(log *slog.Logger) *Queue {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Queue{log: log, out: make(chan drivers.Event), signal: make(chan struct{}, 1)}
 }
 
-func (q *eventQueue) push(ev drivers.Event) {
+// Out is the channel Run delivers to, in order; it is closed when Run returns.
+func (q *Queue) Out() <-chan drivers.Event { return q.out }
+
+// Push queues ev without blocking. It is safe for concurrent use.
+func (q *Queue) Push(ev drivers.Event) {
 	q.mu.Lock()
 	if len(q.queue) >= maxQueuedEvents {
 		q.queue = q.queue[1:]
@@ -47,9 +56,9 @@ func (q *eventQueue) push(ev drivers.Event) {
 	}
 }
 
-// run delivers events in order until ctx ends, then closes the channel; events still
-// queued then are dropped (the driver is closed, List tells the state on the next start).
-func (q *eventQueue) run(ctx context.Context) {
+// Run delivers events in order until ctx ends, then closes Out; events still queued
+// then are dropped (the driver is closed, List tells the state on the next start).
+func (q *Queue) Run(ctx context.Context) {
 	defer close(q.out)
 	for {
 		q.mu.Lock()
