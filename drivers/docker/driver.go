@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/supervisor"
 	"github.com/manifold-paas/manifold/logs"
 )
 
@@ -132,7 +133,7 @@ type Driver struct {
 	volumes  *networks // the same locking and caching, for slug volumes
 	slugDirs *slugDirs
 	logState *logState
-	events   *eventQueue
+	events   *supervisor.Queue
 }
 
 var _ drivers.Driver = (*Driver)(nil)
@@ -180,7 +181,7 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		volumes:  newNetworks(),
 		slugDirs: newSlugDirs(),
 		logState: state,
-		events:   newEventQueue(),
+		events:   supervisor.NewQueue(opts.Logger),
 	}
 	if _, err := cli.ImageInspect(ctx, opts.DefaultStack); err != nil {
 		d.log.Warn("stack image missing: run `make stack-image`", "image", opts.DefaultStack, "err", err)
@@ -191,14 +192,14 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		return nil, err
 	}
 	d.wg.Add(3)
-	go func() { defer d.wg.Done(); d.events.deliver(dctx) }()
+	go func() { defer d.wg.Done(); d.events.Run(dctx) }()
 	go func() { defer d.wg.Done(); d.watchEvents(dctx) }()
 	go func() { defer d.wg.Done(); d.logState.flushLoop(dctx, d.log) }()
 	return d, nil
 }
 
 // Events delivers dyno state changes until Close.
-func (d *Driver) Events() <-chan drivers.Event { return d.events.out }
+func (d *Driver) Events() <-chan drivers.Event { return d.events.Out() }
 
 // Close stops watching the engine and following logs; running containers keep running
 // and a new Driver adopts them. Close waits for the driver's goroutines.
@@ -212,7 +213,6 @@ func (d *Driver) Close() error {
 	d.mu.Unlock()
 	d.cancel()
 	d.wg.Wait()
-	close(d.events.out)
 	err := d.logState.flush()
 	return errors.Join(err, d.cli.Close())
 }
@@ -237,14 +237,9 @@ func (d *Driver) List(ctx context.Context) ([]drivers.Dyno, error) {
 		if c.Labels[LabelOneOff] != "" {
 			continue
 		}
-		d.mu.Lock()
-		dy := d.dynos[c.ID]
-		if dy != nil {
+		if dy := d.lookupCurrent(c.ID); dy != nil {
 			seen[dy] = true
-			out = append(out, dy.snapshotLocked())
-		}
-		d.mu.Unlock()
-		if dy != nil {
+			out = append(out, dy.sup.Dyno())
 			continue
 		}
 		spec, err := specFromLabels(c.Labels)
@@ -268,12 +263,16 @@ func (d *Driver) List(ctx context.Context) ([]drivers.Dyno, error) {
 		out = append(out, dyno)
 	}
 	d.mu.Lock()
+	var others []*dyno
 	for _, dy := range d.dynos {
 		if !seen[dy] {
-			out = append(out, dy.snapshotLocked())
+			others = append(others, dy)
 		}
 	}
 	d.mu.Unlock()
+	for _, dy := range others {
+		out = append(out, dy.sup.Dyno())
+	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i].Spec, out[j].Spec
 		if a.App != b.App {
@@ -291,6 +290,13 @@ func (d *Driver) List(ctx context.Context) ([]drivers.Dyno, error) {
 		return a.Release < b.Release
 	})
 	return out, nil
+}
+
+// lookupCurrent finds the dyno whose current container is id.
+func (d *Driver) lookupCurrent(id string) *dyno {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dynos[id]
 }
 
 // ErrClosed is returned by calls after Close.

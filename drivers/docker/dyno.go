@@ -3,83 +3,52 @@ package docker
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/supervisor"
 )
 
-// dyno is the driver's record of one dyno. A supervisor goroutine owns its life
-// (boot check, crash restarts, replacement); the fields under "guarded by Driver.mu"
-// are read by List and Stop.
+// dyno is the driver's record of one dyno and the runtime its supervisor drives:
+// start (or restart, or replace) its container, watch it, signal it, remove it. The
+// supervisor owns the dyno's state; the fields under "guarded by Driver.mu" are the
+// container the dyno runs in now.
 type dyno struct {
+	d    *Driver
 	spec drivers.DynoSpec
-	// ctx is cancelled by Stop (and by Close through the driver's context); the
-	// supervisor returns when it is done.
-	ctx    context.Context
-	cancel context.CancelFunc
-	// kick asks the supervisor to inspect the container now (an engine event or a
-	// relist saw it change); capacity 1, sends never block.
+	sup  *supervisor.Supervisor
+	// kick asks the watcher of the current run to inspect the container now (an
+	// engine event or a relist saw it change); capacity 1, sends never block.
 	kick chan struct{}
-	// done is closed when the supervisor returns.
-	done chan struct{}
-	// stopMu serialises Stop calls on the dyno.
-	stopMu sync.Mutex
 
 	// guarded by Driver.mu
-	id             string // current container id
-	container      string // current container name
-	volume         string // slug volume the current container mounts, if any
-	state          drivers.State
-	addr           string
-	startedAt      time.Time
-	stateChangedAt time.Time
-	restarts       int
-	crashes        int // consecutive crashes, for the cool-off
-	reason         string
-	logDone        chan struct{} // closed when the current log follower ends
-	removed        bool          // stopped and removed by Stop
+	id        string        // current container id
+	container string        // current container name
+	volume    string        // slug volume the current container mounts, if any
+	addr      string        // where the current run of a web dyno listens
+	logDone   chan struct{} // closed when the current log follower ends
+	gone      bool          // the container was removed from outside: Start replaces it
 }
 
-func (d *Driver) newDyno(spec drivers.DynoSpec, id, name string, state drivers.State) *dyno {
-	ctx, cancel := context.WithCancel(d.ctx)
-	now := time.Now()
-	return &dyno{
-		spec:           spec,
-		ctx:            ctx,
-		cancel:         cancel,
-		kick:           make(chan struct{}, 1),
-		done:           make(chan struct{}),
-		id:             id,
-		container:      name,
-		state:          state,
-		startedAt:      now,
-		stateChangedAt: now,
-	}
+var _ supervisor.Runtime = (*dyno)(nil)
+
+// newDyno makes the record of a dyno running (or to run) in container id.
+func (d *Driver) newDyno(st supervisor.Status, id, name string) *dyno {
+	st.Dyno.ID = id
+	dy := &dyno{d: d, spec: st.Dyno.Spec, kick: make(chan struct{}, 1), id: id, container: name}
+	dy.sup = supervisor.New(supervisor.Config{
+		Logs: d.opts.Logs, Events: d.events, Logger: d.log,
+		BootTimeout: d.opts.BootTimeout, Cooloff: d.opts.Cooloff,
+		// No memory sampling: the container's cgroup enforces the quota, and its OOM
+		// kill comes back as Exit.OOM (R15).
+	}, st, dy)
+	return dy
 }
 
-// snapshotLocked returns the dyno as drivers report it; the caller holds Driver.mu.
-func (dy *dyno) snapshotLocked() drivers.Dyno {
-	return drivers.Dyno{
-		ID:             dy.id,
-		Spec:           dy.spec,
-		Name:           dy.spec.Name(),
-		State:          dy.state,
-		Addr:           dy.addr,
-		StartedAt:      dy.startedAt,
-		StateChangedAt: dy.stateChangedAt,
-		Restarts:       dy.restarts,
-		Reason:         dy.reason,
-	}
-}
-
-func (d *Driver) snapshot(dy *dyno) drivers.Dyno {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return dy.snapshotLocked()
-}
-
-// kickDyno wakes the supervisor without blocking.
+// kickNow wakes the watcher of the dyno's current run without blocking.
 func (dy *dyno) kickNow() {
 	select {
 	case dy.kick <- struct{}{}:
@@ -87,27 +56,70 @@ func (dy *dyno) kickNow() {
 	}
 }
 
-// setState moves the dyno to a new state, logs `State changed from X to Y` (source
-// heroku) and emits the Event.
-func (d *Driver) setState(dy *dyno, to drivers.State, code, reason string) {
+// Start starts the dyno's container: again after a crash (its /app is kept), or a new
+// one when the last was removed from outside.
+func (dy *dyno) Start(ctx context.Context) (supervisor.Process, error) {
+	d := dy.d
 	d.mu.Lock()
-	from := dy.state
-	if from == to {
-		d.mu.Unlock()
-		return
-	}
-	dy.state = to
-	dy.stateChangedAt = time.Now()
-	if to == drivers.StateCrashed {
-		dy.reason = reason
-	} else if to == drivers.StateUp {
-		dy.reason = ""
-	}
-	snap := dy.snapshotLocked()
+	gone := dy.gone
 	d.mu.Unlock()
-	d.platform(dy.spec, dy.spec.Name(), fmt.Sprintf("State changed from %s to %s", from, to))
-	d.events.push(drivers.Event{Dyno: snap, From: from, To: to, Code: code})
+	if gone {
+		if err := d.replace(ctx, dy); err != nil {
+			return nil, err
+		}
+	}
+	// Kicks were about the run that ended.
+	select {
+	case <-dy.kick:
+	default:
+	}
+	err := d.startContainer(ctx, dy)
+	if cerrdefs.IsNotFound(err) {
+		// Removed from outside after it exited: a new container takes its place.
+		d.mu.Lock()
+		id, name := dy.id, dy.container
+		d.mu.Unlock()
+		dy.sup.Say(goneLine(id, name))
+		if err := d.replace(ctx, dy); err != nil {
+			return nil, err
+		}
+		err = d.startContainer(ctx, dy)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return &containerRun{dy: dy, id: dy.id, name: dy.container, addr: dy.addr}, nil
 }
+
+// Changed does nothing: the container's labels hold what a restarted daemon needs.
+func (dy *dyno) Changed(supervisor.Status) {}
+
+// Down removes the stopped dyno's container, and its app network and slug volume
+// once nothing else uses them.
+func (dy *dyno) Down() {
+	d := dy.d
+	d.mu.Lock()
+	cid, volume, logDone := dy.id, dy.volume, dy.logDone
+	d.mu.Unlock()
+	d.unregister(dy)
+	// Not the driver's context: a Close racing with the stop must not leave the
+	// container behind.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(d.ctx), removeTimeout)
+	defer cancel()
+	if err := d.cli.ContainerRemove(ctx, cid, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		d.log.Warn("remove container of stopped dyno", "dyno", dynoRef(dy.spec), "container", cid, "err", err)
+	}
+	if logDone != nil {
+		<-logDone
+	}
+	d.logState.forget(cid)
+	d.releaseShared(ctx, dy.spec.App, dy.spec.Env, volume)
+}
+
+// removeTimeout bounds the removal of a stopped dyno's container and network.
+const removeTimeout = 30 * time.Second
 
 // register records a dyno under its container id.
 func (d *Driver) register(dy *dyno) {
@@ -138,7 +150,6 @@ func (d *Driver) unregister(dy *dyno) {
 			delete(d.aliases, alias)
 		}
 	}
-	dy.removed = true
 }
 
 // lookup finds a dyno by its container id or an alias.
@@ -151,46 +162,31 @@ func (d *Driver) lookup(id string) *dyno {
 	return d.aliases[id]
 }
 
-// eventQueue buffers events without bound so that emitting never blocks; one
-// goroutine delivers them in order to out.
-type eventQueue struct {
-	mu     sync.Mutex
-	items  []drivers.Event
-	signal chan struct{}
-	out    chan drivers.Event
+// goneLine tells that a dyno's container was removed from outside manifold.
+func goneLine(id, name string) string {
+	return fmt.Sprintf("Container %s (%s) was removed outside manifold; starting a replacement", name, short(id))
 }
 
-func newEventQueue() *eventQueue {
-	return &eventQueue{signal: make(chan struct{}, 1), out: make(chan drivers.Event, 64)}
-}
-
-func (q *eventQueue) push(ev drivers.Event) {
-	q.mu.Lock()
-	q.items = append(q.items, ev)
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
+// replace makes a new container for a dyno whose container was removed from outside.
+func (d *Driver) replace(ctx context.Context, dy *dyno) error {
+	d.mu.Lock()
+	oldID := dy.id
+	d.mu.Unlock()
+	d.log.Warn("dyno container removed from outside; replacing it", "dyno", dynoRef(dy.spec), "container", oldID)
+	d.logState.forget(oldID)
+	labels, err := d.dynoLabels(dy.spec)
+	if err != nil {
+		return err
 	}
-}
-
-func (q *eventQueue) deliver(ctx context.Context) {
-	for {
-		q.mu.Lock()
-		batch := q.items
-		q.items = nil
-		q.mu.Unlock()
-		for _, ev := range batch {
-			select {
-			case q.out <- ev:
-			case <-ctx.Done():
-				return
-			}
-		}
-		select {
-		case <-q.signal:
-		case <-ctx.Done():
-			return
-		}
+	id, name, err := d.createDynoContainer(ctx, dy.spec, labels, nil)
+	if err != nil {
+		return fmt.Errorf("replace container %s: %w", short(oldID), err)
 	}
+	d.rekey(dy, id, name)
+	d.mu.Lock()
+	dy.volume = labels[LabelVolume]
+	dy.logDone = nil
+	dy.gone = false
+	d.mu.Unlock()
+	return nil
 }

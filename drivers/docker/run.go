@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/supervisor"
 )
 
 // Run runs a one-off dyno (`manifold run`): a container on the app's network with the
@@ -80,11 +81,12 @@ func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 		outputDone <- err
 	}()
 
-	d.platform(spec, spec.Name(), "Starting process with command `"+spec.Command+"`")
+	d.platform(spec, spec.Name(), supervisor.StateChanged(drivers.StateDown, drivers.StateStarting))
+	d.platform(spec, spec.Name(), supervisor.Starting(spec.Command))
 	if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return -1, fmt.Errorf("run %s: start container: %w", dynoRef(spec), err)
 	}
-	d.platform(spec, spec.Name(), "State changed from starting to up")
+	d.platform(spec, spec.Name(), supervisor.StateChanged(drivers.StateStarting, drivers.StateUp))
 	if t := o.Terminal; t != nil {
 		// As docker run -t does: the size given at create is not always applied.
 		_ = d.cli.ContainerResize(ctx, id, container.ResizeOptions{Height: uint(t.Rows), Width: uint(t.Cols)})
@@ -127,7 +129,7 @@ func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 		d.log.Warn("one-off output did not end after exit", "dyno", dynoRef(spec))
 	case <-ctx.Done():
 	}
-	d.platform(spec, spec.Name(), fmt.Sprintf("Process exited with status %d", status))
-	d.platform(spec, spec.Name(), "State changed from up to complete")
+	d.platform(spec, spec.Name(), supervisor.Exited(supervisor.Exit{Code: status}))
+	d.platform(spec, spec.Name(), supervisor.StateChanged(drivers.StateUp, "complete"))
 	return status, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/drivers/slugtar"
+	"github.com/manifold-paas/manifold/drivers/supervisor"
 )
 
 // ErrImageMissing is wrapped by Start and Run when the stack image is not in the
@@ -71,22 +72,22 @@ func (d *Driver) Start(ctx context.Context, spec drivers.DynoSpec) (drivers.Dyno
 	if err != nil {
 		return drivers.Dyno{}, err
 	}
-	dy := d.newDyno(spec, id, name, drivers.StateStarting)
+	dy := d.newDyno(supervisor.Status{Dyno: drivers.Dyno{Spec: spec, State: drivers.StateDown}}, id, name)
 	dy.volume = labels[LabelVolume]
 	d.register(dy)
-	d.platform(spec, spec.Name(), "State changed from down to starting")
-	d.events.push(drivers.Event{Dyno: d.snapshot(dy), From: drivers.StateDown, To: drivers.StateStarting})
-	if err := d.startContainer(ctx, dy); err != nil {
-		d.setState(dy, drivers.StateDown, "", "")
+	run, err := dy.sup.Launch(ctx) // down on failure, which tells the readers of Events
+	if err != nil {
 		d.unregister(dy)
-		dy.cancel()
+		d.mu.Lock()
+		id = dy.id // a container gone meanwhile may have been replaced
+		d.mu.Unlock()
 		d.removeContainer(spec, id)
 		d.releaseShared(ctx, spec.App, spec.Env, labels[LabelVolume])
 		return drivers.Dyno{}, fmt.Errorf("start %s: %w", dynoRef(spec), err)
 	}
 	d.wg.Add(1)
-	go func() { defer d.wg.Done(); d.supervise(dy, outcome{}) }()
-	return d.snapshot(dy), nil
+	go func() { defer d.wg.Done(); dy.sup.Run(d.ctx, run) }()
+	return dy.sup.Dyno(), nil
 }
 
 // startContainer starts (or restarts) the dyno's current container, logs it, records
@@ -104,7 +105,6 @@ func (d *Driver) startContainer(ctx context.Context, dy *dyno) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	d.platform(dy.spec, dy.spec.Name(), "Starting process with command `"+dy.spec.Command+"`")
 	if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return fmt.Errorf("start container %s: %w", short(id), err)
 	}
@@ -116,15 +116,8 @@ func (d *Driver) startContainer(ctx context.Context, dy *dyno) error {
 	if ep := info.NetworkSettings.Networks[networkName(dy.spec.App, dy.spec.Env)]; ep != nil && ep.IPAddress != "" {
 		addr = ep.IPAddress + ":" + strconv.Itoa(containerPort)
 	}
-	startedAt := time.Now()
-	if t, err := time.Parse(time.RFC3339Nano, info.State.StartedAt); err == nil {
-		startedAt = t
-	}
 	d.mu.Lock()
-	if dy.spec.Type == "web" {
-		dy.addr = addr
-	}
-	dy.startedAt = startedAt
+	dy.addr = addr
 	dy.logDone = d.followLogs(dy.spec, dy.spec.Name(), id, time.Time{})
 	d.mu.Unlock()
 	return nil

@@ -2,16 +2,19 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/supervisor"
 )
 
-// Stop stops a dyno: SIGTERM, its StopTimeout (30 s by default), SIGKILL, then removes
-// its container, and the app network once it holds no container. id is the id List or
+// Stop stops a dyno through its supervisor: SIGTERM, its StopTimeout (30 s by
+// default), SIGKILL (R12), then removes its container, and the app network once it
+// holds no container. id is the id List or
 // Start gave (a dyno replaced since is still found by its old id) or the id of any
 // labelled container of this instance, e.g. one List reported that no spec wants.
 func (d *Driver) Stop(ctx context.Context, id string) error {
@@ -19,43 +22,12 @@ func (d *Driver) Stop(ctx context.Context, id string) error {
 	if dy == nil {
 		return d.stopForeign(ctx, id)
 	}
-	dy.stopMu.Lock()
-	defer dy.stopMu.Unlock()
-	d.mu.Lock()
-	removed := dy.removed
-	d.mu.Unlock()
-	if removed {
-		return nil
-	}
-	// End the supervisor first so no restart or replacement races with the stop.
-	dy.cancel()
-	select {
-	case <-dy.done:
-	case <-ctx.Done():
-		return fmt.Errorf("stop %s: %w", dynoRef(dy.spec), ctx.Err())
-	}
-	d.mu.Lock()
-	cid, volume := dy.id, dy.volume
-	logDone := dy.logDone
-	// A crashed dyno's exit was logged when it crashed.
-	running := dy.state != drivers.StateCrashed
-	d.mu.Unlock()
-
-	d.platform(dy.spec, dy.spec.Name(), "Stopping all processes with SIGTERM")
-	status, err := d.stopAndRemove(ctx, cid, stopSeconds(dy.spec))
-	if err != nil {
+	switch err := dy.sup.Stop(ctx); {
+	case errors.Is(err, supervisor.ErrNotStopped):
+		return fmt.Errorf("stop %s: %w", dynoRef(dy.spec), ErrClosed)
+	case err != nil:
 		return fmt.Errorf("stop %s: %w", dynoRef(dy.spec), err)
 	}
-	if status >= 0 && running {
-		d.platform(dy.spec, dy.spec.Name(), fmt.Sprintf("Process exited with status %d", status))
-	}
-	d.setState(dy, drivers.StateDown, "", "")
-	d.unregister(dy)
-	if logDone != nil {
-		<-logDone
-	}
-	d.logState.forget(cid)
-	d.releaseShared(ctx, dy.spec.App, dy.spec.Env, volume)
 	return nil
 }
 
@@ -95,7 +67,7 @@ func (d *Driver) stopForeign(ctx context.Context, id string) error {
 	if err != nil {
 		spec = drivers.DynoSpec{App: info.Config.Labels[LabelApp], Env: info.Config.Labels[LabelEnv]}
 	}
-	d.platform(spec, info.Config.Labels[LabelDyno], "Stopping all processes with SIGTERM")
+	d.platform(spec, info.Config.Labels[LabelDyno], supervisor.MsgTerm)
 	if _, err := d.stopAndRemove(ctx, info.ID, stopSeconds(spec)); err != nil {
 		return fmt.Errorf("stop %s: %w", dynoRef(spec), err)
 	}

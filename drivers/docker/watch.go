@@ -12,6 +12,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/supervisor"
 )
 
 // Back-off between reconnects of the event stream.
@@ -148,29 +149,34 @@ func (d *Driver) adopt(ctx context.Context) error {
 			return fmt.Errorf("adopt %s: inspect container %s: %w", dynoRef(spec), short(c.ID), err)
 		}
 		name := strings.TrimPrefix(info.Name, "/")
-		dy := d.newDyno(spec, c.ID, name, drivers.StateUp)
-		dy.volume = c.Labels[LabelVolume]
+		st := supervisor.Status{Dyno: drivers.Dyno{Spec: spec, State: drivers.StateUp, StartedAt: time.Now()}}
 		if t, err := time.Parse(time.RFC3339Nano, info.State.StartedAt); err == nil {
-			dy.startedAt = t
+			st.Dyno.StartedAt = t
 		}
+		if !info.State.Running {
+			st.Dyno.State = drivers.StateCrashed
+		}
+		dy := d.newDyno(st, c.ID, name)
+		dy.volume = c.Labels[LabelVolume]
 		if ep := info.NetworkSettings.Networks[networkName(spec.App, spec.Env)]; ep != nil && ep.IPAddress != "" && spec.Type == "web" {
 			dy.addr = ep.IPAddress + ":" + strconv.Itoa(containerPort)
 		}
-		first := outcome{}
+		var run supervisor.Process
 		if info.State.Running {
 			since := d.logState.get(c.ID)
 			if since.IsZero() {
 				since = time.Now()
 			}
 			dy.logDone = d.followLogs(spec, spec.Name(), c.ID, since)
+			run = &containerRun{dy: dy, id: c.ID, name: name, addr: dy.addr}
+			dy.sup.Adopted(run)
 		} else {
-			dy.state = drivers.StateCrashed
-			first = outcome{kind: outcomeExited, status: info.State.ExitCode, oom: info.State.OOMKilled}
+			dy.sup.Lost(supervisor.Exit{Code: info.State.ExitCode, OOM: info.State.OOMKilled})
 		}
 		d.register(dy)
-		d.log.Info("adopted dyno", "dyno", dynoRef(spec), "container", c.ID, "state", dy.state)
+		d.log.Info("adopted dyno", "dyno", dynoRef(spec), "container", c.ID, "state", st.Dyno.State)
 		d.wg.Add(1)
-		go func() { defer d.wg.Done(); d.supervise(dy, first) }()
+		go func() { defer d.wg.Done(); dy.sup.Run(d.ctx, run) }()
 	}
 	return nil
 }

@@ -218,11 +218,16 @@ func (s *Supervisor) setState(to drivers.State, reason, code string) {
 }
 
 // Launch starts a new dyno's first run; Run(ctx, p) then supervises it. When the
-// start fails the dyno is down (with the error as Reason) and Run must not be called.
+// start fails the dyno is down (with the error as Reason), Done is closed and Run
+// must not be called.
 func (s *Supervisor) Launch(ctx context.Context) (Process, error) {
 	p, err := s.launch(ctx)
 	if err != nil {
+		s.mu.Lock()
+		s.stopped = true
+		s.mu.Unlock()
 		s.setState(drivers.StateDown, err.Error(), "")
+		close(s.done)
 	}
 	return p, err
 }
