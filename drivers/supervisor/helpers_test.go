@@ -159,12 +159,12 @@ func (f *fakeRuntime) started() int {
 
 // harness runs one supervisor over a fake runtime and collects its events.
 type harness struct {
-	t      *testing.T
-	sink   *sink
-	rt     *fakeRuntime
-	sup    *supervisor.Supervisor
-	ctx    context.Context // ends at cleanup, as a driver's at Close
-	ran    chan struct{}   // closed when Run (or a failed Launch) returned
+	t    *testing.T
+	sink *sink
+	rt   *fakeRuntime
+	sup  *supervisor.Supervisor
+	ctx  context.Context // ends at cleanup, as a driver's at Close
+	ran  chan struct{}   // closed when Run (or a failed Launch) returned
 
 	mu     sync.Mutex
 	events []drivers.Event
