@@ -1,6 +1,6 @@
 // Package drivers defines what runs dynos: the Driver interface the reconciler calls
-// and the plain Dyno records drivers report. Implementations live beneath it:
-// process (plain processes, the embedded default) and docker (containers).
+// and the plain Dyno records drivers report. Implementations live beneath it, process
+// (the embedded default) and docker, both on the shared dyno manager, supervisor.
 package drivers
 
 import (

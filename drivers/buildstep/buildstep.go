@@ -1,6 +1,6 @@
-// Package buildstep holds the plain records of one buildpack step (bin/detect,
-// bin/compile, bin/release) that a slug builder hands to whatever runs it: a process of
-// the host (HostRunner, here) or a build container (docker.BuildRunner).
+// Package buildstep is one buildpack step (bin/detect, bin/compile, bin/release) as a
+// slug builder hands it to whatever runs it, and HostRunner, which runs it as a process
+// of this host (docker.BuildRunner runs it in a build container).
 package buildstep
 
 import (

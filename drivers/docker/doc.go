@@ -1,7 +1,8 @@
-// Package docker runs dynos as Docker containers: one container per dyno, made from a
-// stack image with the release's slug at /app (a read-only volume per slug, or a copy),
-// on one bridge network per app and environment. It implements drivers.Driver and keeps every fact it needs in
-// container labels, so a restarted daemon adopts the containers it left running. Its
-// BuildRunner runs the buildpacks of a slug build in offline containers of the same
-// stack image.
+// Package docker is the Docker Engine side of manifold: dynos run as containers (one
+// per dyno, from a stack image with the slug at /app, on a bridge network per app) and
+// buildpack steps as offline build containers of the same stack (BuildRunner).
+//
+// It implements drivers.Driver on drivers/supervisor: it only starts, watches, signals
+// and removes containers, and keeps every fact it needs in container labels, so a
+// restarted daemon adopts the containers it left running.
 package docker

@@ -1,8 +1,10 @@
 // Package process is manifold's embedded default driver: it runs each dyno as a plain
-// process group from its release's unpacked slug, follows the dyno's output from a file
-// so the dyno outlives the daemon, restarts crashed dynos with Heroku's cool-off,
-// enforces each dyno's memory quota by sampling its process group (R14, R15), and
-// adopts the dynos it left running when the daemon starts again.
+// process group of this host from its release's unpacked slug, with its output in a file
+// so the dyno outlives the daemon. Heroku's dyno manager on top is drivers/supervisor.
+//
+// The driver starts, signals, waits for (pidfd) and measures (/proc) the process groups
+// for the supervisor, follows their output, and adopts the dynos it left running when
+// the daemon starts again. It needs Linux.
 //
 // Files under Options.StateDir, per dyno (ID is app.env.type.index.random):
 //
