@@ -103,7 +103,6 @@ func (dy *dyno) Down() {
 	d.mu.Lock()
 	cid, volume, logDone := dy.id, dy.volume, dy.logDone
 	d.mu.Unlock()
-	d.unregister(dy)
 	// Not the driver's context: a Close racing with the stop must not leave the
 	// container behind.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(d.ctx), removeTimeout)
@@ -111,6 +110,8 @@ func (dy *dyno) Down() {
 	if err := d.cli.ContainerRemove(ctx, cid, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		d.log.Warn("remove container of stopped dyno", "dyno", dynoRef(dy.spec), "container", cid, "err", err)
 	}
+	// Removed first: List never shows the container as a dyno nobody manages.
+	d.unregister(dy)
 	if logDone != nil {
 		<-logDone
 	}
