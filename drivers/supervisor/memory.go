@@ -69,6 +69,8 @@ type MemoryWatch struct {
 	Meter Meter
 	// Say publishes a platform line of the dyno.
 	Say func(text string)
+	// Sampled, when set, is called with every sample, in bytes.
+	Sampled func(used int64)
 	// R14, when set, is called at each R14 report (a dyno's supervisor emits the event).
 	R14 func()
 	// R15 is called once the run is over the hard limit, before it is killed, so
@@ -79,10 +81,9 @@ type MemoryWatch struct {
 }
 
 // WatchMemory samples w.Meter every cfg.Interval (through cfg.Every when set) until
-// ctx ends. Above the quota it
-// logs Heroku's R14 (at most once per ReportInterval); above HardLimit times the
-// quota it logs R15, calls w.R15, SIGKILLs the run and returns. Whoever waits for the
-// run reports the exit.
+// ctx ends. Above the quota it logs Heroku's R14 (at most once per ReportInterval);
+// above HardLimit times the quota it logs R15, calls w.R15, SIGKILLs the run and
+// returns. Whoever waits for the run reports the exit.
 func WatchMemory(ctx context.Context, cfg MemoryConfig, w MemoryWatch) {
 	if w.Quota <= 0 || cfg.Interval <= 0 {
 		return
@@ -100,6 +101,9 @@ func WatchMemory(ctx context.Context, cfg MemoryConfig, w MemoryWatch) {
 		used, ok := w.Meter.Memory(w.Quota)
 		if !ok || ctx.Err() != nil {
 			return false // the run is gone or going: its waiter reports the exit
+		}
+		if w.Sampled != nil {
+			w.Sampled(used)
 		}
 		switch {
 		case used > hard:

@@ -344,6 +344,14 @@ func (s *Supervisor) run(ctx context.Context, p Process) bool {
 		wg.Go(func() {
 			WatchMemory(watchCtx, s.cfg.Memory, MemoryWatch{
 				Quota: s.spec.MemoryBytes, Meter: p, Say: s.Say, Log: s.log,
+				Sampled: func(used int64) {
+					s.mu.Lock()
+					defer s.mu.Unlock()
+					// A late sample of a run that ended must not outlive the crash.
+					if s.st.Dyno.State == drivers.StateStarting || s.st.Dyno.State == drivers.StateUp {
+						s.st.Dyno.MemoryBytes = used
+					}
+				},
 				R14: func() {
 					rec := s.Dyno()
 					s.cfg.Events.Push(drivers.Event{Dyno: rec, From: rec.State, To: rec.State, Code: "R14"})
@@ -397,7 +405,7 @@ func (s *Supervisor) ended(e Exit, hardKilled bool) {
 		s.Say(e.Gone)
 		s.log.Warn("dyno run gone; starting it again", "why", e.Gone)
 		s.mu.Lock()
-		s.st.Dyno.Addr = ""
+		s.st.Dyno.Addr, s.st.Dyno.MemoryBytes = "", 0
 		s.st.NextRestart = time.Now()
 		s.mu.Unlock()
 		s.setState(drivers.StateCrashed, e.Gone, "")
@@ -425,7 +433,7 @@ func (s *Supervisor) crashed(reason, code string) {
 	s.st.Crashes++
 	wait := s.cfg.Cooloff(s.st.Crashes)
 	s.st.NextRestart = time.Now().Add(wait)
-	s.st.Dyno.Addr = ""
+	s.st.Dyno.Addr, s.st.Dyno.MemoryBytes = "", 0
 	crashes := s.st.Crashes
 	s.mu.Unlock()
 	s.log.Warn("dyno crashed", "reason", reason, "crashes", crashes, "restart_in", wait)
@@ -476,7 +484,7 @@ func (s *Supervisor) stop(ctx context.Context, p Process, exited <-chan exitResu
 func (s *Supervisor) down(code string) {
 	s.mu.Lock()
 	s.stopped = true
-	s.st.Dyno.Addr = ""
+	s.st.Dyno.Addr, s.st.Dyno.MemoryBytes = "", 0
 	s.mu.Unlock()
 	s.rt.Down()
 	s.setState(drivers.StateDown, "", code)

@@ -287,9 +287,10 @@ func TestMemory(t *testing.T) {
 	if r14.From != drivers.StateUp || r14.To != drivers.StateUp {
 		t.Errorf("R14 event %s -> %s, want up -> up", r14.From, r14.To)
 	}
+	waitFor(t, "the sample in the record", func() bool { return h.sup.Dyno().MemoryBytes == 150<<20 })
 	run.memory.Store(250 << 20)
 	crash := h.event("the R15 crash", to(drivers.StateCrashed))
-	if crash.Code != "R15" || crash.Dyno.Reason != supervisor.MsgR15 {
+	if crash.Code != "R15" || crash.Dyno.Reason != supervisor.MsgR15 || crash.Dyno.MemoryBytes != 0 {
 		t.Errorf("crash %+v, want R15", crash)
 	}
 	if !h.sink.has("Process running mem=150M(150.0%)", supervisor.MsgR14,
