@@ -14,9 +14,9 @@ import (
 
 // Stop stops a dyno through its supervisor: SIGTERM, its StopTimeout (30 s by
 // default), SIGKILL (R12), then removes its container, and the app network once it
-// holds no container. id is the id List or
-// Start gave (a dyno replaced since is still found by its old id) or the id of any
-// labelled container of this instance, e.g. one List reported that no spec wants.
+// holds no container. id is the id List or Start gave (a dyno replaced since is still
+// found by its old id) or the id of any labelled container of this instance, e.g. one
+// List reported that no spec wants.
 func (d *Driver) Stop(ctx context.Context, id string) error {
 	dy := d.lookup(id)
 	if dy == nil {
