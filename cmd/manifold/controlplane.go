@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/manifold-paas/manifold/drivers"
-	"github.com/manifold-paas/manifold/drivers/process"
 	"github.com/manifold-paas/manifold/reconciler/api"
 	"github.com/manifold-paas/manifold/reconciler/api/tokens"
 	"github.com/manifold-paas/manifold/reconciler/dashboard"
@@ -211,27 +210,4 @@ func (cp *controlPlane) close() {
 	if cp.tokens != nil {
 		cp.tokens.Close()
 	}
-}
-
-// dynoUser is who the process driver's dynos run as: for a daemon run as root,
-// --dyno-user, else manifold-dyno when the system has it, else nobody (docs/api.md,
-// "Trust boundary"); a daemon run by another user runs them as itself.
-func dynoUser(name string, logger *slog.Logger) (*process.User, error) {
-	if os.Geteuid() != 0 {
-		if name != "" {
-			return nil, fmt.Errorf("--dyno-user %s: only a daemon run as root runs dynos as another user", name)
-		}
-		return nil, nil
-	}
-	switch name {
-	case "root":
-		logger.Warn("dynos run as root: only the API socket's peer check keeps them from the control plane")
-		return nil, nil
-	case "":
-		if u, err := process.LookupUser("manifold-dyno"); err == nil {
-			return u, nil
-		}
-		name = "nobody"
-	}
-	return process.LookupUser(name)
 }

@@ -19,7 +19,6 @@ import (
 
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/drivers/docker"
-	"github.com/manifold-paas/manifold/drivers/process"
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/api"
@@ -233,14 +232,7 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 func openDriver(ctx context.Context, o upOptions, stateDir string, sink drivers.LogSink, logger *slog.Logger) (drivers.Driver, error) {
 	switch o.driver {
 	case "process":
-		user, err := dynoUser(o.dynoUser, logger)
-		if err != nil {
-			return nil, err
-		}
-		return process.New(ctx, process.Options{
-			StateDir: filepath.Join(stateDir, "dynos"), Logs: sink, Logger: logger, BootTimeout: o.bootTimeout, User: user,
-			OpenSecrets: reconciler.SecretOpener(o.keyring),
-		})
+		return openProcessDriver(ctx, o, filepath.Join(stateDir, "dynos"), sink, logger)
 	case "docker":
 		opts := docker.Options{
 			Logs: sink, Logger: logger, BootTimeout: o.bootTimeout, Instance: o.dockerInstance,
