@@ -18,6 +18,7 @@ import (
 	"github.com/manifold-paas/manifold/reconciler/api"
 	"github.com/manifold-paas/manifold/reconciler/api/tokens"
 	"github.com/manifold-paas/manifold/reconciler/dashboard"
+	"github.com/manifold-paas/manifold/reconciler/metrics"
 	"github.com/manifold-paas/manifold/reconciler/notify"
 	"github.com/manifold-paas/manifold/reconciler/source"
 )
@@ -75,7 +76,7 @@ func checkListeners(o upOptions) (webhookSecret string, err error) {
 // apiOpts is the API's options but the token store, which is opened here.
 // dashOpts, when its Daemon is set, serves the dashboard at / of the --api listener.
 func openControlPlane(o upOptions, secret, stateDir string, apiOpts api.Options, dashOpts dashboard.Options,
-	driver drivers.Driver, trigger func(reason string), notifier *notify.Notifier) (_ *controlPlane, err error) {
+	driver drivers.Driver, trigger func(reason string), notifier *notify.Notifier, figures *metrics.Metrics) (_ *controlPlane, err error) {
 	logger := apiOpts.Logger
 	cp := &controlPlane{}
 	defer func() {
@@ -144,7 +145,7 @@ func openControlPlane(o upOptions, secret, stateDir string, apiOpts api.Options,
 			return nil, fmt.Errorf("webhook: %w", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/hooks/git", notify.RejectedWebhooks(source.NewWebhook(source.WebhookOptions{Secret: secret, Trigger: trigger}), notifier))
+		mux.Handle("/hooks/git", figures.CountWebhooks(notify.RejectedWebhooks(source.NewWebhook(source.WebhookOptions{Secret: secret, Trigger: trigger}), notifier)))
 		cp.listeners = append(cp.listeners, listener{name: "webhook", url: "http://" + ln.Addr().String() + "/hooks/git",
 			ln: ln, srv: &http.Server{Handler: mux}})
 	}

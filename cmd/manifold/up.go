@@ -192,7 +192,7 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 	}, driver, func(reason string) {
 		src.Trigger(reason)
 		rec.Trigger(reason)
-	}, notifier)
+	}, notifier, figures)
 	if err != nil {
 		return err
 	}

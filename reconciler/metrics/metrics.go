@@ -175,6 +175,43 @@ func (m *Metrics) Webhook(result string) {
 	}
 }
 
+// CountWebhooks wraps the git webhook's handler, counting each call by its answer in
+// manifold_webhook_requests_total: accepted (202, a fetch triggered), ignored (200:
+// a ping, another event, a repeated delivery), rejected (401, a bad signature),
+// limited (429), invalid (any other refusal).
+func (m *Metrics) CountWebhooks(next http.Handler) http.Handler {
+	if m == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		result := "invalid"
+		switch rec.status {
+		case http.StatusAccepted:
+			result = "accepted"
+		case http.StatusOK:
+			result = "ignored"
+		case http.StatusUnauthorized:
+			result = "rejected"
+		case http.StatusTooManyRequests:
+			result = "limited"
+		}
+		m.Webhook(result)
+	})
+}
+
+// statusRecorder remembers the status a handler answered.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
+
 // DynoEvent counts a crash (a dyno going to crashed) as a restart, by reason: the
 // event's code (R14, R15, R10) or "crash".
 func (m *Metrics) DynoEvent(ev drivers.Event) {

@@ -3,6 +3,9 @@ package metrics_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"math"
@@ -13,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +25,7 @@ import (
 	"github.com/manifold-paas/manifold/drivers/slugtar"
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler/metrics"
+	"github.com/manifold-paas/manifold/reconciler/source"
 	"github.com/manifold-paas/manifold/router"
 )
 
@@ -317,4 +322,45 @@ func sample(t *testing.T, m *metrics.Metrics, name string, labels ...string) flo
 		}
 	}
 	return 0
+}
+
+// TestWebhookCalls counts a real webhook handler's answers by result.
+func TestWebhookCalls(t *testing.T) {
+	t.Parallel()
+	m := metrics.New(metrics.Options{})
+	var triggered atomic.Int32
+	server := httptest.NewServer(m.CountWebhooks(source.NewWebhook(source.WebhookOptions{Secret: "s3cret", Trigger: func(string) { triggered.Add(1) }})))
+	t.Cleanup(server.Close)
+	post := func(signature string, event string) {
+		t.Helper()
+		body := `{"ref":"refs/heads/main","after":"0123456789abcdef"}`
+		req, err := http.NewRequest(http.MethodPost, server.URL, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-GitHub-Event", event)
+		if signature != "" {
+			mac := hmac.New(sha256.New, []byte(signature))
+			mac.Write([]byte(body))
+			req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	post("s3cret", "push")
+	post("s3cret", "ping")
+	post("wrong", "push")
+	post("", "push")
+	for result, want := range map[string]float64{"accepted": 1, "ignored": 1, "rejected": 2} {
+		if got := sample(t, m, "manifold_webhook_requests_total", "result", result); got != want {
+			t.Errorf("%s = %v, want %v", result, got, want)
+		}
+	}
+	if n := triggered.Load(); n != 1 {
+		t.Errorf("triggered %d fetches, want 1", n)
+	}
 }
