@@ -99,6 +99,8 @@ type rawApp struct {
 	drains                         []*rawDrain
 	secrets                        []secretEntry
 	notifies                       []*rawNotify
+	buildConfig                    listField
+	release                        *rawRelease
 }
 
 type rawEnv struct {
@@ -106,6 +108,7 @@ type rawEnv struct {
 	pos        Pos
 	recipients listField
 	apps       []*rawApp
+	soak       durationField
 }
 
 type rawPlatform struct {
@@ -127,6 +130,7 @@ func appSchema() schema {
 		"process": {labelled: true, inner: processSchema()},
 		"drain":   {labelled: true, inner: drainSchema()},
 		"notify":  {labelled: true},
+		"release": {inner: releaseSchema()},
 	}}
 }
 
@@ -223,9 +227,11 @@ func (d *decoder) envFile(b *body) []*rawEnv {
 		if !nameRE.MatchString(blk.label) {
 			d.sink.add(blk.labelPos, "invalid environment name %q: want lowercase letters, digits and dashes, starting with a letter (it is part of domain names)", blk.label)
 		}
-		envAttrs, appBlocks := d.checkShape(blk.body, shape{what: fmt.Sprintf("environment %q", blk.label), attrs: []string{"recipients"}, blocks: []string{"app"}})
+		envAttrs, appBlocks := d.checkShape(blk.body, shape{what: fmt.Sprintf("environment %q", blk.label), attrs: []string{"recipients", "soak"}, blocks: []string{"app"}})
 		a, ok := envAttrs["recipients"]
 		env.recipients = d.recipients(a, ok)
+		a, ok = envAttrs["soak"]
+		env.soak = d.duration(a, ok)
 		for _, ab := range appBlocks {
 			if app := d.app(ab, true); app != nil {
 				env.apps = append(env.apps, app)
@@ -249,8 +255,8 @@ func (d *decoder) app(blk block, inEnv bool) *rawApp {
 	}
 	attrs, blocks := d.checkShape(blk.body, shape{
 		what:   fmt.Sprintf("app %q", blk.label),
-		attrs:  []string{"buildpacks", "config", "domains", "secrets", "sensitive", "stack", "suspend"},
-		blocks: []string{"drain", "notify", "process", "source"},
+		attrs:  []string{"build_config", "buildpacks", "config", "domains", "secrets", "sensitive", "stack", "suspend"},
+		blocks: []string{"drain", "notify", "process", "release", "source"},
 	})
 	a, ok := attrs["buildpacks"]
 	app.buildpacks = d.strList(a, ok)
@@ -274,6 +280,8 @@ func (d *decoder) app(blk block, inEnv bool) *rawApp {
 		}
 		app.domains.items[i].v = lower
 	}
+	a, ok = attrs["build_config"]
+	app.buildConfig = d.configNames(a, ok)
 	if a, ok := attrs["config"]; ok {
 		app.configSet, app.config = d.config(a)
 	}
@@ -301,6 +309,8 @@ func (d *decoder) app(blk block, inEnv bool) *rawApp {
 			if dr := d.drain(b); dr != nil {
 				app.drains = append(app.drains, dr)
 			}
+		case "release":
+			app.release = d.release(b, inEnv)
 		}
 	}
 	if app.source == nil && !inEnv {

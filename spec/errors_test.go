@@ -29,7 +29,7 @@ func TestLoadErrors(t *testing.T) {
 				`  colour = "red"`,
 				`}`,
 			)},
-			want: []string{`apps/a.hcl:3:3: unknown attribute "colour" in app "a" (attributes: buildpacks, config, domains, secrets, sensitive, stack, suspend; blocks: drain, notify, process, source)`},
+			want: []string{`apps/a.hcl:3:3: unknown attribute "colour" in app "a" (attributes: build_config, buildpacks, config, domains, secrets, sensitive, stack, suspend; blocks: drain, notify, process, release, source)`},
 		},
 		{
 			name: "unknown attribute in process",
@@ -61,7 +61,7 @@ func TestLoadErrors(t *testing.T) {
 				`  sidecar "x" {}`,
 				`}`,
 			)},
-			want: []string{`apps/a.hcl:3:3: unknown block "sidecar" in app "a" (attributes: buildpacks, config, domains, secrets, sensitive, stack, suspend; blocks: drain, notify, process, source)`},
+			want: []string{`apps/a.hcl:3:3: unknown block "sidecar" in app "a" (attributes: build_config, buildpacks, config, domains, secrets, sensitive, stack, suspend; blocks: drain, notify, process, release, source)`},
 		},
 		{
 			name: "unknown top-level block",
@@ -407,7 +407,7 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{
 				`apps/a.hcl:3:26: size: unknown size "tiny" (sizes: basic, standard-1x, standard-2x, performance-m, performance-l)`,
 				`apps/b.yaml:4:28: count: must not be negative, got -2`,
-				`environments/x.hcl:1:19: unknown attribute "nope" in environment "x" (attributes: recipients; blocks: app)`,
+				`environments/x.hcl:1:19: unknown attribute "nope" in environment "x" (attributes: recipients, soak; blocks: app)`,
 			},
 		},
 		{

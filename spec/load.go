@@ -141,6 +141,7 @@ func (l *loader) load(opts LoadOptions) *Desired {
 		for _, name := range appNames {
 			app, appClaims := l.resolve(platform, envName, base[name], overrides[name])
 			l.resolveSecrets(desired, &app, env, overrides[name])
+			app.SoakSeconds = env.soakSeconds()
 			desired.Apps = append(desired.Apps, app)
 			claims = append(claims, appClaims...)
 		}
@@ -289,6 +290,7 @@ func (l *loader) resolve(platform Platform, env string, baseApp, over *rawApp) (
 	app.Processes, app.ReleaseCommand = l.processes(platform, layers, info)
 	app.Drains = l.drains(layers)
 	app.Notify = l.mergeNotifies(notifiesOf(layers)...)
+	resolvePipeline(&app, layers)
 	return app, claims
 }
 

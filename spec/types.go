@@ -136,6 +136,18 @@ type App struct {
 	// Notify are the receivers of this app's events (its notify blocks, an
 	// environment's merged over the base's by name), sorted by Name.
 	Notify []Notify `json:"notify,omitempty"`
+	// BuildConfig names the config vars that reach the buildpacks (their ENV_DIR)
+	// and so may be baked into the slug, sorted; nil when the spec does not set
+	// build_config, and then every config var reaches them (Heroku's way). A
+	// promotion is refused when these values differ between the two environments.
+	BuildConfig []string `json:"build_config,omitempty"`
+	// Pin, set by an environment's `release { slug, from }`, runs that slug (built
+	// and run by another environment) without a build, with this environment's config.
+	Pin *ReleasePin `json:"pin,omitempty"`
+	// SoakSeconds is the environment's soak (`soak = "30m"`): how long a release
+	// must have been healthy in the environment it comes from before `manifold
+	// promote` pins it into this one. 0 (the default): no wait.
+	SoakSeconds int64 `json:"soak_seconds,omitempty"`
 }
 
 // Secret is one sealed config var as written in the config repo.

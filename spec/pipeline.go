@@ -1,0 +1,131 @@
+package spec
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"time"
+)
+
+// pipeline.go decodes what promotions read: an environment's release pin
+// (`release { slug, from }`), an app's build_config and an environment's soak.
+
+// slugKeyRE is a slug store key: "sha256:" and 64 lowercase hex digits.
+var slugKeyRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// maxSoak bounds an environment's soak: longer is a typo (a unit left out or wrong).
+const maxSoak = 90 * 24 * time.Hour
+
+type durationField struct {
+	set bool
+	v   time.Duration
+	pos Pos
+}
+
+type rawRelease struct {
+	pos        Pos
+	slug, from strField
+}
+
+func releaseSchema() schema { return schema{} }
+
+// release reads an environment's `release { slug = "sha256:…" from = "staging v42" }`.
+// A base spec cannot pin: a slug is what an environment promotes into itself.
+func (d *decoder) release(b block, inEnv bool) *rawRelease {
+	if b.labelled {
+		d.sink.add(b.labelPos, "release block takes no label")
+	}
+	attrs, _ := d.checkShape(b.body, shape{what: "release", attrs: []string{"from", "slug"}})
+	if !inEnv {
+		d.sink.add(b.typPos, "release: a slug is pinned per environment: move this block into the app block of an environment file")
+		return nil
+	}
+	r := &rawRelease{pos: b.typPos}
+	a, slugWritten := attrs["slug"]
+	r.slug = d.nonEmptyStr(a, slugWritten)
+	a, ok := attrs["from"]
+	r.from = d.str(a, ok)
+	switch {
+	case !r.slug.set && !slugWritten:
+		d.sink.add(b.typPos, `release: set slug = "sha256:<64 hex digits>" (the slug to run)`)
+		return nil
+	case !r.slug.set:
+		return nil
+	case !slugKeyRE.MatchString(r.slug.v):
+		d.sink.add(r.slug.pos, "release: slug %q is not a slug key: want \"sha256:\" and 64 lowercase hex digits", r.slug.v)
+		return nil
+	}
+	return r
+}
+
+// duration reads a Go duration string ("30m", "1h30m") in [0, maxSoak].
+func (d *decoder) duration(a attr, ok bool) durationField {
+	f := d.str(a, ok)
+	if !f.set {
+		return durationField{}
+	}
+	v, err := time.ParseDuration(f.v)
+	switch {
+	case err != nil:
+		d.sink.add(f.pos, "%s: %q is not a duration: want e.g. \"30m\", \"2h\" or \"0s\"", a.name, f.v)
+	case v < 0:
+		d.sink.add(f.pos, "%s: must not be negative, got %q", a.name, f.v)
+	case v > maxSoak:
+		d.sink.add(f.pos, "%s: must be at most %s, got %q", a.name, maxSoak, f.v)
+	default:
+		return durationField{set: true, v: v, pos: f.pos}
+	}
+	return durationField{}
+}
+
+// configNames reads a list of config var names (build_config).
+func (d *decoder) configNames(a attr, ok bool) listField {
+	f := d.strList(a, ok)
+	for _, item := range f.items {
+		if !configNameRE.MatchString(item.v) {
+			d.sink.add(item.pos, "%s: invalid config var name %q: want [A-Za-z_][A-Za-z0-9_]*", a.name, item.v)
+		}
+	}
+	return f
+}
+
+// resolvePipeline sets what an app's layers say about promotions: the last layer's
+// build_config, the environment's pin.
+func resolvePipeline(app *App, layers []*rawApp) {
+	for _, layer := range layers {
+		if layer.buildConfig.set {
+			names := make([]string, 0, len(layer.buildConfig.items))
+			for _, item := range layer.buildConfig.items {
+				names = append(names, item.v)
+			}
+			app.BuildConfig = sortedUnique(names)
+		}
+		if layer.release != nil {
+			app.Pin = &ReleasePin{Slug: layer.release.slug.v, From: layer.release.from.v}
+		}
+	}
+}
+
+// soakSeconds is the environment's soak in whole seconds (0 when unset).
+func (e *rawEnv) soakSeconds() int64 { return int64(e.soak.v / time.Second) }
+
+func sortedUnique(names []string) []string {
+	out := []string{}
+	seen := map[string]bool{}
+	for _, n := range names {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// String is how plans and the CLI print a pin: "sha256:… (staging v42)".
+func (p ReleasePin) String() string {
+	if p.From == "" {
+		return p.Slug
+	}
+	return fmt.Sprintf("%s (%s)", p.Slug, p.From)
+}
