@@ -71,6 +71,9 @@ var appFields = []appField{
 	{field: "Source", kind: KindSource, effect: EffectRelease, value: func(a *spec.App) any { return SourceString(a.Source) }},
 	{field: "Buildpacks", kind: KindBuildpacks, effect: EffectRelease, value: func(a *spec.App) any { return listOrNil(a.Buildpacks) }},
 	{field: "Stack", kind: KindStack, effect: EffectRelease, value: func(a *spec.App) any { return a.Stack }},
+	{field: "BuildConfig", kind: KindBuildConfig, effect: EffectRelease, value: func(a *spec.App) any { return listOrNil(a.BuildConfig) }},
+	{field: "Pin", kind: KindPromote, effect: EffectRelease, value: func(a *spec.App) any { return pinnedSlug(a) }},
+	{field: "SoakSeconds", effect: EffectNone}, // read by `manifold promote` only
 	{field: "Config", kind: KindConfig, effect: EffectRelease},
 	{field: "Secrets", kind: KindSecret, effect: EffectRelease},
 	{field: "Processes"},
@@ -128,6 +131,8 @@ func Fingerprint(app *spec.App) string {
 	for _, p := range app.Processes {
 		commands[p.Type] = p.Command
 	}
+	// Fields added since the first form are left out when empty, so that an app
+	// that does not use them keeps its fingerprint.
 	// Secrets count by their sealed text (the plaintext is not known here), and are
 	// left out when there are none, so that apps without secrets keep the form.
 	var secrets map[string]string
@@ -145,7 +150,9 @@ func Fingerprint(app *spec.App) string {
 		Commands       map[string]string
 		ReleaseCommand string
 		Secrets        map[string]string `json:",omitempty"`
-	}{app.Source, app.Buildpacks, app.Stack, app.Config, commands, app.ReleaseCommand, secrets})
+		BuildConfig    []string          `json:",omitempty"`
+		PinnedSlug     string            `json:",omitempty"`
+	}{app.Source, app.Buildpacks, app.Stack, app.Config, commands, app.ReleaseCommand, secrets, app.BuildConfig, strOrEmpty(pinnedSlug(app))})
 	if err != nil {
 		// Strings, slices and maps of strings always marshal.
 		panic(fmt.Sprintf("plan: fingerprint of %s (%s): %v", app.Name, app.Env, err))
@@ -215,6 +222,20 @@ func drainStrings(drains []spec.Drain) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// pinnedSlug is the slug an environment's release pin runs, nil when not pinned. The
+// pin's From is for people: a new From over the same slug changes nothing that runs.
+func pinnedSlug(app *spec.App) any {
+	if app.Pin == nil {
+		return nil
+	}
+	return app.Pin.Slug
+}
+
+func strOrEmpty(v any) string {
+	s, _ := v.(string)
+	return s
 }
 
 func listOrNil(list []string) any {

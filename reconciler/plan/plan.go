@@ -34,6 +34,8 @@ const (
 	KindDomains     Kind = "domains"      // no release: the router table
 	KindDrains      Kind = "drains"       // no release: the logplex
 	KindSuspend     Kind = "suspend"      // no release
+	KindBuildConfig Kind = "build-config" // release (needs a build)
+	KindPromote     Kind = "promote"      // release of a pinned slug, no build
 )
 
 // Change is one difference between desired and observed state of one app in one
@@ -55,6 +57,8 @@ type Change struct {
 	Effect Effect `json:"effect"`
 	// Release tells whether applying the change makes a new release (Effect release).
 	Release bool `json:"release"`
+	// Origin is where a promoted slug comes from, as its pin says ("staging v42").
+	Origin string `json:"origin,omitempty"`
 }
 
 // Formation sums the dynos an environment reserves.
@@ -223,8 +227,13 @@ func appendAppChanges(changes []Change, k AppKey, des, obs *spec.App) []Change {
 				continue
 			}
 			c := change(f.kind, f.effect, from, to)
-			if f.field == "ReleaseCommand" {
+			switch f.field {
+			case "ReleaseCommand":
 				c.Process = "release"
+			case "Pin":
+				if des.Pin != nil {
+					c.Origin = des.Pin.From
+				}
 			}
 			changes = append(changes, c)
 		}

@@ -151,6 +151,8 @@ func (c Change) subject() string {
 		return "config " + c.Key
 	case KindSecret:
 		return "secret " + c.Key
+	case KindPromote:
+		return "promote " + c.App
 	case KindScale, KindResize, KindCommand, KindHealthCheck, KindStopTimeout:
 		return string(c.Kind) + " " + c.Process
 	default:
@@ -168,6 +170,9 @@ func (c Change) values() (from, to string) {
 			return "(secret changed)", ""
 		}
 		return valueString(c.From), valueString(c.To)
+	}
+	if c.Kind == KindPromote {
+		return promotedSlug(c.From), promotedSlug(c.To) + originSuffix(c.Origin)
 	}
 	if fromList, toList, ok := c.lists(); ok {
 		// Lists print as what leaves and what comes, so that one new domain does not
@@ -208,6 +213,9 @@ func quoted(v any) string {
 func (c Change) detail() string {
 	from, to := c.values()
 	switch {
+	case c.Kind == KindPromote:
+		// One line per app, the same whatever was there: "sha256:aa… → sha256:bb… (staging v42)".
+		return from + " → " + to
 	case c.Sensitive, c.Kind == KindSecret && c.From != nil && c.To != nil:
 		return from
 	case from == "" && c.symbol() == "+":
@@ -221,6 +229,23 @@ func (c Change) detail() string {
 	default:
 		return from + " -> " + to
 	}
+}
+
+// promotedSlug prints a promotion's side: a short slug key, or "built from source"
+// for an app that is not pinned (nil).
+func promotedSlug(v any) string {
+	key, ok := v.(string)
+	if !ok || key == "" {
+		return "built from source"
+	}
+	return ShortDigest(key) + "…"
+}
+
+func originSuffix(origin string) string {
+	if origin == "" {
+		return ""
+	}
+	return " (" + origin + ")"
 }
 
 func valueString(v any) string {

@@ -82,6 +82,10 @@ func Mutations() []Mutation {
 			app.Notify = append(slices.Clone(app.Notify), spec.Notify{Name: "mutated", Type: "slack"})
 		}},
 		{Field: "App.Suspend", Mutate: func(app *spec.App) { app.Suspend = !app.Suspend }},
+		{Field: "App.BuildConfig", Mutate: func(app *spec.App) { app.BuildConfig = []string{"MUTATED_BUILD"} }},
+		// A slug that is not in any store: the loop's test replaces it with one it built.
+		{Field: "App.Pin", Mutate: func(app *spec.App) { app.Pin = &spec.ReleasePin{Slug: "sha256:" + hex64('b'), From: "staging v42"} }},
+		{Field: "App.SoakSeconds", Mutate: func(app *spec.App) { app.SoakSeconds += 1800 }},
 		{Field: "Process.Type"},
 		{Field: "Process.Command", Mutate: func(app *spec.App) { p := web(app); p.Command = "exec " + p.Command }},
 		{Field: "Process.Count", Mutate: func(app *spec.App) { web(app).Count++ }},
