@@ -47,6 +47,10 @@ func TestPlanIsWhatApplyDoes(t *testing.T) {
 
 			mutated := base
 			m.Mutate(&mutated)
+			if mutated.Pin != nil {
+				// A pin runs a slug of the store: one built from the other source.
+				mutated.Pin.Slug = env.buildSlug("src/hello-v2")
+			}
 			env.writeApp(mutated)
 			desired := env.load()
 			observed, err := env.rec.Observed(context.Background())
@@ -79,6 +83,7 @@ type processEnv struct {
 	router *recordingRouter
 	logs   *drainRecorder
 	ledger *ledger.Ledger
+	store  *slug.Store
 	rec    *reconciler.Reconciler
 	driver drivers.Driver
 	pass   int
@@ -141,6 +146,7 @@ func newDriverEnv(t testing.TB, opts reconciler.Options, newDriver func(ctx cont
 		cancel()
 		t.Fatal(err)
 	}
+	env.store = store
 	opts.Source, opts.Driver, opts.Builder, opts.Ledger = env.source, env.driver, &slug.Builder{Store: store}, env.ledger
 	opts.Router, opts.Logs, opts.StateDir, opts.BootTimeout, opts.Interval = env.router, env.logs, state, 20*time.Second, time.Hour
 	env.rec, err = reconciler.New(opts)
@@ -211,6 +217,9 @@ func (e *processEnv) writeApp(app spec.App) {
 	if app.Suspend {
 		hcl.WriteString("  suspend = true\n")
 	}
+	if app.BuildConfig != nil {
+		fmt.Fprintf(&hcl, "  build_config = %s\n", hclList(app.BuildConfig))
+	}
 	procfile := ""
 	for _, p := range app.Processes {
 		fmt.Fprintf(&hcl, "  process %q {\n    command = %q\n    count = %d\n", p.Type, p.Command, p.Count)
@@ -234,17 +243,59 @@ func (e *processEnv) writeApp(app spec.App) {
 	}
 	hcl.WriteString("}\n")
 	e.write("apps/hello.hcl", hcl.String())
-	if len(app.Secrets) > 0 {
-		// Secrets live in an environment file; "default" is the one environment.
-		var env strings.Builder
-		fmt.Fprintf(&env, "environment \"default\" {\n  recipients = [%q]\n  app %q {\n    secrets = {\n", plantest.Recipient, app.Name)
-		for _, k := range slices.Sorted(maps.Keys(app.Secrets)) {
-			fmt.Fprintf(&env, "      %s = %q\n", k, app.Secrets[k].Sealed)
-		}
-		env.WriteString("    }\n  }\n}\n")
-		e.write("environments/default.hcl", env.String())
-	}
+	e.writeEnvironment(app)
 	e.write(app.Source.Path+"/Procfile", procfile)
+}
+
+// writeEnvironment writes what only an environment file holds (secrets with their
+// recipients, a release pin, the soak) as environments/default.hcl ("default" is
+// the one environment), or removes the folder when there is none.
+func (e *processEnv) writeEnvironment(app spec.App) {
+	e.t.Helper()
+	if app.Pin == nil && app.SoakSeconds == 0 && len(app.Secrets) == 0 {
+		if err := os.RemoveAll(filepath.Join(e.repo, "environments")); err != nil {
+			e.t.Fatal(err)
+		}
+		return
+	}
+	var hcl strings.Builder
+	hcl.WriteString("environment \"default\" {\n")
+	if len(app.Secrets) > 0 {
+		fmt.Fprintf(&hcl, "  recipients = [%q]\n", plantest.Recipient)
+	}
+	if app.SoakSeconds != 0 {
+		fmt.Fprintf(&hcl, "  soak = \"%ds\"\n", app.SoakSeconds)
+	}
+	if app.Pin != nil || len(app.Secrets) > 0 {
+		fmt.Fprintf(&hcl, "  app %q {\n", app.Name)
+		if len(app.Secrets) > 0 {
+			hcl.WriteString("    secrets = {\n")
+			for _, k := range slices.Sorted(maps.Keys(app.Secrets)) {
+				fmt.Fprintf(&hcl, "      %s = %q\n", k, app.Secrets[k].Sealed)
+			}
+			hcl.WriteString("    }\n")
+		}
+		if app.Pin != nil {
+			fmt.Fprintf(&hcl, "    release {\n      slug = %q\n      from = %q\n    }\n", app.Pin.Slug, app.Pin.From)
+		}
+		hcl.WriteString("  }\n")
+	}
+	hcl.WriteString("}\n")
+	e.write("environments/default.hcl", hcl.String())
+}
+
+// buildSlug builds the folder of the config repo into the env's slug store, as
+// another environment would have, and returns its key.
+func (e *processEnv) buildSlug(dir string) string {
+	e.t.Helper()
+	e.write(dir+"/Procfile", "web: "+webCommand+"\n")
+	built, err := (&slug.Builder{Store: e.store}).Build(context.Background(), slug.Request{
+		App: "hello", SourceDir: filepath.Join(e.repo, dir), Buildpacks: []string{"procfile"}, Stack: spec.DefaultStack,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return built.Key
 }
 
 // testKeyring opens what plantest's Secrets mutation seals.

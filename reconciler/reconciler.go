@@ -28,11 +28,14 @@ type Source interface {
 	Fetch(ctx context.Context) (source.Snapshot, error)
 }
 
-// Builder builds slugs, at most once per slug key, and says where a slug's tarball
-// is (reconciler/slug).
+// Builder builds slugs, at most once per slug key, finds stored ones, and says where
+// a slug's tarball is (reconciler/slug).
 type Builder interface {
 	Build(ctx context.Context, req slug.Request) (slug.Slug, error)
 	SlugPath(key string) string
+	// Lookup returns a slug of the store without building (a pinned release); its
+	// errors wrap slug.ErrUnknownSlug when the store does not hold it.
+	Lookup(key string) (slug.Slug, error)
 }
 
 // Ledger is the append-only release ledger (reconciler/ledger).

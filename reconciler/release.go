@@ -95,23 +95,11 @@ func (r *Reconciler) deploy(ctx context.Context, app *spec.App, snapshot source.
 		r.publish(app, logs.SourceAPI, "api", "Release failed: "+err.Error())
 		return nil, err
 	}
-	buildStarted := time.Now()
 	r.notify(ctx, notify.DeployStartedEvent(app.Name, app.Env, snapshot.Rev.ID))
-	build, err := r.opts.Builder.Build(ctx, slug.Request{
-		App:          app.Name,
-		SourceDir:    r.sourceDir(app, snapshot),
-		SourceDigest: app.Source.Digest,
-		Buildpacks:   app.Buildpacks,
-		Stack:        app.Stack,
-		Config:       app.Config,
-		NetEnv:       r.Platform().BuildEnv,
-		Output:       r.lineWriter(app, logs.SourceHeroku, "build"),
-	})
-	r.opts.Metrics.Build(time.Since(buildStarted))
+	build, err := r.slugOf(ctx, app, snapshot)
 	if err != nil {
-		r.publish(app, logs.SourceHeroku, "build", "Build failed: "+err.Error())
 		r.notify(ctx, notify.DeployFailedEvent(app.Name, app.Env, snapshot.Rev.ID, 0, notify.PhaseBuild, err))
-		return nil, fmt.Errorf("build %s (%s): %w", app.Name, app.Env, err)
+		return nil, err
 	}
 	author := authorOf(snapshot.Rev)
 	release, err := r.opts.Ledger.Append(ctx, ledger.Release{
@@ -160,6 +148,54 @@ func (r *Reconciler) deploy(ctx context.Context, app *spec.App, snapshot source.
 	r.notify(ctx, notify.DeploySucceededEvent(app.Name, app.Env, snapshot.Rev.ID, release.Version))
 	r.publish(app, logs.SourceAPI, "api", fmt.Sprintf("Deployed v%d (%s) by %s", release.Version, release.Description, author))
 	return &release, nil
+}
+
+// slugOf returns the slug the release runs: the pinned one from the store (a
+// promotion: never rebuilt, so the very bytes that ran elsewhere run here), or one
+// built from the app's source with its build config.
+func (r *Reconciler) slugOf(ctx context.Context, app *spec.App, snapshot source.Snapshot) (slug.Slug, error) {
+	if app.Pin != nil {
+		pinned, err := r.opts.Builder.Lookup(app.Pin.Slug)
+		if err != nil {
+			err = fmt.Errorf("release pinned to %s: %w (build it in the environment it comes from, or remove the pin)", app.Pin, err)
+			r.publish(app, logs.SourceHeroku, "build", "Promotion failed: "+err.Error())
+			return slug.Slug{}, err
+		}
+		r.publish(app, logs.SourceHeroku, "build", fmt.Sprintf("-----> Promoting slug %s: no build", app.Pin))
+		return pinned, nil
+	}
+	buildStarted := time.Now()
+	build, err := r.opts.Builder.Build(ctx, slug.Request{
+		App:          app.Name,
+		SourceDir:    r.sourceDir(app, snapshot),
+		SourceDigest: app.Source.Digest,
+		Buildpacks:   app.Buildpacks,
+		Stack:        app.Stack,
+		Config:       BuildConfig(app),
+		NetEnv:       r.Platform().BuildEnv,
+		Output:       r.lineWriter(app, logs.SourceHeroku, "build"),
+	})
+	r.opts.Metrics.Build(time.Since(buildStarted))
+	if err != nil {
+		r.publish(app, logs.SourceHeroku, "build", "Build failed: "+err.Error())
+		return slug.Slug{}, fmt.Errorf("build %s (%s): %w", app.Name, app.Env, err)
+	}
+	return build, nil
+}
+
+// BuildConfig is the config that reaches an app's buildpacks: the vars its
+// build_config names, or all of them when it sets none (Heroku's way).
+func BuildConfig(app *spec.App) map[string]string {
+	if app.BuildConfig == nil {
+		return app.Config
+	}
+	out := map[string]string{}
+	for _, name := range app.BuildConfig {
+		if value, ok := app.Config[name]; ok {
+			out[name] = value
+		}
+	}
+	return out
 }
 
 // releasePhase runs the release command once, as a one-off dyno; a non-zero exit
@@ -215,6 +251,12 @@ func releaseCommand(app *spec.App, build slug.Slug) string {
 // describe says why a release was made, as Heroku does: "Deploy 1a2b3c4" for new
 // code, "Set GREETING, PORT config vars" or "Remove X config vars" for config.
 func describe(app *spec.App, current *ledger.Release, slugKey string, rev source.Revision) string {
+	if app.Pin != nil && (current == nil || current.SlugKey != slugKey) {
+		if app.Pin.From == "" {
+			return "Promote " + plan.ShortDigest(app.Pin.Slug)
+		}
+		return "Promote " + plan.ShortDigest(app.Pin.Slug) + " from " + app.Pin.From
+	}
 	if current == nil || current.SlugKey != slugKey {
 		return "Deploy " + rev.Short()
 	}

@@ -102,7 +102,7 @@ func TestLoadPipelineErrors(t *testing.T) {
 		{"pin in a base spec", map[string]string{"apps/a.hcl": lines(
 			`app "a" {`,
 			`  source { path = "../src/a" }`,
-			`  release { slug = "` + slugKey + `" }`,
+			`  release { slug = "`+slugKey+`" }`,
 			`}`,
 		)}, `apps/a.hcl:3:3: release: a slug is pinned per environment: move this block into the app block of an environment file`},
 		{"bad soak", map[string]string{"environments/p.hcl": lines(

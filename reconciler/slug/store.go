@@ -3,7 +3,9 @@ package slug
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,6 +163,28 @@ func (s *Store) commit(key, tarball string, meta slugMeta) error {
 	}
 	return nil
 }
+
+// ErrUnknownSlug: Lookup of a key the store does not hold (or that is not a slug key).
+var ErrUnknownSlug = errors.New("slug is not in the store")
+
+// Lookup returns the stored slug of key, without building: how a release pinned to
+// a slug that another environment built (a promotion) finds it. Errors wrap
+// ErrUnknownSlug when the store does not hold it.
+func (s *Store) Lookup(key string) (Slug, error) {
+	found, err := s.lookup(key)
+	switch {
+	case err == nil:
+		found.Cached = true
+		return found, nil
+	case errors.Is(err, fs.ErrNotExist) || s.Path(key) == "":
+		return Slug{}, fmt.Errorf("slug %s: %w", key, ErrUnknownSlug)
+	default:
+		return Slug{}, fmt.Errorf("slug %s: %w", key, err)
+	}
+}
+
+// Lookup is Store.Lookup of the builder's store.
+func (b *Builder) Lookup(key string) (Slug, error) { return b.Store.Lookup(key) }
 
 // SlugPath is where the tarball of the slug with this key is (Store.Path), so that a
 // Builder is all a caller needs to build slugs and start dynos from them.
