@@ -20,5 +20,6 @@ func subcommands() []*cobra.Command {
 		newGCCmd(),
 		newSecretCmd(),
 		newTokenCmd(),
+		newPromoteCmd(),
 	}
 }
