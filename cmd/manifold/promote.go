@@ -106,4 +106,3 @@ func runningRelease(releases []ledger.Release) *ledger.Release {
 	}
 	return nil
 }
-
