@@ -117,6 +117,7 @@ type rawPlatform struct {
 	buildEnv                                map[string]string
 	keepReleases                            intField
 	notifies                                []*rawNotify
+	review                                  *Review
 }
 
 // Schemas, built on demand: the package keeps no global state.
@@ -145,12 +146,17 @@ func envFileSchema() schema {
 }
 
 func platformSchema() schema {
-	return schema{blocks: map[string]blockSchema{"notify": {labelled: true}}}
+	return schema{blocks: map[string]blockSchema{"notify": {labelled: true}, "review": {inner: reviewSchema()}}}
 }
 
 func (d *decoder) platform(b *body) *rawPlatform {
-	attrs, blocks := d.checkShape(b, shape{what: "platform settings", attrs: []string{"build_env", "default_size", "default_stack", "domain_suffix", "keep_releases"}, blocks: []string{"notify"}})
+	attrs, blocks := d.checkShape(b, shape{what: "platform settings", attrs: []string{"build_env", "default_size", "default_stack", "domain_suffix", "keep_releases"}, blocks: []string{"notify", "review"}})
 	p := &rawPlatform{pos: b.pos, notifies: d.notifies(blocks)}
+	for _, blk := range blocks {
+		if blk.typ == "review" {
+			p.review = d.review(blk)
+		}
+	}
 	a, ok := attrs["domain_suffix"]
 	p.domainSuffix = d.nonEmptyStr(a, ok)
 	if f := p.domainSuffix; f.set {

@@ -183,6 +183,7 @@ func (l *loader) platform(dec *decoder) Platform {
 			p.BuildEnv = raw.buildEnv
 		}
 		p.Notify = l.mergeNotifies(raw.notifies)
+		p.Review = raw.review
 	}
 	return p
 }

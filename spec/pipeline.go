@@ -3,7 +3,9 @@ package spec
 import (
 	"fmt"
 	"regexp"
+	"path"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -128,4 +130,110 @@ func (p ReleasePin) String() string {
 		return p.Slug
 	}
 	return fmt.Sprintf("%s (%s)", p.Slug, p.From)
+}
+
+// DefaultReviewMax is how many review environments run at once when `max` is left out.
+const DefaultReviewMax = 5
+
+// maxReviewEnvs bounds `max`: each review environment runs every app.
+const maxReviewEnvs = 100
+
+func reviewSchema() schema { return schema{} }
+
+// review reads `review { refs, branches, ttl, max }` of manifold.hcl.
+func (d *decoder) review(b block) *Review {
+	if b.labelled {
+		d.sink.add(b.labelPos, "review block takes no label")
+	}
+	attrs, _ := d.checkShape(b.body, shape{what: "review", attrs: []string{"branches", "max", "refs", "ttl"}})
+	r := &Review{Max: DefaultReviewMax}
+	a, ok := attrs["refs"]
+	for _, item := range d.strList(a, ok).items {
+		if !strings.HasPrefix(item.v, "refs/") || !validPattern(item.v) {
+			d.sink.add(item.pos, "refs: %q is not a ref pattern: want a full ref name such as \"refs/pull/*/head\"", item.v)
+			continue
+		}
+		r.Refs = append(r.Refs, item.v)
+	}
+	a, ok = attrs["branches"]
+	for _, item := range d.strList(a, ok).items {
+		if strings.HasPrefix(item.v, "refs/") || !validPattern(item.v) {
+			d.sink.add(item.pos, "branches: %q is not a branch pattern: want a branch name such as \"review/*\"", item.v)
+			continue
+		}
+		r.Branches = append(r.Branches, item.v)
+	}
+	a, ok = attrs["ttl"]
+	r.TTLSeconds = int64(d.duration(a, ok).v / time.Second)
+	a, ok = attrs["max"]
+	if f := d.wholeNumber(a, ok, 1, maxReviewEnvs); f.set {
+		r.Max = f.v
+	}
+	if len(r.Refs) == 0 && len(r.Branches) == 0 {
+		d.sink.add(b.typPos, `review: set refs = ["refs/pull/*/head"] or branches = ["review/*"]`)
+	}
+	return r
+}
+
+func validPattern(p string) bool {
+	_, err := path.Match(p, "")
+	return err == nil
+}
+
+// EnvName returns the review environment a ref of the config repo makes, and whether
+// the ref matches the review settings: refs/pull/7/head is "pr-7", a branch is its
+// name made a DNS label (review/login-form is "review-login-form"), another ref its
+// name after refs/ made one.
+func (r *Review) EnvName(ref string) (string, bool) {
+	matched := false
+	for _, p := range r.Refs {
+		if ok, _ := path.Match(p, ref); ok {
+			matched = true
+		}
+	}
+	if branch, ok := strings.CutPrefix(ref, "refs/heads/"); ok {
+		for _, p := range r.Branches {
+			if ok, _ := path.Match(p, branch); ok {
+				matched = true
+			}
+		}
+	}
+	if !matched {
+		return "", false
+	}
+	var name string
+	switch parts := strings.Split(ref, "/"); {
+	case len(parts) == 4 && parts[1] == "pull" && parts[3] == "head":
+		name = "pr-" + parts[2]
+	case strings.HasPrefix(ref, "refs/heads/"):
+		name = strings.TrimPrefix(ref, "refs/heads/")
+	default:
+		name = strings.TrimPrefix(ref, "refs/")
+	}
+	name = dnsLabel(name)
+	return name, nameRE.MatchString(name)
+}
+
+// dnsLabel lowercases s and turns every run of other characters than letters and
+// digits into one dash, trimmed to 63 characters without a dash at either end.
+func dnsLabel(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, c := range strings.ToLower(s) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+			b.WriteRune(c)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	out := strings.Trim(b.String(), "-")
+	if len(out) > 63 {
+		out = strings.TrimRight(out[:63], "-")
+	}
+	if out != "" && (out[0] < 'a' || out[0] > 'z') {
+		out = "r-" + out
+	}
+	return out
 }

@@ -131,3 +131,41 @@ func TestLoadPipelineErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadReview(t *testing.T) {
+	t.Parallel()
+	desired, diags := spec.Load(repo(t, map[string]string{
+		"apps/a.hcl":   lines(`app "a" {`, `  source { path = "../src/a" }`, `}`),
+		"manifold.hcl": lines(`review {`, `  refs = ["refs/pull/*/head"]`, `  branches = ["review/*"]`, `  ttl = "72h"`, `}`),
+	}), spec.LoadOptions{})
+	if diags != nil {
+		t.Fatal(diags)
+	}
+	want := spec.Review{Refs: []string{"refs/pull/*/head"}, Branches: []string{"review/*"}, TTLSeconds: 72 * 3600, Max: spec.DefaultReviewMax}
+	if r := desired.Platform.Review; r == nil || !slices.Equal(r.Refs, want.Refs) || !slices.Equal(r.Branches, want.Branches) || r.TTLSeconds != want.TTLSeconds || r.Max != want.Max {
+		t.Errorf("review = %+v, want %+v", desired.Platform.Review, want)
+	}
+	for ref, name := range map[string]string{
+		"refs/pull/7/head":             "pr-7",
+		"refs/heads/review/login-form": "review-login-form",
+		"refs/heads/review/Fix_Bug#12": "review-fix-bug-12",
+		"refs/heads/main":              "",
+		"refs/pull/7/merge":            "",
+		"refs/heads/review/a/b":        "", // * does not cross /
+	} {
+		got, ok := want.EnvName(ref)
+		if ok != (name != "") || got != name && ok {
+			t.Errorf("EnvName(%s) = %q, %v; want %q", ref, got, ok, name)
+		}
+	}
+	_, diags = spec.Load(repo(t, map[string]string{
+		"apps/a.hcl":   lines(`app "a" {`, `  source { path = "../src/a" }`, `}`),
+		"manifold.hcl": lines(`review {`, `  branches = ["refs/heads/x"]`, `  max = 0`, `}`),
+	}), spec.LoadOptions{})
+	wantDiags := "manifold.hcl:1:1: review: set refs = [\"refs/pull/*/head\"] or branches = [\"review/*\"]\n" +
+		"manifold.hcl:2:15: branches: \"refs/heads/x\" is not a branch pattern: want a branch name such as \"review/*\"\n" +
+		"manifold.hcl:3:9: max: must be at least 1, got 0"
+	if got := diags.Error(); got != wantDiags {
+		t.Errorf("diagnostics:\n%s\nwant:\n%s", got, wantDiags)
+	}
+}

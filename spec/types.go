@@ -35,12 +35,29 @@ type Platform struct {
 	// Notify are the receivers of every event of the daemon (notify blocks of
 	// manifold.hcl), sorted by Name.
 	Notify []Notify `json:"notify,omitempty"`
+	// Review, from `review { … }`, makes review environments of the config repo's
+	// refs; nil without the block.
+	Review *Review `json:"review,omitempty"`
 }
 
 // BuildEnvNames are the names build_env accepts: the go tool's settings of where
 // modules come from and how they are checked.
 func BuildEnvNames() []string {
 	return []string{"GOFLAGS", "GOINSECURE", "GONOPROXY", "GONOSUMDB", "GOPRIVATE", "GOPROXY", "GOSUMDB"}
+}
+
+// Review says which refs of the config repo become review environments (pr-7,
+// review-login-form) and for how long.
+type Review struct {
+	// Refs are patterns of full ref names ("refs/pull/*/head"); * does not cross /.
+	Refs []string `json:"refs,omitempty"`
+	// Branches are patterns of branch names ("review/*"), that is of refs/heads/….
+	Branches []string `json:"branches,omitempty"`
+	// TTLSeconds destroys a review environment that has had no push for that long;
+	// 0 keeps it while its ref exists.
+	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
+	// Max bounds the review environments at once (default 5); the rest wait.
+	Max int `json:"max"`
 }
 
 // Source says where an app's code comes from: a folder of the config repo (Path) or a
