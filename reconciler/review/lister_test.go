@@ -15,7 +15,7 @@ import (
 	"github.com/manifold-paas/manifold/spec"
 )
 
-func git(t *testing.T, dir string, args ...string) string {
+func git(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
@@ -30,7 +30,7 @@ func git(t *testing.T, dir string, args ...string) string {
 
 // bareRepo makes a bare repository (its path) with two commits on main, and
 // returns both commits' ids.
-func bareRepo(t *testing.T) (dir string, first, second string) {
+func bareRepo(t testing.TB) (dir string, first, second string) {
 	t.Helper()
 	root := t.TempDir()
 	work, bare := filepath.Join(root, "work"), filepath.Join(root, "config.git")
