@@ -25,7 +25,8 @@ prints the plan of that branch in markdown, ready for a pull request.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			desired, err := loadAppsAt(repo, subdir, "HEAD", "")
+			cache := spec.NewCache() // HEAD and the branch share every file but one
+			desired, err := loadAppsAt(repo, subdir, "HEAD", "", cache)
 			if err != nil {
 				return err
 			}
@@ -50,11 +51,11 @@ prints the plan of that branch in markdown, ready for a pull request.`,
 			if err != nil {
 				return err
 			}
-			observed, err := loadAppsAt(repo, subdir, "HEAD", to)
+			observed, err := loadAppsAt(repo, subdir, "HEAD", to, cache)
 			if err != nil {
 				return err
 			}
-			pinned, err := loadAppsAt(repo, subdir, promotion.Branch, to)
+			pinned, err := loadAppsAt(repo, subdir, promotion.Branch, to, cache)
 			if err != nil {
 				return err
 			}

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,6 +44,26 @@ func (d releasesDaemon) Releases(app, env string) (spec.App, []ledger.Release, e
 	return spec.App{Name: app, Env: env}, d.releases[env], nil
 }
 
+// serveOnSocket serves the API for daemon on a unix socket, as `manifold up` does,
+// and returns the address the CLI takes.
+func serveOnSocket(t *testing.T, daemon api.Daemon) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mfp") // short: a socket path has a length limit
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, api.SocketName)
+	ln, err := api.ListenSocket(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := &http.Server{Handler: api.Handler(api.Options{Daemon: daemon}), ConnContext: api.ConnContext}
+	go func() { _ = server.Serve(api.LocalListener(ln, nil, nil)) }()
+	t.Cleanup(func() { server.Close() })
+	return "unix://" + sock
+}
+
 // TestPromoteCommand promotes staging's release of the examples' hello into
 // production: a refusal while the build-time config differs (names only), then a
 // commit on promote/hello-staging-v7 whose markdown plan is the one promote line.
@@ -59,9 +79,7 @@ func TestPromoteCommand(t *testing.T) {
 			Config: map[string]string{"GREETING": "hello from staging", "DATABASE_URL": "postgres://hello:secret@db.internal:5432/hello"}}},
 		"production": {{Version: 3, SlugKey: running, Status: ledger.StatusSucceeded, CreatedAt: time.Now().Add(-48 * time.Hour)}},
 	}}
-	server := httptest.NewServer(api.Handler(daemon, nil, nil, nil))
-	t.Cleanup(server.Close)
-	addr := strings.TrimPrefix(server.URL, "http://")
+	addr := serveOnSocket(t, daemon)
 
 	// The examples' hello sets no build_config: every config var reached staging's
 	// buildpacks, and GREETING and DATABASE_URL differ in production.

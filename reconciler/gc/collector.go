@@ -120,6 +120,9 @@ func (c *Collector) Collect(ctx context.Context, dryRun bool) (Report, error) {
 	}
 	for _, app := range c.Spec.Apps() {
 		in.SpecApps[app.Name] = true
+		if app.Pin != nil {
+			in.SpecPins = append(in.SpecPins, app.Pin.Slug)
+		}
 	}
 	if in.Slugs, err = c.Builder.Store.List(); err != nil {
 		return Report{}, fmt.Errorf("gc: %w", err)

@@ -48,6 +48,9 @@ type Inputs struct {
 	Pinned map[ledger.AppEnv]int
 	// Running are the slug keys of the dynos that exist (running or not).
 	Running []string
+	// SpecPins are the slug keys the loaded spec's release pins name (spec.App.Pin):
+	// a promotion to deploy, whose slug its source environment may have moved past.
+	SpecPins []string
 	// Slugs are the store's slugs.
 	Slugs []slug.Stored
 	// CacheApps are the apps with a build cache; SpecApps the apps the spec names
@@ -67,7 +70,7 @@ type Inputs struct {
 // checkouts (by path).
 func Plan(in Inputs) []Item {
 	keep := map[string]bool{}
-	for _, key := range in.Running {
+	for _, key := range slices.Concat(in.Running, in.SpecPins) {
 		keep[key] = true
 	}
 	n := max(in.KeepReleases, 1)

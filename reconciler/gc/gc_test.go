@@ -43,6 +43,7 @@ func TestPlan(t *testing.T) {
 		keep   int
 		pinned map[ledger.AppEnv]int
 		run    []string
+		pins   []string
 		spec   map[string]bool
 		// checkouts are present; /s/hello-new is the one wanted.
 		checkouts []string
@@ -57,6 +58,11 @@ func TestPlan(t *testing.T) {
 			name: "a pinned release and a running dyno keep theirs",
 			keep: 1, pinned: map[ledger.AppEnv]int{hello: 1}, run: []string{key(6)}, spec: map[string]bool{"hello": true},
 			want: []gc.Item{slugItem(2), slugItem(3), goneCache},
+		},
+		{
+			name: "a slug a spec's release pin names is kept",
+			keep: 1, pins: []string{key(2)}, spec: map[string]bool{"hello": true},
+			want: []gc.Item{slugItem(1), slugItem(3), slugItem(6), goneCache},
 		},
 		{
 			name: "build caches of apps gone from the spec",
@@ -75,7 +81,7 @@ func TestPlan(t *testing.T) {
 			t.Parallel()
 			got := gc.Plan(gc.Inputs{
 				KeepReleases: tt.keep, Releases: map[ledger.AppEnv][]ledger.Release{hello: releases},
-				Pinned: tt.pinned, Running: tt.run, Slugs: slugs, CacheApps: []string{"hello", "gone"},
+				Pinned: tt.pinned, Running: tt.run, SpecPins: tt.pins, Slugs: slugs, CacheApps: []string{"hello", "gone"},
 				SpecApps: tt.spec, Now: now, Grace: time.Hour,
 				Checkouts: tt.checkouts, WantedCheckouts: map[string]bool{"/s/hello-new": true},
 			})
