@@ -2,8 +2,8 @@ package spec
 
 import (
 	"fmt"
-	"regexp"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
