@@ -3,6 +3,7 @@ package review_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http/cgi"
 	"net/http/httptest"
 	"os/exec"
@@ -24,7 +25,7 @@ func BenchmarkRefToDecision(b *testing.B) {
 		b.Fatal(err)
 	}
 	bare, _, second := bareRepo(b)
-	server := httptest.NewServer(&cgi.Handler{Path: backend, Args: []string{"http-backend"},
+	server := httptest.NewServer(&cgi.Handler{Path: backend, Args: []string{"http-backend"}, Stderr: io.Discard,
 		Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(bare), "GIT_HTTP_EXPORT_ALL=1"}})
 	b.Cleanup(server.Close)
 	lister := review.GitLister{URL: server.URL + "/" + filepath.Base(bare)}

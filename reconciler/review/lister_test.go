@@ -2,6 +2,7 @@ package review_test
 
 import (
 	"context"
+	"io"
 	"net/http/cgi"
 	"net/http/httptest"
 	"os"
@@ -59,7 +60,7 @@ func TestListerLifecycle(t *testing.T) {
 			url := "file://" + bare
 			if transport == "http" {
 				server := httptest.NewServer(&cgi.Handler{
-					Path: backend, Args: []string{"http-backend"},
+					Path: backend, Args: []string{"http-backend"}, Stderr: io.Discard, // the failed listings' complaints
 					Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(bare), "GIT_HTTP_EXPORT_ALL=1"},
 				})
 				t.Cleanup(server.Close)
