@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"strings"
 
 	"github.com/manifold-paas/manifold/drivers"
@@ -26,7 +27,7 @@ func (r *Reconciler) lookup(name, env string) (spec.App, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var found []spec.App
-	for _, app := range r.desired {
+	for _, app := range slices.Concat(r.desired, r.reviews) {
 		if app.Name == name && (env == "" || app.Env == env) && r.wantsEnv(app.Env) {
 			found = append(found, app)
 		}

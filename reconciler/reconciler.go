@@ -107,6 +107,9 @@ type Options struct {
 	// Secrets opens the apps' sealed secrets when a release is made and when a dyno
 	// starts; nil has no identity, so an app with secrets stalls saying so.
 	Secrets Secrets
+	// Reviews runs the review environments of the config repo's refs
+	// (reconciler/review.Manager); nil runs none.
+	Reviews Reviews
 	// StateDir holds the app sources cloned from git.
 	StateDir string
 	Logger   *slog.Logger
@@ -129,6 +132,7 @@ type Reconciler struct {
 	status   Status
 	desired  []spec.App    // the last spec that loaded
 	platform spec.Platform // its platform settings
+	reviews  []spec.App    // the apps of the review environments the last pass ran
 	snapshot source.Snapshot
 	draining map[string]bool         // dyno ids leaving the router table before they stop
 	failed   map[plan.AppKey]failure // specs whose deploy failed: not retried until they change or a forced pass
@@ -329,6 +333,7 @@ func (r *Reconciler) pass(ctx context.Context, req request) {
 		}
 		r.reconcileApp(ctx, app, snapshot, req.force && req.app == app.Name)
 	}
+	r.syncReviews(ctx, wanted)
 	if err := r.prune(ctx, wanted); err != nil {
 		r.log.Error("prune", "err", err)
 	}

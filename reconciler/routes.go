@@ -36,7 +36,7 @@ func (r *Reconciler) refreshRoutes(ctx context.Context) error {
 		return nil // a refresh that listed later has swapped its table in
 	}
 	r.routesSwapped = ticket
-	r.opts.Router.Swap(routingTable(r.desired, dynos, draining, r.wantsEnv))
+	r.opts.Router.Swap(routingTable(slices.Concat(r.desired, r.reviews), dynos, draining, r.wantsEnv))
 	return nil
 }
 

@@ -32,6 +32,8 @@ func Apps(tree fs.FS, env string) ([]spec.App, error) {
 		app.Env = env
 		app.Domains = []string{fmt.Sprintf("%s.%s.%s", app.Name, env, desired.Platform.DomainSuffix)}
 		app.Pin = nil
+		// Secrets are sealed to an environment's name: none opens in pr-7.
+		app.Secrets = nil
 		app.SoakSeconds = 0
 		apps = append(apps, app)
 	}

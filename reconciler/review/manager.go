@@ -1,0 +1,142 @@
+package review
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/manifold-paas/manifold/reconciler/source"
+	"github.com/manifold-paas/manifold/spec"
+)
+
+// Lister lists a repository's refs (GitLister).
+type Lister interface {
+	List(ctx context.Context) (map[string]string, error)
+}
+
+// Running is a review environment to run: its config repo tree at the ref, and its
+// apps (or why they do not load: the environment's last apps keep running then).
+type Running struct {
+	Env      Env
+	Snapshot source.Snapshot
+	Apps     []spec.App
+	Err      error
+}
+
+// Manager runs the review side of each reconcile pass: it lists the config repo's
+// refs, keeps the Tracker, and checks each active review environment's commit out
+// under Dir. Sync is safe for concurrent use, one call at a time.
+type Manager struct {
+	// URL is the config repo (what git fetch reaches); Lister lists its refs
+	// (default GitLister{URL}).
+	URL    string
+	Lister Lister
+	// Path is the config repo's folder inside the repository ("" for its root).
+	Path string
+	// Dir holds one checkout per review environment and commit.
+	Dir string
+
+	mu      sync.Mutex
+	tracker *Tracker
+	running map[string]Running // by env name: the last that loaded
+}
+
+// Sync lists the refs, decides, and returns every active review environment with
+// its tree and apps. settings nil (no review block) runs none. A failed listing
+// returns the environments of the last good one: it never destroys.
+func (m *Manager) Sync(ctx context.Context, settings *spec.Review, now time.Time) ([]Running, Decisions) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if settings == nil {
+		m.tracker, m.running = nil, nil
+		return nil, Decisions{}
+	}
+	if m.tracker == nil || m.tracker.settings.Max != settings.Max || m.tracker.settings.TTLSeconds != settings.TTLSeconds {
+		old := m.tracker
+		m.tracker = NewTracker(*settings)
+		if old != nil {
+			m.tracker.envs, m.tracker.expired = old.envs, old.expired
+		}
+	}
+	m.tracker.settings = *settings
+	if m.running == nil {
+		m.running = map[string]Running{}
+	}
+	lister := m.Lister
+	if lister == nil {
+		lister = GitLister{URL: m.URL}
+	}
+	refs, err := lister.List(ctx)
+	decisions := m.tracker.Observe(now, refs, err)
+	for _, d := range decisions.Destroy {
+		delete(m.running, d.Env.Name)
+	}
+	var out []Running
+	for _, env := range m.tracker.Envs() {
+		if env.State != StateActive {
+			continue
+		}
+		prev, ok := m.running[env.Name]
+		if !ok || prev.Env.Commit != env.Commit {
+			next := m.checkout(ctx, env)
+			if next.Err != nil && ok {
+				// The new commit does not load: the last good apps keep running.
+				prev.Err = next.Err
+				next = prev
+			}
+			next.Env = env
+			m.running[env.Name] = next
+		}
+		out = append(out, m.running[env.Name])
+	}
+	return out, decisions
+}
+
+// Envs returns the review environments the last Sync knew, and why its listing
+// failed ("" when it did not).
+func (m *Manager) Envs() ([]Env, string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.tracker == nil {
+		return nil, ""
+	}
+	return m.tracker.Envs(), m.tracker.ListError
+}
+
+// checkout fetches env's commit into its own folder (kept: a commit's tree never
+// changes) and loads its apps.
+func (m *Manager) checkout(ctx context.Context, env Env) Running {
+	run := Running{Env: env}
+	dir := filepath.Join(m.Dir, env.Name, env.Commit)
+	if _, err := os.Stat(filepath.Join(dir, ".git")); err != nil {
+		tmp := dir + ".tmp"
+		_ = os.RemoveAll(tmp)
+		steps := [][]string{
+			{"init", "-q", tmp},
+			{"-C", tmp, "fetch", "-q", "--depth", "1", m.URL, env.Ref},
+			{"-C", tmp, "checkout", "-q", "--detach", env.Commit},
+		}
+		for _, args := range steps {
+			cmd := exec.CommandContext(ctx, "git", args...)
+			cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				run.Err = fmt.Errorf("review %s: git %s: %w: %s", env.Name, args[2], err, strings.TrimSpace(string(out)))
+				return run
+			}
+		}
+		if err := os.Rename(tmp, dir); err != nil && !errors.Is(err, os.ErrExist) {
+			run.Err = fmt.Errorf("review %s: %w", env.Name, err)
+			return run
+		}
+	}
+	configDir := filepath.Join(dir, filepath.FromSlash(m.Path))
+	run.Snapshot = source.Snapshot{Rev: source.Revision{ID: env.Commit, Message: env.Ref}, Dir: configDir, Root: dir}
+	run.Apps, run.Err = Apps(os.DirFS(configDir), env.Name)
+	return run
+}
