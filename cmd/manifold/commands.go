@@ -21,5 +21,6 @@ func subcommands() []*cobra.Command {
 		newSecretCmd(),
 		newTokenCmd(),
 		newPromoteCmd(),
+		newReviewCmd(),
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/manifold-paas/manifold/reconciler/ledger"
 	"github.com/manifold-paas/manifold/reconciler/metrics"
 	"github.com/manifold-paas/manifold/reconciler/notify"
+	"github.com/manifold-paas/manifold/reconciler/review"
 	"github.com/manifold-paas/manifold/reconciler/secret"
 	"github.com/manifold-paas/manifold/reconciler/slug"
 	"github.com/manifold-paas/manifold/reconciler/source"
@@ -163,12 +164,13 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 		return err
 	}
 	defer notifier.Close()
+	reviews := &review.Manager{URL: reviewRepo(o.repo), Path: o.path, Dir: filepath.Join(stateDir, "review")}
 	figures := metrics.New(metrics.Options{Dynos: driver, Drains: plex, Logger: logger})
 	rt := router.New(router.Options{Logs: plex, Logger: logger, Metrics: figures})
 	rec, err := reconciler.New(reconciler.Options{
 		Source: src, Driver: driver, Builder: builder, Ledger: releases, Router: rt, Logs: plex, Metrics: figures,
 		Envs: o.envs, Interval: o.interval, BootTimeout: o.bootTimeout, StateDir: stateDir, Logger: logger, Notifier: notifier,
-		Secrets: o.keyring,
+		Secrets: o.keyring, Reviews: reviews,
 	})
 	if err != nil {
 		return err
@@ -185,6 +187,7 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 		Routes: []api.Route{
 			{Pattern: "GET /v1/apps/{app}/metrics", Scope: tokens.ScopeRead, Handler: figures.HistoryHandler()},
 			{Pattern: "POST /v1/gc", Scope: tokens.ScopeAdmin, Handler: collector.Handler()},
+			{Pattern: "GET /v1/review", Scope: tokens.ScopeRead, Handler: reviews.Handler()},
 		},
 	}, dashboard.Options{
 		Daemon: rec, Dynos: driver, Logs: plex, History: figures, Logger: logger,
@@ -261,6 +264,18 @@ type watchedSource interface {
 	reconciler.Source
 	Watch(ctx context.Context, notify func(reason string)) error
 	Trigger(reason string)
+}
+
+// reviewRepo is where review environments' refs are listed and fetched from: the
+// config repo's URL, or its folder made absolute (git reads a local repository too).
+func reviewRepo(repo string) string {
+	if strings.Contains(repo, "://") || strings.HasPrefix(repo, "git@") {
+		return repo
+	}
+	if abs, err := filepath.Abs(repo); err == nil {
+		return abs
+	}
+	return repo
 }
 
 func openSource(o upOptions, stateDir string, logger *slog.Logger) (watchedSource, error) {

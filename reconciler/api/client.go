@@ -20,6 +20,7 @@ import (
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/api/tokens"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
+	"github.com/manifold-paas/manifold/reconciler/review"
 	"github.com/manifold-paas/manifold/reconciler/metrics"
 )
 
@@ -84,6 +85,12 @@ func (c *Client) Ps(ctx context.Context, app, env string) (Ps, error) {
 func (c *Client) Metrics(ctx context.Context, app, env string, since time.Duration) (metrics.AppHistory, error) {
 	var out metrics.AppHistory
 	return out, c.do(ctx, http.MethodGet, appPath(app, "metrics", url.Values{"env": {env}, "since": {since.String()}}), nil, &out)
+}
+
+// Reviews is GET /v1/review: the review environments (docs/pipelines.md).
+func (c *Client) Reviews(ctx context.Context) (review.List, error) {
+	var out review.List
+	return out, c.do(ctx, http.MethodGet, "/v1/review", nil, &out)
 }
 
 // Releases is GET /v1/apps/{app}/releases.

@@ -3,7 +3,9 @@ package review
 import (
 	"context"
 	"errors"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,4 +141,23 @@ func (m *Manager) checkout(ctx context.Context, env Env) Running {
 	run.Snapshot = source.Snapshot{Rev: source.Revision{ID: env.Commit, Message: env.Ref}, Dir: configDir, Root: dir}
 	run.Apps, run.Err = Apps(os.DirFS(configDir), env.Name)
 	return run
+}
+
+// List is the answer of GET /v1/review: every review environment, and why the last
+// listing of refs failed.
+type List struct {
+	Envs      []Env  `json:"envs"`
+	ListError string `json:"list_error,omitempty"`
+}
+
+// Handler serves List as JSON (the daemon mounts it at GET /v1/review).
+func (m *Manager) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		envs, listErr := m.Envs()
+		if envs == nil {
+			envs = []Env{}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(List{Envs: envs, ListError: listErr})
+	})
 }
