@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/manifold-paas/manifold/reconciler/plan"
@@ -25,10 +26,13 @@ func (r *Reconciler) syncReviews(ctx context.Context, wanted map[plan.AppKey]boo
 		return
 	}
 	running, decisions := r.opts.Reviews.Sync(ctx, r.Platform().Review, time.Now())
+	var apps []spec.App
+	if !decisions.Settled {
+		apps = r.keepRunningReviews(ctx, wanted)
+	}
 	for _, d := range decisions.Destroy {
 		r.log.Info("review environment destroyed", "env", d.Env.Name, "ref", d.Env.Ref, "why", d.Reason)
 	}
-	var apps []spec.App
 	for _, run := range running {
 		if run.Err != nil {
 			r.log.Error("review environment does not load", "env", run.Env.Name, "ref", run.Env.Ref, "err", run.Err)
@@ -37,6 +41,10 @@ func (r *Reconciler) syncReviews(ctx context.Context, wanted map[plan.AppKey]boo
 			app := run.Apps[i]
 			if !r.wantsEnv(app.Env) {
 				continue
+			}
+			if wanted[plan.KeyOf(&app)] {
+				// Kept from before a restart: the listing's copy replaces it.
+				apps = slices.DeleteFunc(apps, func(a spec.App) bool { return plan.KeyOf(&a) == plan.KeyOf(&app) })
 			}
 			wanted[plan.KeyOf(&app)] = true
 			apps = append(apps, app)
@@ -49,4 +57,34 @@ func (r *Reconciler) syncReviews(ctx context.Context, wanted map[plan.AppKey]boo
 	r.mu.Lock()
 	r.reviews = apps
 	r.mu.Unlock()
+}
+
+// keepRunningReviews marks wanted the apps of every environment that has dynos and
+// that the spec does not declare: review environments that ran before this daemon
+// started, which the Manager cannot yet tell from gone ones (a failed listing must
+// never destroy). It returns their last applied specs, which keep them routed.
+func (r *Reconciler) keepRunningReviews(ctx context.Context, wanted map[plan.AppKey]bool) []spec.App {
+	dynos, err := r.opts.Driver.List(ctx)
+	if err != nil {
+		r.log.Error("list dynos", "err", err)
+		return nil
+	}
+	declared := map[string]bool{}
+	for _, app := range r.Apps() {
+		declared[app.Env] = true
+	}
+	kept := map[plan.AppKey]bool{}
+	for _, d := range dynos {
+		if !declared[d.Spec.Env] {
+			kept[plan.AppKey{Env: d.Spec.Env, App: d.Spec.App}] = true
+		}
+	}
+	var apps []spec.App
+	for _, app := range r.applied.all() {
+		if key := plan.KeyOf(&app); kept[key] {
+			wanted[key] = true
+			apps = append(apps, app)
+		}
+	}
+	return apps
 }

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/manifold-paas/manifold/drivers/process"
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/review"
+	"github.com/manifold-paas/manifold/spec"
 )
 
 func gitIn(t testing.TB, dir string, args ...string) string {
@@ -32,14 +34,35 @@ func gitIn(t testing.TB, dir string, args ...string) string {
 // git repository (file://) that review environments come from.
 type reviewEnv struct {
 	*processEnv
-	bare string
+	bare    string
+	reviews *swappableReviews
+}
+
+// swappableReviews lets a test replace the Manager, as a daemon restart does.
+type swappableReviews struct {
+	mu sync.Mutex
+	*review.Manager
+}
+
+func (s *swappableReviews) Sync(ctx context.Context, settings *spec.Review, now time.Time) ([]review.Running, review.Decisions) {
+	s.mu.Lock()
+	m := s.Manager
+	s.mu.Unlock()
+	return m.Sync(ctx, settings, now)
+}
+
+func (s *swappableReviews) restart(dir string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Manager = &review.Manager{URL: s.Manager.URL, Dir: dir}
 }
 
 func newReviewEnv(t testing.TB) *reviewEnv {
 	t.Helper()
 	bare := filepath.Join(t.TempDir(), "config.git")
 	env := &reviewEnv{bare: bare}
-	env.processEnv = newDriverEnv(t, reconciler.Options{Reviews: &review.Manager{URL: "file://" + bare, Dir: t.TempDir()}},
+	env.reviews = &swappableReviews{Manager: &review.Manager{URL: "file://" + bare, Dir: t.TempDir()}}
+	env.processEnv = newDriverEnv(t, reconciler.Options{Reviews: env.reviews},
 		func(ctx context.Context, state string, sink drivers.LogSink) (drivers.Driver, error) {
 			return process.New(ctx, process.Options{StateDir: filepath.Join(state, "dynos"), Logs: sink, BootTimeout: 20 * time.Second})
 		})
@@ -106,8 +129,20 @@ func TestReviewEnvironments(t *testing.T) {
 	if got := get(t, env.router.addrs("hello.pr-7.localhost")); got != "pr 7, pushed again\n" {
 		t.Errorf("pr-7 after failed listings serves %q", got)
 	}
+	// A restart while the repo is unreadable: the new Manager knows no review
+	// environment, and still destroys nothing.
+	env.reviews.restart(t.TempDir())
+	env.reconcile()
+	env.reconcile()
+	if got := get(t, env.router.addrs("hello.pr-7.localhost")); got != "pr 7, pushed again\n" {
+		t.Errorf("pr-7 after a restart with failed listings serves %q", got)
+	}
 	if err := os.Rename(env.bare+".away", env.bare); err != nil {
 		t.Fatal(err)
+	}
+	env.reconcile()
+	if got := get(t, env.router.addrs("hello.pr-7.localhost")); got != "pr 7, pushed again\n" {
+		t.Errorf("pr-7 after the restart's first listing serves %q", got)
 	}
 
 	gitIn(t, env.bare, "update-ref", "-d", "refs/pull/7/head")

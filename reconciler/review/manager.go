@@ -45,6 +45,7 @@ type Manager struct {
 	Dir string
 
 	mu      sync.Mutex
+	listed  int // successful listings since the start
 	tracker *Tracker
 	running map[string]Running // by env name: the last that loaded
 }
@@ -56,8 +57,9 @@ func (m *Manager) Sync(ctx context.Context, settings *spec.Review, now time.Time
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if settings == nil {
-		m.tracker, m.running = nil, nil
-		return nil, Decisions{}
+		// No review block: no review environment is wanted.
+		m.tracker, m.running, m.listed = nil, nil, 0
+		return nil, Decisions{Settled: true}
 	}
 	if m.tracker == nil || m.tracker.settings.Max != settings.Max || m.tracker.settings.TTLSeconds != settings.TTLSeconds {
 		old := m.tracker
@@ -76,6 +78,10 @@ func (m *Manager) Sync(ctx context.Context, settings *spec.Review, now time.Time
 	}
 	refs, err := lister.List(ctx)
 	decisions := m.tracker.Observe(now, refs, err)
+	if err == nil {
+		m.listed++
+	}
+	decisions.Settled = m.listed >= missingListings
 	for _, d := range decisions.Destroy {
 		delete(m.running, d.Env.Name)
 	}

@@ -46,6 +46,10 @@ type Decisions struct {
 	Create, Redeploy []Env
 	// Destroy holds environments to tear down (predestroy first), with why.
 	Destroy []Destroyed
+	// Settled is false until two listings have succeeded since the Manager started:
+	// until then it cannot tell a review environment that ran before a restart from
+	// one whose ref is gone, and the daemon must leave what runs alone.
+	Settled bool
 }
 
 // Destroyed is an environment to tear down and why.
