@@ -18,7 +18,7 @@ func newReviewRepo(t testing.TB, max int) string {
 	t.Helper()
 	repo := t.TempDir()
 	for name, content := range map[string]string{
-		"apps/hello.hcl": "app \"hello\" {\n  source { path = \"../src/hello\" }\n  buildpacks = [\"procfile\"]\n}\n",
+		"apps/hello.hcl":           "app \"hello\" {\n  source { path = \"../src/hello\" }\n  buildpacks = [\"procfile\"]\n}\n",
 		"src/hello/Procfile":       "web: busybox httpd -f -p $PORT -h www\n",
 		"src/hello/www/index.html": "main\n",
 		"manifold.hcl":             fmt.Sprintf("review {\n  refs = [\"refs/pull/*/head\"]\n  max  = %d\n}\n", max),

@@ -20,8 +20,8 @@ import (
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/api/tokens"
 	"github.com/manifold-paas/manifold/reconciler/ledger"
-	"github.com/manifold-paas/manifold/reconciler/review"
 	"github.com/manifold-paas/manifold/reconciler/metrics"
+	"github.com/manifold-paas/manifold/reconciler/review"
 )
 
 // Client talks to a daemon's API.
