@@ -2,9 +2,12 @@ package reconciler
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"slices"
 	"time"
 
+	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler/plan"
 	"github.com/manifold-paas/manifold/reconciler/review"
 	"github.com/manifold-paas/manifold/spec"
@@ -14,6 +17,8 @@ import (
 // at its ref (review.Manager). A failed listing must yield the last good set.
 type Reviews interface {
 	Sync(ctx context.Context, settings *spec.Review, now time.Time) ([]review.Running, review.Decisions)
+	// MarkPostdeployed records that a review environment's postdeploy commands ran.
+	MarkPostdeployed(env string)
 }
 
 var _ Reviews = (*review.Manager)(nil)
@@ -25,13 +30,17 @@ func (r *Reconciler) syncReviews(ctx context.Context, wanted map[plan.AppKey]boo
 	if r.opts.Reviews == nil {
 		return
 	}
-	running, decisions := r.opts.Reviews.Sync(ctx, r.Platform().Review, time.Now())
+	settings := r.Platform().Review
+	running, decisions := r.opts.Reviews.Sync(ctx, settings, time.Now())
 	var apps []spec.App
 	if !decisions.Settled {
 		apps = r.keepRunningReviews(ctx, wanted)
 	}
 	for _, d := range decisions.Destroy {
 		r.log.Info("review environment destroyed", "env", d.Env.Name, "ref", d.Env.Ref, "why", d.Reason)
+		if settings != nil {
+			r.runReviewHooks(ctx, "predestroy", d.Env.Name, settings.Predestroy)
+		}
 	}
 	for _, run := range running {
 		if run.Err != nil {
@@ -57,6 +66,12 @@ func (r *Reconciler) syncReviews(ctx context.Context, wanted map[plan.AppKey]boo
 	r.mu.Lock()
 	r.reviews = apps
 	r.mu.Unlock()
+	for _, run := range running {
+		if settings != nil && !run.Env.Postdeployed && len(run.Apps) > 0 && r.allReady(run.Env.Name, run.Apps) {
+			r.runReviewHooks(ctx, "postdeploy", run.Env.Name, settings.Postdeploy)
+			r.opts.Reviews.MarkPostdeployed(run.Env.Name)
+		}
+	}
 }
 
 // keepRunningReviews marks wanted the apps of every environment that has dynos and
@@ -87,4 +102,44 @@ func (r *Reconciler) keepRunningReviews(ctx context.Context, wanted map[plan.App
 		}
 	}
 	return apps
+}
+
+// allReady tells whether every app of a review environment runs a release.
+func (r *Reconciler) allReady(env string, apps []spec.App) bool {
+	status := r.Status()
+	for _, app := range apps {
+		ready := slices.ContainsFunc(status.Apps, func(s AppStatus) bool {
+			return s.App == app.Name && s.Env == env && s.State == StateReady && s.Release > 0
+		})
+		if !ready {
+			return false
+		}
+	}
+	return true
+}
+
+// runReviewHooks runs a review block's postdeploy or predestroy commands, one
+// one-off dyno per app that has one, on the app's current release, their output in
+// the app's log. A hook that fails is reported and the lifecycle goes on, as
+// Heroku's do.
+func (r *Reconciler) runReviewHooks(ctx context.Context, hook, env string, commands map[string]string) {
+	for _, name := range slices.Sorted(maps.Keys(commands)) {
+		app, err := r.lookup(name, env)
+		if err != nil {
+			r.log.Error("review "+hook, "env", env, "app", name, "err", err)
+			continue
+		}
+		out := r.lineWriter(&app, logs.SourceApp, hook)
+		runCtx, cancel := context.WithTimeout(ctx, r.opts.ReleaseTimeout)
+		code, err := r.RunOneOff(runCtx, OneOff{App: name, Env: env, Command: commands[name], Stdout: out, Stderr: out, Author: "review " + hook})
+		cancel()
+		out.Close()
+		if err == nil && code != 0 {
+			err = fmt.Errorf("%s exited with status %d", hook, code)
+		}
+		if err != nil {
+			r.log.Error("review "+hook, "env", env, "app", name, "err", err)
+			r.publish(&app, logs.SourceHeroku, hook, fmt.Sprintf("%s `%s` failed: %v", hook, commands[name], err))
+		}
+	}
 }

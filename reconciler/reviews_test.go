@@ -2,6 +2,7 @@ package reconciler_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +36,7 @@ func gitIn(t testing.TB, dir string, args ...string) string {
 type reviewEnv struct {
 	*processEnv
 	bare    string
+	hooks   string // the file the review hooks append to
 	reviews *swappableReviews
 }
 
@@ -51,10 +53,11 @@ func (s *swappableReviews) Sync(ctx context.Context, settings *spec.Review, now 
 	return m.Sync(ctx, settings, now)
 }
 
-func (s *swappableReviews) restart(dir string) {
+// restart replaces the Manager by a new one on the same state, as a daemon restart.
+func (s *swappableReviews) restart() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.Manager = &review.Manager{URL: s.Manager.URL, Dir: dir}
+	s.Manager = &review.Manager{URL: s.Manager.URL, Dir: s.Manager.Dir}
 }
 
 func newReviewEnv(t testing.TB) *reviewEnv {
@@ -73,7 +76,13 @@ func newReviewEnv(t testing.TB) *reviewEnv {
 }
 `)
 	env.write("src/hello/Procfile", "web: "+webCommand+"\n")
-	env.write("manifold.hcl", "review {\n  refs = [\"refs/pull/*/head\"]\n}\n")
+	env.hooks = filepath.Join(t.TempDir(), "hooks.log")
+	env.write("manifold.hcl", fmt.Sprintf(`review {
+  refs       = ["refs/pull/*/head"]
+  postdeploy = { hello = "echo postdeploy $DYNO >> %[1]s" }
+  predestroy = { hello = "echo predestroy $DYNO >> %[1]s" }
+}
+`, env.hooks))
 	gitIn(t, env.repo, "init", "-q", "-b", "main")
 	gitIn(t, env.repo, "add", "-A")
 	gitIn(t, env.repo, "commit", "-q", "-m", "main")
@@ -114,11 +123,13 @@ func TestReviewEnvironments(t *testing.T) {
 	if got := get(t, env.router.addrs("hello.default.localhost")); got != "hello\n" {
 		t.Errorf("main's app serves %q, want its own code", got)
 	}
+	env.wantHooks(t, "postdeploy run.1")
 	env.pullRequest(t, "7", "pr 7, pushed again\n")
 	env.reconcile()
 	if got := get(t, env.router.addrs("hello.pr-7.localhost")); got != "pr 7, pushed again\n" {
 		t.Errorf("pr-7 after a push serves %q", got)
 	}
+	env.wantHooks(t, "postdeploy run.1") // once, not per release
 
 	// The repo unreadable: listings fail, pr-7 stays.
 	if err := os.Rename(env.bare, env.bare+".away"); err != nil {
@@ -131,7 +142,7 @@ func TestReviewEnvironments(t *testing.T) {
 	}
 	// A restart while the repo is unreadable: the new Manager knows no review
 	// environment, and still destroys nothing.
-	env.reviews.restart(t.TempDir())
+	env.reviews.restart()
 	env.reconcile()
 	env.reconcile()
 	if got := get(t, env.router.addrs("hello.pr-7.localhost")); got != "pr 7, pushed again\n" {
@@ -163,8 +174,21 @@ func TestReviewEnvironments(t *testing.T) {
 			t.Errorf("dyno %s of pr-7 still runs", d.ID)
 		}
 	}
+	env.wantHooks(t, "postdeploy run.1", "predestroy run.2")
 	releases, err := env.ledger.List("hello", "pr-7")
 	if err != nil || len(releases) != 2 {
 		t.Errorf("pr-7's releases after teardown: %d, %v; want its 2 kept", len(releases), err)
+	}
+}
+
+// wantHooks checks the lines the review hooks wrote, in order.
+func (e *reviewEnv) wantHooks(t *testing.T, want ...string) {
+	t.Helper()
+	data, err := os.ReadFile(e.hooks)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(data)); got != strings.Join(want, "\n") {
+		t.Errorf("hooks ran %q, want %q", got, want)
 	}
 }

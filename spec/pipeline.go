@@ -145,7 +145,7 @@ func (d *decoder) review(b block) *Review {
 	if b.labelled {
 		d.sink.add(b.labelPos, "review block takes no label")
 	}
-	attrs, _ := d.checkShape(b.body, shape{what: "review", attrs: []string{"branches", "max", "refs", "ttl"}})
+	attrs, _ := d.checkShape(b.body, shape{what: "review", attrs: []string{"branches", "max", "postdeploy", "predestroy", "refs", "ttl"}})
 	r := &Review{Max: DefaultReviewMax}
 	a, ok := attrs["refs"]
 	for _, item := range d.strList(a, ok).items {
@@ -169,6 +169,10 @@ func (d *decoder) review(b block) *Review {
 	if f := d.wholeNumber(a, ok, 1, maxReviewEnvs); f.set {
 		r.Max = f.v
 	}
+	a, ok = attrs["postdeploy"]
+	r.Postdeploy = d.appCommands(a, ok)
+	a, ok = attrs["predestroy"]
+	r.Predestroy = d.appCommands(a, ok)
 	if len(r.Refs) == 0 && len(r.Branches) == 0 {
 		d.sink.add(b.typPos, `review: set refs = ["refs/pull/*/head"] or branches = ["review/*"]`)
 	}
@@ -234,6 +238,29 @@ func dnsLabel(s string) string {
 	}
 	if out != "" && (out[0] < 'a' || out[0] > 'z') {
 		out = "r-" + out
+	}
+	return out
+}
+
+// appCommands reads a map of app names to commands (postdeploy, predestroy).
+func (d *decoder) appCommands(a attr, ok bool) map[string]string {
+	if !ok || a.val.kind == kindNull {
+		return nil
+	}
+	if a.val.kind != kindMap {
+		d.sink.add(a.val.pos, "%s: want a map of app names to commands, got %s", a.name, a.val.kind)
+		return nil
+	}
+	out := map[string]string{}
+	for _, e := range a.val.entries {
+		switch {
+		case !nameRE.MatchString(e.key):
+			d.sink.add(e.keyPos, "%s: %q is not an app name", a.name, e.key)
+		case e.val.kind != kindString || strings.TrimSpace(e.val.str) == "":
+			d.sink.add(e.val.pos, "%s: %s: want a command", a.name, e.key)
+		default:
+			out[e.key] = e.val.str
+		}
 	}
 	return out
 }

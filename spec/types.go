@@ -58,6 +58,12 @@ type Review struct {
 	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
 	// Max bounds the review environments at once (default 5); the rest wait.
 	Max int `json:"max"`
+	// Postdeploy maps an app to a command run once in each review environment, as a
+	// one-off dyno, after its first successful release (Heroku's postdeploy script).
+	Postdeploy map[string]string `json:"postdeploy,omitempty"`
+	// Predestroy maps an app to a command run as a one-off dyno before a review
+	// environment is torn down (Heroku's pr-predestroy).
+	Predestroy map[string]string `json:"predestroy,omitempty"`
 }
 
 // Source says where an app's code comes from: a folder of the config repo (Path) or a

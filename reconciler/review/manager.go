@@ -84,6 +84,8 @@ func (m *Manager) Sync(ctx context.Context, settings *spec.Review, now time.Time
 	decisions.Settled = m.listed >= missingListings
 	for _, d := range decisions.Destroy {
 		delete(m.running, d.Env.Name)
+		// Its checkouts and its postdeploy mark go with it.
+		_ = os.RemoveAll(filepath.Join(m.Dir, d.Env.Name))
 	}
 	var out []Running
 	for _, env := range m.tracker.Envs() {
@@ -101,9 +103,38 @@ func (m *Manager) Sync(ctx context.Context, settings *spec.Review, now time.Time
 			next.Env = env
 			m.running[env.Name] = next
 		}
-		out = append(out, m.running[env.Name])
+		if !env.Postdeployed {
+			if _, err := os.Stat(m.postdeployMark(env.Name)); err == nil {
+				m.tracker.envs[env.Name].Postdeployed = true // it ran before a restart
+				env.Postdeployed = true
+			}
+		}
+		run := m.running[env.Name]
+		run.Env = env
+		out = append(out, run)
 	}
 	return out, decisions
+}
+
+// MarkPostdeployed records that env's postdeploy commands ran, in a file beside its
+// checkouts too, so that a restart does not run them again.
+func (m *Manager) MarkPostdeployed(env string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.tracker == nil {
+		return
+	}
+	if e, ok := m.tracker.envs[env]; ok {
+		e.Postdeployed = true
+		if err := os.WriteFile(m.postdeployMark(env), nil, 0o644); err != nil {
+			// Worst case: a restart runs postdeploy again.
+			_ = err
+		}
+	}
+}
+
+func (m *Manager) postdeployMark(env string) string {
+	return filepath.Join(m.Dir, env, "postdeployed")
 }
 
 // Envs returns the review environments the last Sync knew, and why its listing

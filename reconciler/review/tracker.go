@@ -36,6 +36,9 @@ type Env struct {
 	CreatedAt time.Time `json:"created_at"`
 	// PushedAt is when its ref last moved (or appeared): the ttl counts from it.
 	PushedAt time.Time `json:"pushed_at"`
+	// Postdeployed is set once the review block's postdeploy commands have run
+	// (after its first successful release): they never run again for it.
+	Postdeployed bool `json:"postdeployed,omitempty"`
 	// missing counts the successful listings in a row without the ref.
 	missing int
 }
