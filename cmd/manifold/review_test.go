@@ -108,7 +108,9 @@ func wantBody(d *daemon, host, body string) error {
 
 // BenchmarkRefToReviewApp measures, over 10 pull requests, the time from `git
 // update-ref refs/pull/N/head` (and the webhook) to hello.pr-N.localhost answering,
-// for a commit whose slug is built already (main's). It reports p50 and p99 in ms.
+// for a commit whose slug is built already (main's), and the time from `git
+// update-ref -d` (and a webhook every 250 ms: two listings must lack the ref) to it
+// no longer answering. It reports p50 and p99 of each in ms.
 func BenchmarkRefToReviewApp(b *testing.B) {
 	repo := newReviewRepo(b, 100)
 	state := b.TempDir()
@@ -148,8 +150,32 @@ func BenchmarkRefToReviewApp(b *testing.B) {
 		waitFor(fmt.Sprintf("hello.pr-%d.localhost", n), time.Minute)
 		took = append(took, time.Since(start))
 	}
+	var teardown []time.Duration
+	for i := n - pulls + 1; i <= n; i++ {
+		host := fmt.Sprintf("hello.pr-%d.localhost", i)
+		start := time.Now()
+		git(b, repo, "update-ref", "-d", fmt.Sprintf("refs/pull/%d/head", i))
+		deadline := time.Now().Add(time.Minute)
+		lastHook := time.Time{}
+		for answers(host) {
+			if time.Now().After(deadline) {
+				b.Fatalf("%s still answers a minute after its ref went", host)
+			}
+			// The second listing needs a second pass: a webhook every 250 ms
+			// stands for the next event or poll (the webhook limits bursts).
+			if time.Since(lastHook) > 250*time.Millisecond {
+				d.hook(b)
+				lastHook = time.Now()
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		teardown = append(teardown, time.Since(start))
+	}
 	b.StopTimer()
 	slices.Sort(took)
+	slices.Sort(teardown)
 	b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "p50-ms")
 	b.ReportMetric(float64(took[(len(took)*99)/100].Milliseconds()), "p99-ms")
+	b.ReportMetric(float64(teardown[len(teardown)/2].Milliseconds()), "teardown-p50-ms")
+	b.ReportMetric(float64(teardown[(len(teardown)*99)/100].Milliseconds()), "teardown-p99-ms")
 }
