@@ -123,6 +123,19 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Errorf("flash = %q, %v", flash, err)
 	}
 
+	// The pipeline view: each app's environments side by side.
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`a.navlink[href="/pipeline"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`table.pipeline tr[data-app="hello"] td[data-env="production"]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if cell, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`tr[data-app="hello"] td[data-env="staging"]`))); err != nil ||
+		!strings.Contains(cell, "manifold promote -a hello --from staging --to production") {
+		t.Errorf("staging's cell = %q (%v): want the promotion to production", cell, err)
+	}
+	screenshot(t, ctx, "pipeline.png")
+
 	// At 390 px wide the overview still fits without a horizontal page scroll.
 	if err := chromedp.Do(ctx,
 		chromedp.EmulateViewport(390, 844),

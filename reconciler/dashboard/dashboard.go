@@ -120,6 +120,7 @@ func New(opts Options) (*Dashboard, error) {
 	mux.Handle("GET /assets/", http.FileServerFS(assets))
 	mux.Handle("GET /{$}", d.need(ScopeRead, d.overview))
 	mux.Handle("GET /overview.part", d.need(ScopeRead, d.overviewPart))
+	mux.Handle("GET /pipeline", d.need(ScopeRead, d.pipeline))
 	mux.Handle("GET /apps/{env}/{app}", d.need(ScopeRead, d.appPage))
 	mux.Handle("GET /apps/{env}/{app}/formation.part", d.need(ScopeRead, d.formationPart))
 	mux.Handle("GET /apps/{env}/{app}/charts.part", d.need(ScopeRead, d.chartsPart))

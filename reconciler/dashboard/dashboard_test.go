@@ -107,13 +107,18 @@ func exampleDaemon(apps int) *fakeDaemon {
 			name = fmt.Sprintf("app-%03d", i)
 		}
 		for _, env := range []string{"production", "staging"} {
-			f.apps = append(f.apps, spec.App{Name: name, Env: env, Domains: []string{name + "." + env + ".localhost"},
+			var pin *spec.ReleasePin
+			if env == "production" && i == 0 {
+				pin = &spec.ReleasePin{Slug: "sha256:" + strings.Repeat("p", 64), From: "staging v2"}
+			}
+			f.apps = append(f.apps, spec.App{Name: name, Env: env, Domains: []string{name + "." + env + ".localhost"}, Pin: pin,
 				Config:    map[string]string{"GREETING": "hi", "DATABASE_URL": "postgres://secret@db/one"},
 				Processes: []spec.Process{{Type: "web", Command: "bin/hello", Count: 2, Size: "standard-1x"}, {Type: "worker", Command: "bin/worker", Count: 1, Size: "standard-1x"}}})
 			f.statuses = append(f.statuses, reconciler.AppStatus{App: name, Env: env, State: reconciler.StateReady, Release: 3,
 				Commit: "abcdef0123456789", UpdatedAt: now.Add(-5 * time.Minute)})
+			slugKey := "sha256:" + strings.Repeat(env[:1], 64) // staging's and production's differ
 			f.releases[env+"/"+name] = []ledger.Release{
-				{Version: 3, Description: "Set GREETING config vars", Author: "alice@example.com", Commit: "abcdef0123", Status: ledger.StatusSucceeded, CreatedAt: now.Add(-5 * time.Minute)},
+				{Version: 3, Description: "Set GREETING config vars", Author: "alice@example.com", Commit: "abcdef0123", Status: ledger.StatusSucceeded, CreatedAt: now.Add(-5 * time.Minute), SlugKey: slugKey},
 				{Version: 2, Description: "Deploy 1a2b3c4", Author: "bob@example.com", Commit: "1a2b3c4d5e", Status: ledger.StatusSucceeded, CreatedAt: now.Add(-2 * time.Hour)},
 				{Version: 1, Description: "Deploy 0f0f0f0", Author: "bob@example.com", Commit: "0f0f0f0f0f", Status: ledger.StatusSucceeded, CreatedAt: now.Add(-72 * time.Hour)},
 			}
@@ -186,6 +191,7 @@ func TestPagesGolden(t *testing.T) {
 		{"/", "overview.html"},
 		{"/apps/staging/hello", "app.html"},
 		{"/login", "login.html"},
+		{"/pipeline", "pipeline.html"},
 	} {
 		t.Run(page.golden, func(t *testing.T) {
 			status, body := getBody(t, client, server.URL+page.path)

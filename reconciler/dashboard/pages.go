@@ -48,6 +48,12 @@ var funcs = template.FuncMap{
 		}
 		return s
 	},
+	"short12": func(s string) string {
+		if len(s) > len("sha256:")+12 {
+			return s[:len("sha256:")+12]
+		}
+		return s
+	},
 	"mib":   func(b int64) string { return strconv.FormatInt(b>>20, 10) + " MB" },
 	"lower": strings.ToLower,
 }
@@ -323,4 +329,104 @@ func (d *Dashboard) rollback(w http.ResponseWriter, r *http.Request) {
 		flash = fmt.Sprintf("Rolled back to v%d: v%d runs.", version, release.Version)
 	}
 	http.Redirect(w, r, "/apps/"+env+"/"+app+"?flash="+url.QueryEscape(flash), http.StatusSeeOther)
+}
+
+// pipelineData is the pipeline view: each app's environments side by side, in the
+// order a slug travels (review apps, then the others, staging, production), with what
+// runs in each and the promotion that would carry a slug one step on.
+type pipelineData struct {
+	Now  time.Time
+	Who  string
+	Envs []string
+	Apps []pipelineApp
+}
+
+type pipelineApp struct {
+	App   string
+	Cells []pipelineCell
+}
+
+type pipelineCell struct {
+	Env     string
+	Present bool
+	State   string
+	Release int
+	Slug    string
+	From    string // the pin's origin ("staging v42") when the release was promoted
+	Promote string // the command that promotes this environment's slug to the next one
+}
+
+// envRank orders environments as a pipeline does.
+func envRank(env string) int {
+	switch {
+	case strings.HasPrefix(env, "pr-") || strings.HasPrefix(env, "review-"):
+		return 0
+	case env == "staging":
+		return 2
+	case env == "production":
+		return 3
+	}
+	return 1
+}
+
+func (d *Dashboard) pipelineData(r *http.Request) pipelineData {
+	who := principalOf(r.Context())
+	out := pipelineData{Now: d.opts.Now(), Who: who.Name}
+	status := map[plan.AppKey]reconciler.AppStatus{}
+	envs := map[string]bool{}
+	apps := map[string]bool{}
+	for _, s := range d.opts.Daemon.Status().Apps {
+		if who.Allows(ScopeRead, s.App) {
+			status[plan.AppKey{App: s.App, Env: s.Env}] = s
+			envs[s.Env], apps[s.App] = true, true
+		}
+	}
+	pins := map[plan.AppKey]string{}
+	for _, a := range d.opts.Daemon.Apps() {
+		if a.Pin != nil {
+			pins[plan.KeyOf(&a)] = a.Pin.From
+		}
+	}
+	out.Envs = slices.SortedFunc(maps.Keys(envs), func(a, b string) int {
+		return cmp.Or(cmp.Compare(envRank(a), envRank(b)), cmp.Compare(a, b))
+	})
+	for _, app := range slices.Sorted(maps.Keys(apps)) {
+		row := pipelineApp{App: app}
+		for _, env := range out.Envs {
+			key := plan.AppKey{App: app, Env: env}
+			s, ok := status[key]
+			cell := pipelineCell{Env: env, Present: ok, State: s.State, Release: s.Release, From: pins[key]}
+			if ok {
+				if _, releases, err := d.opts.Daemon.Releases(app, env); err == nil {
+					for _, rel := range releases {
+						if rel.Version == s.Release {
+							cell.Slug = rel.SlugKey
+							break
+						}
+					}
+				}
+			}
+			row.Cells = append(row.Cells, cell)
+		}
+		// Promote each slug to the next environment that runs the app, where it differs.
+		for i := range row.Cells {
+			if !row.Cells[i].Present || row.Cells[i].Slug == "" || envRank(row.Cells[i].Env) == 0 {
+				continue
+			}
+			for j := i + 1; j < len(row.Cells); j++ {
+				if row.Cells[j].Present {
+					if row.Cells[j].Slug != row.Cells[i].Slug {
+						row.Cells[i].Promote = fmt.Sprintf("manifold promote -a %s --from %s --to %s", app, row.Cells[i].Env, row.Cells[j].Env)
+					}
+					break
+				}
+			}
+		}
+		out.Apps = append(out.Apps, row)
+	}
+	return out
+}
+
+func (d *Dashboard) pipeline(w http.ResponseWriter, r *http.Request) {
+	d.render(w, "pipeline.html", d.pipelineData(r))
 }
