@@ -348,7 +348,9 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // waitFor, so that a missing event fails the test instead of hanging it.
 func nextEvent(t testing.TB, d *docker.Driver, what string, match func(drivers.Event) bool) drivers.Event {
 	t.Helper()
-	deadline := time.After(45 * time.Second)
+	// Generous: on a loaded 2-core machine the engine takes its time (an OOM kill
+	// was seen to take over 45 s to be reported while every Docker test ran).
+	deadline := time.After(90 * time.Second)
 	for {
 		select {
 		case ev, ok := <-d.Events():
