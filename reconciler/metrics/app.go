@@ -71,9 +71,8 @@ func (a *App) Request(status int, code router.Code, took time.Duration) {
 	a.history.request(a.m.opts.Now(), classLabel(class), string(code), seconds)
 }
 
-func classLabel(class int) string {
-	if class == 0 {
-		return "other"
-	}
-	return string(rune('0'+class)) + "xx"
-}
+// classLabels are the status classes by status / 100 (0: anything else), made once so
+// that a request builds no string.
+var classLabels = [6]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+func classLabel(class int) string { return classLabels[class] }
