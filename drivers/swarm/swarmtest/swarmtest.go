@@ -75,9 +75,10 @@ type Node struct {
 func (c *Cluster) Manager() *Node { return c.Nodes[0] }
 
 // Start makes a swarm of n (1 to 3) nodes with image (as named on the host's
-// engine) loaded into each node and nodeLabel=true set on every node. It fails the
-// test when it cannot; with CI unset the caller may decide to skip on Available.
-func Start(t testing.TB, n int, image, nodeLabel string) *Cluster {
+// engine) loaded into each node and the label nodeLabel(image ID)=true set on every
+// node. It fails the test when it cannot; with CI unset the caller may skip first on
+// Available.
+func Start(t testing.TB, n int, image string, nodeLabel func(imageID string) string) *Cluster {
 	t.Helper()
 	if n < 1 || n > 3 {
 		t.Fatalf("swarmtest: %d nodes: want 1 to 3", n)
@@ -135,7 +136,7 @@ func Start(t testing.TB, n int, image, nodeLabel string) *Cluster {
 		t.Fatalf("swarmtest: %v", err)
 	}
 	for _, node := range c.Nodes {
-		if err := c.LabelNode(ctx, node, nodeLabel, "true"); err != nil {
+		if err := c.LabelNode(ctx, node, nodeLabel(c.ImageID), "true"); err != nil {
 			t.Fatalf("swarmtest: %v", err)
 		}
 	}

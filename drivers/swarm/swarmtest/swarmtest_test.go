@@ -17,7 +17,7 @@ func TestClusterRunsServiceOnEveryNode(t *testing.T) {
 	if problem := swarmtest.Available(); problem != "" && os.Getenv("CI") != "true" {
 		t.Skip("swarmtest: " + problem)
 	}
-	c := swarmtest.Start(t, 3, stackImage, "manifold.test")
+	c := swarmtest.Start(t, 3, stackImage, func(string) string { return "manifold.test" })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	mgr := c.Manager().Client
