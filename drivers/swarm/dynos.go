@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -52,19 +53,52 @@ func (d *Driver) Start(ctx context.Context, spec drivers.DynoSpec) (drivers.Dyno
 	name := serviceName(d.opts.Instance, spec)
 	d.ops.Lock()
 	defer d.ops.Unlock()
+	if err := retryOutOfSequence(ctx, func() error { return d.ensureService(ctx, name, tmpl, spec) }); err != nil {
+		return drivers.Dyno{}, err
+	}
+	d.followLogs(name)
+	spec.Stack = tmpl.spec.Stack
+	return drivers.Dyno{
+		ID: dynoID(name, spec.Release, spec.Index), Spec: spec, Name: spec.Name(),
+		State: drivers.StateStarting, StartedAt: time.Now(), StateChangedAt: time.Now(),
+	}, nil
+}
+
+// retryOutOfSequence retries a read-modify-write of a service that the manager
+// itself changed in between (it does, once, right after a create): Swarm answers
+// "update out of sequence".
+func retryOutOfSequence(ctx context.Context, update func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := update()
+		if err == nil || attempt == maxUpdateAttempts || !strings.Contains(err.Error(), "update out of sequence") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		}
+	}
+}
+
+const maxUpdateAttempts = 5
+
+// ensureService creates the process type's service or updates it to tmpl with at
+// least spec.Index replicas.
+func (d *Driver) ensureService(ctx context.Context, name string, tmpl template, spec drivers.DynoSpec) error {
 	svc, _, err := d.cli.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
 	switch {
 	case cerrdefs.IsNotFound(err):
 		want, err := d.serviceSpec(name, tmpl, uint64(spec.Index), false)
 		if err != nil {
-			return drivers.Dyno{}, err
+			return err
 		}
 		if _, err := d.cli.ServiceCreate(ctx, want, swarm.ServiceCreateOptions{}); err != nil {
-			return drivers.Dyno{}, fmt.Errorf("start %s: create service %s: %w", dynoRef(spec), name, err)
+			return fmt.Errorf("start %s: create service %s: %w", dynoRef(spec), name, err)
 		}
 		d.log.Info("service created", "service", name, "release", spec.Release, "replicas", spec.Index)
 	case err != nil:
-		return drivers.Dyno{}, fmt.Errorf("start %s: inspect service %s: %w", dynoRef(spec), name, err)
+		return fmt.Errorf("start %s: inspect service %s: %w", dynoRef(spec), name, err)
 	default:
 		replicas := uint64(0)
 		if r := svc.Spec.Mode.Replicated; r != nil && r.Replicas != nil {
@@ -73,7 +107,7 @@ func (d *Driver) Start(ctx context.Context, spec drivers.DynoSpec) (drivers.Dyno
 		replicas = max(replicas, uint64(spec.Index))
 		want, err := d.serviceSpec(name, tmpl, replicas, false)
 		if err != nil {
-			return drivers.Dyno{}, err
+			return err
 		}
 		update := svc.Spec
 		if !sameTemplate(svc.Spec, want) {
@@ -83,16 +117,11 @@ func (d *Driver) Start(ctx context.Context, spec drivers.DynoSpec) (drivers.Dyno
 		}
 		update.Mode = want.Mode
 		if _, err := d.cli.ServiceUpdate(ctx, svc.ID, svc.Version, update, swarm.ServiceUpdateOptions{}); err != nil {
-			return drivers.Dyno{}, fmt.Errorf("start %s: update service %s: %w", dynoRef(spec), name, err)
+			return fmt.Errorf("start %s: update service %s: %w", dynoRef(spec), name, err)
 		}
 		d.log.Info("service updated", "service", name, "release", spec.Release, "replicas", replicas)
 	}
-	d.followLogs(name)
-	spec.Stack = tmpl.spec.Stack
-	return drivers.Dyno{
-		ID: dynoID(name, spec.Release, spec.Index), Spec: spec, Name: spec.Name(),
-		State: drivers.StateStarting, StartedAt: time.Now(), StateChangedAt: time.Now(),
-	}, nil
+	return nil
 }
 
 // sameTemplate says whether a service already runs what want describes.
@@ -118,32 +147,40 @@ func (d *Driver) Stop(ctx context.Context, id string) error {
 		return fmt.Errorf("stop %s: %w", id, err)
 	}
 	defer d.wg.Done()
+	var (
+		svc      swarm.Service
+		tmpl     drivers.DynoSpec
+		replicas uint64
+		scaled   bool
+	)
 	d.ops.Lock()
-	svc, _, err := d.cli.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
-	if cerrdefs.IsNotFound(err) || (err == nil && svc.Spec.Labels[LabelInstance] != d.opts.Instance) {
-		d.ops.Unlock()
-		return fmt.Errorf("stop %s: %w", id, ErrUnknownDyno)
-	}
-	if err != nil {
-		d.ops.Unlock()
-		return fmt.Errorf("stop %s: inspect service: %w", id, err)
-	}
-	tmpl, err := specOf(svc.Spec)
-	if err != nil {
-		d.ops.Unlock()
-		return fmt.Errorf("stop %s: %w", id, err)
-	}
-	if release != tmpl.Release || svc.Spec.Mode.Replicated == nil || *svc.Spec.Mode.Replicated.Replicas == 0 {
-		d.ops.Unlock()
+	err := retryOutOfSequence(ctx, func() error {
+		var err error
+		svc, _, err = d.cli.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
+		if cerrdefs.IsNotFound(err) || (err == nil && svc.Spec.Labels[LabelInstance] != d.opts.Instance) {
+			return fmt.Errorf("stop %s: %w", id, ErrUnknownDyno)
+		}
+		if err != nil {
+			return fmt.Errorf("stop %s: inspect service: %w", id, err)
+		}
+		if tmpl, err = specOf(svc.Spec); err != nil {
+			return fmt.Errorf("stop %s: %w", id, err)
+		}
+		if release != tmpl.Release || svc.Spec.Mode.Replicated == nil || *svc.Spec.Mode.Replicated.Replicas == 0 {
+			return nil // an older release: the service's update stops it
+		}
+		replicas = *svc.Spec.Mode.Replicated.Replicas - 1
+		update := svc.Spec
+		update.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}}
+		if _, err := d.cli.ServiceUpdate(ctx, svc.ID, svc.Version, update, swarm.ServiceUpdateOptions{}); err != nil {
+			return fmt.Errorf("stop %s: scale service %s to %d: %w", id, name, replicas, err)
+		}
+		scaled = true
 		return nil
-	}
-	replicas := *svc.Spec.Mode.Replicated.Replicas - 1
-	update := svc.Spec
-	update.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}}
-	_, err = d.cli.ServiceUpdate(ctx, svc.ID, svc.Version, update, swarm.ServiceUpdateOptions{})
+	})
 	d.ops.Unlock()
-	if err != nil {
-		return fmt.Errorf("stop %s: scale service %s to %d: %w", id, name, replicas, err)
+	if err != nil || !scaled {
+		return err
 	}
 	grace := tmpl.StopTimeout
 	if grace <= 0 {
