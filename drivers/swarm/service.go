@@ -55,7 +55,10 @@ const (
 )
 
 // bootScript fetches the slug once per node (checked against its sha256), unpacks it
-// at /app, sources .profile.d and execs the command, the way a Heroku dyno boots.
+// at /app, sources .profile.d and runs the command, the way a Heroku dyno boots. On
+// SIGTERM it waits MANIFOLD_DRAIN_SECONDS before passing it on, so that the router
+// has dropped a web task (it lists tasks every RelistInterval) before its process
+// stops taking requests; the stop grace is longer by as much.
 const bootScript = `set -e
 f=` + slugCacheDir + `/$MANIFOLD_SLUG_SHA256.tgz
 if [ ! -f "$f" ]; then
@@ -68,8 +71,16 @@ mkdir -p /app
 tar -xzf "$f" -C /app
 cd /app
 for p in /app/.profile.d/*.sh; do [ -r "$p" ] && . "$p"; done
-unset MANIFOLD_SLUG_URL MANIFOLD_SLUG_SHA256
-exec /bin/sh -c "$MANIFOLD_COMMAND"
+set +e
+drain=$MANIFOLD_DRAIN_SECONDS
+unset MANIFOLD_SLUG_URL MANIFOLD_SLUG_SHA256 MANIFOLD_DRAIN_SECONDS
+/bin/sh -c "$MANIFOLD_COMMAND" &
+child=$!
+trap 'sleep $drain; kill -TERM $child 2>/dev/null' TERM
+wait $child
+status=$?
+while kill -0 $child 2>/dev/null; do wait $child; status=$?; done
+exit $status
 `
 
 // validName is what may appear in service names (and so in app, env and types).
@@ -174,6 +185,10 @@ func (d *Driver) serviceSpec(name string, t template, replicas uint64, oneOff bo
 		return swarm.ServiceSpec{}, err
 	}
 	spec := t.spec
+	drain := time.Duration(0)
+	if spec.Type == "web" && !oneOff {
+		drain = d.drainDelay()
+	}
 	env := make([]string, 0, len(spec.Config)+8)
 	for _, k := range slices.Sorted(maps.Keys(spec.Config)) {
 		env = append(env, k+"="+spec.Config[k])
@@ -188,11 +203,13 @@ func (d *Driver) serviceSpec(name string, t template, replicas uint64, oneOff bo
 		"MANIFOLD_COMMAND="+spec.Command,
 		"MANIFOLD_SLUG_URL="+t.slugURL,
 		"MANIFOLD_SLUG_SHA256="+t.slugSHA,
+		"MANIFOLD_DRAIN_SECONDS="+strconv.FormatFloat(drain.Seconds(), 'f', -1, 64),
 	)
 	grace := spec.StopTimeout
 	if grace <= 0 {
 		grace = defaultStopGrace
 	}
+	grace += drain
 	initProcess := true
 	cs := &swarm.ContainerSpec{
 		Image:           spec.Stack,
@@ -252,6 +269,12 @@ func (d *Driver) serviceSpec(name string, t template, replicas uint64, oneOff bo
 		}
 	}
 	return out, nil
+}
+
+// drainDelay is how long a stopping web task keeps serving: two listings, so that
+// the router has dropped it first.
+func (d *Driver) drainDelay() time.Duration {
+	return (2*d.opts.RelistInterval + time.Second - 1) / time.Second * time.Second
 }
 
 // healthCommand checks that $PORT is bound, and with a health check path that it

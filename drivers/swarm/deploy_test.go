@@ -1,0 +1,119 @@
+package swarm_test
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/swarm"
+	"github.com/manifold-paas/manifold/router"
+)
+
+// TestConfigChangeUnderLoad changes a config var of three web dynos while a bounded
+// load goes through the router, whose table follows the driver's events as the
+// reconciler's does: one rolling service update, and not one request fails.
+func TestConfigChangeUnderLoad(t *testing.T) {
+	c := newCluster(t, 3)
+	d := newDriver(t, c, randomName(), c.HostAddr+":0", &sink{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	slug := makeSlug(t)
+	app := "deploy"
+	start := func(release int) {
+		for i := 1; i <= 3; i++ {
+			if _, err := d.Start(ctx, webSpec(app, i, release, slug)); err != nil {
+				t.Fatalf("start web.%d v%d: %v", i, release, err)
+			}
+		}
+	}
+	start(1)
+	dynos := waitDynos(t, d, app, 2*time.Minute, allUp(3))
+	r, srv := newRouter(t)
+	routeTo(r, app, dynos)
+	stats := runLoad(ctx, t, d, r, srv.URL, app, func() {
+		start(2)
+		waitDynos(t, d, app, 2*time.Minute, func(dynos []drivers.Dyno) bool {
+			for _, dy := range dynos {
+				if dy.Spec.Release != 2 {
+					return false
+				}
+			}
+			return allUp(3)(dynos)
+		})
+	})
+	t.Logf("config change of 3 web dynos under load: %d requests, %d failed, %s", stats.requests, stats.failed, stats.duration.Round(10*time.Millisecond))
+	if stats.failed != 0 || stats.requests < 50 {
+		t.Fatalf("%d of %d requests failed during the update (want none of at least 50)", stats.failed, stats.requests)
+	}
+}
+
+type loadStats struct {
+	requests, failed int64
+	duration         time.Duration
+}
+
+// runLoad sends requests from 4 clients through the router while during runs, with
+// the router's table refreshed on every driver event, and counts the failures.
+func runLoad(ctx context.Context, t testing.TB, d *swarm.Driver, r *router.Router, url, app string, during func()) loadStats {
+	t.Helper()
+	loadCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var requests, failed atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-loadCtx.Done():
+				return
+			case <-d.Events():
+				if dynos, err := d.List(loadCtx); err == nil {
+					var mine []drivers.Dyno
+					for _, dy := range dynos {
+						if dy.Spec.App == app {
+							mine = append(mine, dy)
+						}
+					}
+					routeTo(r, app, mine)
+				}
+			}
+		}
+	}()
+	client := &http.Client{Timeout: 10 * time.Second}
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for loadCtx.Err() == nil {
+				req, _ := http.NewRequestWithContext(loadCtx, http.MethodGet, url+"/", nil)
+				req.Host = app + ".test"
+				resp, err := client.Do(req)
+				if loadCtx.Err() != nil {
+					return
+				}
+				requests.Add(1)
+				if err != nil {
+					failed.Add(1)
+					t.Logf("request failed: %v", err)
+					continue
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+					t.Logf("request failed: %s (%s)", resp.Status, resp.Header.Get("X-Router-Error"))
+				}
+				time.Sleep(5 * time.Millisecond) // a bounded load: at most 4 x 200 requests/s
+			}
+		}()
+	}
+	began := time.Now()
+	during()
+	elapsed := time.Since(began)
+	stop()
+	wg.Wait()
+	return loadStats{requests: requests.Load(), failed: failed.Load(), duration: elapsed}
+}
