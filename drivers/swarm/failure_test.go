@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/swarm"
 )
 
 // TestNodeDaemonKilled kills the daemon of one node by pid: within 20 s its dyno
@@ -102,4 +103,28 @@ func TestMemoryHogIsR15(t *testing.T) {
 			t.Fatalf("no R15 within 90 s; lines: %v", out.texts())
 		}
 	}
+}
+
+// TestSlugFetchFailureIsTheReason points the nodes at a slug URL where nothing
+// listens: the dyno is crashed with a reason that says so, as `manifold ps` shows.
+func TestSlugFetchFailureIsTheReason(t *testing.T) {
+	c := newCluster(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	d, err := swarm.New(ctx, swarm.Options{
+		Logs: &sink{}, Host: c.Manager().Host, Instance: randomName(), SlugListen: c.HostAddr + ":0",
+		SlugURL: "http://" + c.HostAddr + ":1", RelistInterval: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("swarm.New: %v", err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	spec := webSpec("nofetch", 1, 1, makeSlug(t))
+	spec.Type = "worker"
+	if _, err := d.Start(ctx, spec); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	waitDynos(t, d, "nofetch", time.Minute, func(dynos []drivers.Dyno) bool {
+		return len(dynos) == 1 && dynos[0].State == drivers.StateCrashed && strings.HasPrefix(dynos[0].Reason, "Slug fetch failed")
+	})
 }
