@@ -109,6 +109,8 @@ type Driver struct {
 
 	mu   sync.Mutex
 	last map[string]drivers.Dyno // dynos of the last watch, by ID
+	// nodeReady is each node's readiness at the last listing.
+	nodeReady map[string]bool
 	// taskNames names the dyno of every task seen, for its log lines.
 	taskNames map[string]taskName
 	follow    map[string]context.CancelFunc
@@ -164,6 +166,7 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		events:    supervisor.NewQueue(opts.Logger),
 		follow:    map[string]context.CancelFunc{},
 		taskNames: map[string]taskName{},
+		nodeReady: map[string]bool{},
 	}
 	if err := d.adopt(ctx); err != nil {
 		cancel()

@@ -65,13 +65,24 @@ func TestNodeDaemonKilled(t *testing.T) {
 			t.Fatalf("answer %q", body)
 		}
 	}
-	// The node comes back (and rejoins the swarm from its data root) before cleanup.
+	// The node comes back (it rejoins the swarm from its data root): the driver
+	// spreads the replicas over the three nodes again.
 	if err := victim.Start(); err != nil {
 		t.Fatalf("restart %s: %v", victim.Name, err)
 	}
 	if err := victim.WaitReady(ctx); err != nil {
 		t.Fatalf("restart %s: %v", victim.Name, err)
 	}
+	waitDynos(t, d, app, 2*time.Minute, func(dynos []drivers.Dyno) bool {
+		hosts := map[string]bool{}
+		for _, dy := range dynos {
+			if dy.State == drivers.StateUp && dy.Addr != "" {
+				hosts[hostOf(dy.Addr)] = true
+			}
+		}
+		return len(hosts) == 3 && len(dynos) == 3
+	})
+	t.Logf("spread over 3 nodes again %s after the kill", time.Since(killed).Round(100*time.Millisecond))
 }
 
 // TestMemoryHogIsR15 runs a worker that grows past its memory limit: the kernel

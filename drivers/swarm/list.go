@@ -162,6 +162,14 @@ func isLive(newest swarm.Task, nodes map[string]swarm.Node, current bool) bool {
 // taskDyno is the dyno of one slot from its tasks, newest first.
 func (d *Driver) taskDyno(service string, spec drivers.DynoSpec, tasks []swarm.Task, nodes map[string]swarm.Node) drivers.Dyno {
 	newest := tasks[0]
+	for _, t := range tasks[1:] {
+		if newest.Status.State != swarm.TaskStateRunning && t.Status.State == swarm.TaskStateRunning && t.DesiredState == swarm.TaskStateRunning {
+			// A forced update (a rebalance) starts the slot's next task first: the
+			// one running serves until it is up.
+			newest = t
+			break
+		}
+	}
 	dyno := drivers.Dyno{
 		ID: dynoID(service, spec.Release, spec.Index), Spec: spec, Name: spec.Name(),
 		StartedAt: newest.Meta.CreatedAt, StateChangedAt: newest.Status.Timestamp,

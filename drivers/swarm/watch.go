@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/manifold-paas/manifold/drivers"
@@ -40,6 +41,58 @@ func (d *Driver) watch(ctx context.Context) {
 			d.followLogs(svc.Spec.Name)
 		}
 		d.diff(d.dynos(obs))
+		if back := d.nodesBack(obs); len(back) > 0 {
+			d.rebalance(ctx, back)
+		}
+	}
+}
+
+// nodesBack are the nodes ready now that were not at the last listing.
+func (d *Driver) nodesBack(obs observed) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var back []string
+	for id, node := range obs.nodes {
+		ready := node.Status.State == swarm.NodeStateReady
+		if was, seen := d.nodeReady[id]; seen && !was && ready {
+			back = append(back, node.Description.Hostname+" ("+node.Status.Addr+")")
+		}
+		d.nodeReady[id] = ready
+	}
+	return back
+}
+
+// rebalance spreads the services' tasks again once a node is back: Swarm never
+// moves running tasks by itself, so each service gets a forced rolling update
+// (start-first, one task at a time, as a deploy), which places by the spread
+// preference again.
+func (d *Driver) rebalance(ctx context.Context, back []string) {
+	obs, err := d.observe(ctx)
+	if err != nil {
+		d.log.Warn("rebalance", "err", err)
+		return
+	}
+	d.ops.Lock()
+	defer d.ops.Unlock()
+	for _, listed := range obs.services {
+		err := retryOutOfSequence(ctx, func() error {
+			svc, _, err := d.cli.ServiceInspectWithRaw(ctx, listed.ID, swarm.ServiceInspectOptions{})
+			if err != nil {
+				return err
+			}
+			if r := svc.Spec.Mode.Replicated; r == nil || r.Replicas == nil || *r.Replicas < 2 {
+				return nil
+			}
+			update := svc.Spec
+			update.TaskTemplate.ForceUpdate++
+			_, err = d.cli.ServiceUpdate(ctx, svc.ID, svc.Version, update, swarm.ServiceUpdateOptions{})
+			return err
+		})
+		if err != nil {
+			d.log.Warn("rebalance", "service", listed.Spec.Name, "err", err)
+			continue
+		}
+		d.log.Info("node back: service rebalanced", "service", listed.Spec.Name, "nodes", back)
 	}
 }
 
