@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,7 +113,7 @@ func Start(t testing.TB, n int, image string, nodeLabel func(imageID string) str
 		t.Fatalf("swarmtest: host engine: %v", err)
 	}
 	defer host.Close()
-	inspect, _, err := host.ImageInspectWithRaw(ctx, image)
+	inspect, err := host.ImageInspect(ctx, image)
 	if err != nil {
 		t.Fatalf("swarmtest: image %s on the host engine: %v (make stack-image)", image, err)
 	}
@@ -478,26 +477,6 @@ func removeContainerdNamespace(ns string) error {
 		return fmt.Errorf("%v: %s", err, out)
 	}
 	return nil
-}
-
-// unmountBelow detaches what the daemons left mounted under dir (the network
-// namespaces of swarm's ingress and overlay sandboxes), deepest first.
-func unmountBelow(dir string) {
-	raw, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var points []string
-	for _, line := range strings.Split(string(raw), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
-			points = append(points, fields[4])
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(points)))
-	for _, p := range points {
-		_ = syscall.Unmount(p, syscall.MNT_DETACH)
-	}
 }
 
 // freeOctet picks X for a 10.213.X.0/24 no interface of the host uses.
