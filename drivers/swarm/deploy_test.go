@@ -13,7 +13,7 @@ import (
 	"github.com/manifold-paas/manifold/router"
 )
 
-// TestConfigChangeUnderLoad changes a config var of three web dynos while a bounded
+// TestConfigChangeUnderLoad changes a config var of six web dynos while a bounded
 // load goes through the router, whose table follows the driver's events as the
 // reconciler's does: one rolling service update, and not one request fails.
 func TestConfigChangeUnderLoad(t *testing.T) {
@@ -23,15 +23,16 @@ func TestConfigChangeUnderLoad(t *testing.T) {
 	defer cancel()
 	slug := makeSlug(t)
 	app := "deploy"
+	const webDynos = 6
 	start := func(release int) {
-		for i := 1; i <= 3; i++ {
+		for i := 1; i <= webDynos; i++ {
 			if _, err := d.Start(ctx, webSpec(app, i, release, slug)); err != nil {
 				t.Fatalf("start web.%d v%d: %v", i, release, err)
 			}
 		}
 	}
 	start(1)
-	dynos := waitDynos(t, d, app, 2*time.Minute, allUp(3))
+	dynos := waitDynos(t, d, app, 2*time.Minute, allUp(webDynos))
 	r, srv := newRouter(t)
 	routeTo(r, app, dynos)
 	stats := runLoad(ctx, t, d, r, srv.URL, app, func() {
@@ -42,10 +43,10 @@ func TestConfigChangeUnderLoad(t *testing.T) {
 					return false
 				}
 			}
-			return allUp(3)(dynos)
+			return allUp(webDynos)(dynos)
 		})
 	})
-	t.Logf("config change of 3 web dynos under load: %d requests, %d failed, %s", stats.requests, stats.failed, stats.duration.Round(10*time.Millisecond))
+	t.Logf("config change of %d web dynos under load: %d requests, %d failed, %s", webDynos, stats.requests, stats.failed, stats.duration.Round(10*time.Millisecond))
 	if stats.failed != 0 || stats.requests < 50 {
 		t.Fatalf("%d of %d requests failed during the update (want none of at least 50)", stats.failed, stats.requests)
 	}

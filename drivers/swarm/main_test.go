@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -77,7 +78,7 @@ func newDriver(t testing.TB, c *swarmtest.Cluster, instance, slugListen string, 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	d, err := swarm.New(ctx, swarm.Options{
-		Logs: out, Host: c.Manager().Host, Instance: instance, SlugListen: slugListen,
+		Logs: out, Logger: slog.New(slog.DiscardHandler), Host: c.Manager().Host, Instance: instance, SlugListen: slugListen,
 		RelistInterval: 300 * time.Millisecond, BootTimeout: 20 * time.Second,
 	})
 	if err != nil {
