@@ -143,6 +143,9 @@ func (d *Driver) tell(dyno drivers.Dyno, from drivers.State) {
 	}
 	if from != dyno.State {
 		d.platform(dyno.Spec, dyno.Name, supervisor.StateChanged(from, dyno.State))
+		if dyno.State == drivers.StateStarting {
+			d.platform(dyno.Spec, dyno.Name, supervisor.Starting(dyno.Spec.Command))
+		}
 	}
 	d.events.Push(drivers.Event{Dyno: dyno, From: from, To: dyno.State, Code: code})
 }
