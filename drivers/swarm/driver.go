@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 
 	"github.com/manifold-paas/manifold/drivers"
@@ -109,6 +110,8 @@ type Driver struct {
 
 	mu   sync.Mutex
 	last map[string]drivers.Dyno // dynos of the last watch, by ID
+	// updateStates is each service's update state at the last listing.
+	updateStates map[string]swarm.UpdateState
 	// nodeReady is each node's readiness at the last listing.
 	nodeReady map[string]bool
 	// taskNames names the dyno of every task seen, for its log lines.
@@ -157,16 +160,17 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	}
 	dctx, cancel := context.WithCancel(context.Background())
 	d := &Driver{
-		opts:      opts,
-		cli:       cli,
-		log:       opts.Logger.With("driver", "swarm", "instance", opts.Instance),
-		slugs:     newSlugServer(listener),
-		ctx:       dctx,
-		cancel:    cancel,
-		events:    supervisor.NewQueue(opts.Logger),
-		follow:    map[string]context.CancelFunc{},
-		taskNames: map[string]taskName{},
-		nodeReady: map[string]bool{},
+		opts:         opts,
+		cli:          cli,
+		log:          opts.Logger.With("driver", "swarm", "instance", opts.Instance),
+		slugs:        newSlugServer(listener),
+		ctx:          dctx,
+		cancel:       cancel,
+		events:       supervisor.NewQueue(opts.Logger),
+		follow:       map[string]context.CancelFunc{},
+		taskNames:    map[string]taskName{},
+		nodeReady:    map[string]bool{},
+		updateStates: map[string]swarm.UpdateState{},
 	}
 	if err := d.adopt(ctx); err != nil {
 		cancel()

@@ -148,8 +148,11 @@ func (d *Driver) dynos(obs observed) ([]drivers.Dyno, map[string]taskName) {
 }
 
 // isLive says whether a slot's newest task is a dyno now: Swarm wants it running
-// (old releases: and it runs) on a node that is up.
+// (old releases: and it runs) on a node that is up, or it crashed (current release).
 func isLive(newest swarm.Task, nodes map[string]swarm.Node, current bool) bool {
+	if current && failed(newest) {
+		return true // crashed: Swarm marks it shutdown at once and starts its next task
+	}
 	if newest.DesiredState != swarm.TaskStateRunning && newest.DesiredState != swarm.TaskStateReady {
 		return false
 	}

@@ -41,9 +41,44 @@ func (d *Driver) watch(ctx context.Context) {
 			d.followLogs(svc.Spec.Name)
 		}
 		d.diff(d.dynos(obs))
+		d.tellRollbacks(obs)
 		if back := d.nodesBack(obs); len(back) > 0 {
 			d.rebalance(ctx, back)
 		}
+	}
+}
+
+// tellRollbacks says, as a platform line of the app, when Swarm rolls a service back
+// (a task of the new release failed), with the failed task's reason: the dynos of
+// the new release vanish then, and the old ones keep serving.
+func (d *Driver) tellRollbacks(obs observed) {
+	for _, svc := range obs.services {
+		state := swarm.UpdateState("")
+		if svc.UpdateStatus != nil {
+			state = svc.UpdateStatus.State
+		}
+		d.mu.Lock()
+		before, seen := d.updateStates[svc.ID]
+		d.updateStates[svc.ID] = state
+		d.mu.Unlock()
+		if !seen || before == state || state != swarm.UpdateStateRollbackStarted {
+			continue
+		}
+		spec, err := specOf(svc.Spec)
+		if err != nil {
+			continue
+		}
+		why := svc.UpdateStatus.Message
+		var newest *swarm.Task
+		for _, t := range obs.tasks[svc.ID] {
+			if failed(t) && (newest == nil || t.Meta.CreatedAt.After(newest.Meta.CreatedAt)) {
+				newest = &t
+			}
+		}
+		if newest != nil {
+			why, _ = reason(*newest, specOfTask(*newest, spec))
+		}
+		d.platform(spec, spec.Type, "Release failed on the swarm and is rolled back: "+why)
 	}
 }
 
