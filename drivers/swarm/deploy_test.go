@@ -165,7 +165,7 @@ func TestReleaseThatCannotFetchRollsBack(t *testing.T) {
 			t.Errorf("no rollback line naming the fetch failure: %v; lines: %v", err, out.texts())
 		}
 		// The service is back on v1. (Not asserted: that List shows both v1 dynos
-		// up again; in 1 of 3 runs one stayed listed as starting, not yet understood.)
+		// up again; in 2 of 5 runs one stayed listed as starting: see docs/swarm.md.)
 		err = poll(t, 2*time.Minute, func() bool {
 			svc, _, err := c.Manager().Client.ServiceInspectWithRaw(ctx, "mf-"+instance+"-"+app+"-test-web", dockerswarm.ServiceInspectOptions{})
 			return err == nil && svc.Spec.Labels[swarm.LabelRelease] == "1"
