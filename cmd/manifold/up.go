@@ -79,7 +79,7 @@ func newUpCmd() *cobra.Command {
 	f.StringVar(&o.ref, "ref", "", "the branch or tag to follow (git; default: the remote's HEAD)")
 	f.StringVar(&o.path, "path", "", "the config repo's folder inside --repo")
 	f.StringSliceVar(&o.envs, "env", nil, "run only these environments (repeatable; default: all)")
-	f.StringVar(&o.driver, "driver", "process", "what runs dynos: process or docker")
+	f.StringVar(&o.driver, "driver", "process", "what runs dynos: process, docker or swarm")
 	f.StringVar(&o.stateDir, "state", defaultStateDir, "the state directory (ledger, slugs, dynos, the API socket)")
 	f.StringVar(&o.routerAddr, "router", "127.0.0.1:5000", "the router's HTTP address")
 	f.StringVar(&o.tlsAddr, "router-tls", "", "the router's HTTPS address (HTTP/2), with --tls-cert and --tls-key")
@@ -255,8 +255,10 @@ func openDriver(ctx context.Context, o upOptions, stateDir string, sink drivers.
 			case <-time.After(wait):
 			}
 		}
+	case "swarm":
+		return openSwarmDriver(ctx, o, sink, logger)
 	}
-	return nil, fmt.Errorf("--driver: want process or docker, got %q", o.driver)
+	return nil, fmt.Errorf("--driver: want process, docker or swarm, got %q", o.driver)
 }
 
 // watchedSource is what up needs of a config repo source.

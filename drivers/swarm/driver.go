@@ -1,0 +1,229 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+
+	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/supervisor"
+)
+
+// Defaults of Options.
+const (
+	DefaultStack          = "manifold/stack:24"
+	DefaultInstance       = "default"
+	DefaultBootTimeout    = 60 * time.Second
+	DefaultRelistInterval = time.Second
+	DefaultRestartDelay   = time.Second
+	DefaultSlugListen     = ":0"
+)
+
+// Options configure a Driver. The zero value of every field but Logs is usable, but
+// the nodes must reach SlugURL (or SlugListen).
+type Options struct {
+	// Logs receives task output (source app) and platform lines (source heroku).
+	Logs drivers.LogSink
+	// Logger is the daemon's own log (slog.Default when nil).
+	Logger *slog.Logger
+	// Host is a swarm manager's engine (unix://…, tcp://…); empty means DOCKER_HOST and
+	// the other DOCKER_* variables, then the default socket.
+	Host string
+	// DefaultStack is the image of dynos whose spec names no stack or manifold-24. It
+	// must be in the manager's engine, which gives its ID; every node holding it
+	// carries the node label NodeImageLabel(ID)=true.
+	DefaultStack string
+	// Instance is the manifold.instance label: a driver sees and touches only the
+	// services of its own instance ("default").
+	Instance string
+	// BootTimeout is a web task's health check start period: how long it has to bind
+	// $PORT (and answer its health check) before it counts as failing (60 s).
+	BootTimeout time.Duration
+	// RelistInterval is how often the driver lists services and tasks to tell state
+	// changes as events (1 s).
+	RelistInterval time.Duration
+	// RestartDelay is Swarm's wait before restarting a failed task (1 s). Swarm has a
+	// fixed delay, not Heroku's growing cool-off.
+	RestartDelay time.Duration
+	// SlugListen is where the slug server listens (":0": every interface, a port
+	// picked). Give a fixed port in production: the URL is in every service, and a
+	// task that restarts after the daemon did fetches from it again.
+	SlugListen string
+	// SlugURL is the slug server's base URL as the nodes reach it (http://host:port);
+	// empty: http:// and SlugListen's address.
+	SlugURL string
+}
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.DefaultStack == "" {
+		o.DefaultStack = DefaultStack
+	}
+	if o.Instance == "" {
+		o.Instance = DefaultInstance
+	}
+	if o.BootTimeout <= 0 {
+		o.BootTimeout = DefaultBootTimeout
+	}
+	if o.RelistInterval <= 0 {
+		o.RelistInterval = DefaultRelistInterval
+	}
+	if o.RestartDelay <= 0 {
+		o.RestartDelay = DefaultRestartDelay
+	}
+	if o.SlugListen == "" {
+		o.SlugListen = DefaultSlugListen
+	}
+}
+
+// ErrNotManager is wrapped by New's error when the engine is not a swarm manager.
+var ErrNotManager = errors.New("not a swarm manager")
+
+// ErrUnknownDyno is returned by Stop for an id that is no dyno of this driver.
+var ErrUnknownDyno = errors.New("no such dyno")
+
+// Driver runs dynos as tasks of Swarm services, one service per app, environment and
+// process type. It is safe for concurrent use.
+type Driver struct {
+	opts  Options
+	cli   *client.Client
+	log   *slog.Logger
+	slugs *slugServer
+
+	// ctx is cancelled by Close; it owns every goroutine, which wg counts.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	events *supervisor.Queue
+
+	// ops serialises the read-modify-write of services (Start, Stop).
+	ops sync.Mutex
+
+	mu   sync.Mutex
+	last map[string]drivers.Dyno // dynos of the last watch, by ID
+	// updateStates is each service's update state at the last listing.
+	updateStates map[string]swarm.UpdateState
+	// nodeReady is each node's readiness at the last listing.
+	nodeReady map[string]bool
+	// taskNames names the dyno of every task seen, for its log lines.
+	taskNames map[string]taskName
+	follow    map[string]context.CancelFunc
+	runSeq    int
+	closed    bool
+}
+
+var _ drivers.Driver = (*Driver)(nil)
+
+// New connects to a swarm manager, starts the slug server, adopts the services of
+// opts.Instance (nothing that runs is touched) and starts watching.
+func New(ctx context.Context, opts Options) (*Driver, error) {
+	opts.setDefaults()
+	if opts.Logs == nil {
+		return nil, errors.New("swarm driver: Options.Logs is nil")
+	}
+	clientOpts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if opts.Host != "" {
+		clientOpts = append(clientOpts, client.WithHost(opts.Host))
+	}
+	cli, err := client.NewClientWithOpts(clientOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	infoCtx, cancelInfo := context.WithTimeout(ctx, 10*time.Second)
+	info, err := cli.Info(infoCtx)
+	cancelInfo()
+	if err != nil {
+		_ = cli.Close()
+		return nil, fmt.Errorf("swarm driver: Docker Engine not reachable at %s: %w", cli.DaemonHost(), err)
+	}
+	if !info.Swarm.ControlAvailable {
+		_ = cli.Close()
+		return nil, fmt.Errorf("swarm driver: the Docker Engine at %s is %w (swarm state %q): run `docker swarm init` there, or point DOCKER_HOST at a manager",
+			cli.DaemonHost(), ErrNotManager, info.Swarm.LocalNodeState)
+	}
+	listener, err := net.Listen("tcp", opts.SlugListen)
+	if err != nil {
+		_ = cli.Close()
+		return nil, fmt.Errorf("swarm driver: slug server: %w", err)
+	}
+	if opts.SlugURL == "" {
+		opts.SlugURL = "http://" + listener.Addr().String()
+	}
+	dctx, cancel := context.WithCancel(context.Background())
+	d := &Driver{
+		opts:         opts,
+		cli:          cli,
+		log:          opts.Logger.With("driver", "swarm", "instance", opts.Instance),
+		slugs:        newSlugServer(listener),
+		ctx:          dctx,
+		cancel:       cancel,
+		events:       supervisor.NewQueue(opts.Logger),
+		follow:       map[string]context.CancelFunc{},
+		taskNames:    map[string]taskName{},
+		nodeReady:    map[string]bool{},
+		updateStates: map[string]swarm.UpdateState{},
+	}
+	if err := d.adopt(ctx); err != nil {
+		cancel()
+		_ = d.slugs.close()
+		_ = cli.Close()
+		return nil, err
+	}
+	d.wg.Add(3)
+	go func() { defer d.wg.Done(); d.events.Run(dctx) }()
+	go func() { defer d.wg.Done(); d.slugs.serve(d.log) }()
+	go func() { defer d.wg.Done(); d.watch(dctx) }()
+	return d, nil
+}
+
+// Events delivers dyno state changes until Close.
+func (d *Driver) Events() <-chan drivers.Event { return d.events.Out() }
+
+// Close stops watching, following logs and serving slugs; the services run on.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.mu.Unlock()
+	d.cancel()
+	err := d.slugs.close()
+	d.wg.Wait()
+	return errors.Join(err, d.cli.Close())
+}
+
+// beginCall counts a call in wg, or fails once the driver closed.
+func (d *Driver) beginCall() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errors.New("swarm driver closed")
+	}
+	d.wg.Add(1)
+	return nil
+}
+
+// stackImage is the image ID of the stack a spec names, as the manager's engine has it.
+func (d *Driver) stackImage(ctx context.Context, stack string) (string, error) {
+	image := stack
+	if image == "" || image == "manifold-24" {
+		image = d.opts.DefaultStack
+	}
+	inspect, err := d.cli.ImageInspect(ctx, image)
+	if err != nil {
+		return "", fmt.Errorf("stack image %s on the manager (load it into every node with docker save | docker load, then docker node update --label-add %s=true): %w",
+			image, NodeImageLabel("<id>"), err)
+	}
+	return inspect.ID, nil
+}

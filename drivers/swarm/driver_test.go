@@ -1,0 +1,205 @@
+package swarm_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	dockerswarm "github.com/docker/docker/api/types/swarm"
+
+	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/swarm"
+	"github.com/manifold-paas/manifold/logs"
+)
+
+// TestSwarmDriver runs one app on a three-node swarm: its replicas spread over the
+// nodes and the router answers from each; logs of tasks on other nodes arrive named
+// web.N; one-offs pass their exit codes through; a scale-down stops one task; a new
+// driver adopts everything without restarting a task.
+func TestSwarmDriver(t *testing.T) {
+	c := newCluster(t, 3)
+	out := &sink{}
+	// A fixed port: the adopting driver must serve slugs at the URL in the service.
+	port := freePort(t, c.HostAddr)
+	listen := net.JoinHostPort(c.HostAddr, port)
+	instance := randomName()
+	d := newDriver(t, c, instance, listen, out)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	slug := makeSlug(t)
+	app := "hello"
+
+	for i := 1; i <= 3; i++ {
+		if _, err := d.Start(ctx, webSpec(app, i, 1, slug)); err != nil {
+			t.Fatalf("start web.%d: %v", i, err)
+		}
+	}
+	dynos := waitDynos(t, d, app, 2*time.Minute, allUp(3))
+
+	t.Run("spread over three nodes, router answers from each", func(t *testing.T) {
+		hosts := map[string]bool{}
+		for _, dy := range dynos {
+			hosts[hostOf(dy.Addr)] = true
+		}
+		if len(hosts) != 3 {
+			t.Fatalf("web dynos on %d nodes, want 3: %v", len(hosts), summary(dynos))
+		}
+		r, srv := newRouter(t)
+		routeTo(r, app, dynos)
+		nodes := map[string]bool{}
+		for range 30 {
+			body := get(t, srv.URL, app+".test")
+			fields := strings.Fields(body)
+			if len(fields) != 2 || !strings.HasPrefix(fields[0], "web.") {
+				t.Fatalf("answer %q: want DYNO NODE", body)
+			}
+			nodes[fields[1]] = true
+		}
+		if len(nodes) != 3 {
+			t.Fatalf("router answered from %d nodes, want 3: %v", len(nodes), nodes)
+		}
+	})
+
+	t.Run("logs of tasks on every node reach logplex as web.N", func(t *testing.T) {
+		workers := map[string]bool{}
+		for _, n := range c.Nodes[1:] {
+			workers[n.ID] = true
+		}
+		err := poll(t, 30*time.Second, func() bool {
+			_, ok := out.find(func(l logs.Line) bool {
+				fields := strings.Fields(l.Text)
+				return l.Source == logs.SourceApp && l.App == app && len(fields) == 4 && fields[0] == "booted" &&
+					fields[1] == l.Dyno && workers[fields[3]]
+			})
+			return ok
+		})
+		if err != nil {
+			t.Fatalf("no boot line of a task on a worker node named as its dyno: %v; lines: %v", err, out.texts())
+		}
+	})
+
+	t.Run("run passes exit codes through", func(t *testing.T) {
+		for _, want := range []int{0, 3} {
+			spec := webSpec(app, 1, 1, slug)
+			spec.Type = "run"
+			spec.Command = "echo out-$DYNO; echo err >&2; exit " + string(rune('0'+want))
+			var stdout, stderr strings.Builder
+			code, err := d.Run(ctx, drivers.OneOff{DynoSpec: spec, Stdout: &stdout, Stderr: &stderr})
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			if code != want || stdout.String() != "out-run.1\n" || stderr.String() != "err\n" {
+				t.Fatalf("run: code %d stdout %q stderr %q, want %d, out-run.1, err", code, stdout.String(), stderr.String(), want)
+			}
+		}
+	})
+
+	t.Run("a scale-down stops one task", func(t *testing.T) {
+		if err := d.Stop(ctx, dynos[2].ID); err != nil {
+			t.Fatalf("stop %s: %v", dynos[2].ID, err)
+		}
+		dynos = waitDynos(t, d, app, time.Minute, allUp(2))
+	})
+
+	t.Run("a new driver adopts every service; no task restarts", func(t *testing.T) {
+		mgr := c.Manager().Client
+		before := runningTaskIDs(t, mgr, instance)
+		svcBefore := serviceVersions(t, mgr, instance)
+		if err := d.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		d2 := newDriver(t, c, instance, listen, out)
+		after := waitDynos(t, d2, app, 30*time.Second, allUp(2))
+		if strings.Join(summary(after), ",") != strings.Join(summary(dynos), ",") {
+			t.Fatalf("adopted dynos %v, want %v", summary(after), summary(dynos))
+		}
+		if now := runningTaskIDs(t, mgr, instance); strings.Join(now, ",") != strings.Join(before, ",") {
+			t.Fatalf("tasks after adoption %v, want the same %v", now, before)
+		}
+		if now := serviceVersions(t, mgr, instance); now != svcBefore {
+			t.Fatalf("services after adoption %s, want the same ids and versions %s", now, svcBefore)
+		}
+	})
+}
+
+func TestNotAManager(t *testing.T) {
+	needSwarm(t)
+	// The host's own engine is never a swarm member in these tests.
+	_, err := swarm.New(context.Background(), swarm.Options{Logs: &sink{}})
+	if !errors.Is(err, swarm.ErrNotManager) || !strings.Contains(err.Error(), "docker swarm init") {
+		t.Fatalf("New on a plain engine: %v, want ErrNotManager naming docker swarm init", err)
+	}
+}
+
+func runningTaskIDs(t testing.TB, cli interface {
+	TaskList(context.Context, dockerswarm.TaskListOptions) ([]dockerswarm.Task, error)
+}, instance string) []string {
+	t.Helper()
+	tasks, err := cli.TaskList(context.Background(), dockerswarm.TaskListOptions{})
+	if err != nil {
+		t.Fatalf("task list: %v", err)
+	}
+	var ids []string
+	for _, task := range tasks {
+		if task.Status.State == dockerswarm.TaskStateRunning && task.Spec.ContainerSpec.Labels[swarm.LabelInstance] == instance {
+			ids = append(ids, task.ID)
+		}
+	}
+	if len(ids) == 0 {
+		t.Fatal("no running task")
+	}
+	return ids
+}
+
+// serviceVersions is "id@version ..." of the instance's services.
+func serviceVersions(t testing.TB, cli interface {
+	ServiceList(context.Context, dockerswarm.ServiceListOptions) ([]dockerswarm.Service, error)
+}, instance string) string {
+	t.Helper()
+	services, err := cli.ServiceList(context.Background(), dockerswarm.ServiceListOptions{})
+	if err != nil {
+		t.Fatalf("service list: %v", err)
+	}
+	var out []string
+	for _, s := range services {
+		if s.Spec.Labels[swarm.LabelInstance] == instance {
+			out = append(out, s.ID+"@"+strconv.FormatUint(s.Version.Index, 10))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+func get(t testing.TB, url, host string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url+"/", nil)
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", host, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %s", host, resp.Status, body)
+	}
+	return strings.TrimSpace(string(body))
+}
+
+func freePort(t testing.TB, host string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
