@@ -122,7 +122,10 @@ func TestAdoptAfterKill9(t *testing.T) {
 	h := newHarness(t, Options{})
 	h.d.Close()
 	spec := h.spec("worker", 1, tickCommand, nil)
-	specJSON, _ := json.Marshal(spec)
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
 	daemon := exec.Command(h.testb)
 	daemon.Env = append(os.Environ(), roleEnv+"=daemon", "DAEMON_STATE="+h.opts.StateDir,
 		"DAEMON_SLUGS="+h.opts.SlugDir, "DAEMON_SPEC="+string(specJSON))
@@ -158,7 +161,11 @@ func TestAdoptAfterKill9(t *testing.T) {
 		t.Fatalf("daemon said %q", line)
 	}
 	id := fields[1]
-	pid, _ := strconv.Atoi(fields[2])
+	pid, err := strconv.Atoi(fields[2])
+	if err != nil {
+		daemon.Process.Kill()
+		t.Fatalf("daemon said %q: %v", line, err)
+	}
 	if err := daemon.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +173,10 @@ func TestAdoptAfterKill9(t *testing.T) {
 
 	sink := &recorder{}
 	h.d = h.newDriver(sink)
-	dynos, _ := h.d.List(context.Background())
+	dynos, err := h.d.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(dynos) != 1 || dynos[0].ID != id || pidOf(h.d, id) != pid {
 		t.Fatalf("after kill -9: %+v (pid %d), want %s with pid %d", dynos, pidOf(h.d, id), id, pid)
 	}

@@ -49,8 +49,8 @@ func TestWebDynoServesAndHasHerokuEnv(t *testing.T) {
 	if _, leaked := env["MANIFOLD_SECRET_OF_THE_DAEMON"]; leaked {
 		t.Error("the daemon's environment leaked into the dyno")
 	}
-	if pwd, _ := os.Readlink("/proc/" + itoa(pidOf(h.d, dyno.ID)) + "/cwd"); pwd != slugDir {
-		t.Errorf("cwd %q, want %q", pwd, slugDir)
+	if pwd, err := os.Readlink("/proc/" + itoa(pidOf(h.d, dyno.ID)) + "/cwd"); err != nil || pwd != slugDir {
+		t.Errorf("cwd %q (%v), want %q", pwd, err, slugDir)
 	}
 
 	line := h.sink.waitLine(t, "web.1", logs.SourceApp, "web listening on "+port)
@@ -194,7 +194,10 @@ func TestStopSendsSIGTERM(t *testing.T) {
 	if err := h.d.Stop(context.Background(), dyno.ID); err != nil {
 		t.Fatal(err)
 	}
-	dynos, _ := h.d.List(context.Background())
+	dynos, err := h.d.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(dynos) != 0 {
 		t.Fatalf("List after Stop: %+v", dynos)
 	}
@@ -291,8 +294,8 @@ func TestBadInput(t *testing.T) {
 	if _, err := New(context.Background(), Options{StateDir: t.TempDir(), PortMin: 10}); err == nil {
 		t.Error("New with half a port range")
 	}
-	if dynos, _ := h.d.List(context.Background()); len(dynos) != 0 {
-		t.Errorf("failed starts left dynos: %+v", dynos)
+	if dynos, err := h.d.List(context.Background()); err != nil || len(dynos) != 0 {
+		t.Errorf("failed starts left dynos: %+v (%v)", dynos, err)
 	}
 	h.d.Close()
 	if _, err := h.d.Start(context.Background(), good); !errors.Is(err, ErrClosed) {

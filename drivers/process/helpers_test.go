@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -23,6 +24,26 @@ import (
 )
 
 const waitLimit = 15 * time.Second
+
+// pollInterval is how often eventually looks again.
+const pollInterval = 5 * time.Millisecond
+
+// eventually calls check until it returns nil, and fails the test with check's last
+// error when timeout passes first: the package's one way to wait for something.
+func eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(pollInterval)
+	}
+}
 
 // recorder is a LogSink that keeps every line.
 type recorder struct {
@@ -56,17 +77,17 @@ func (r *recorder) texts(dyno, source string) []string {
 // waitLine waits for a line of dyno and source containing substr.
 func (r *recorder) waitLine(t *testing.T, dyno, source, substr string) logs.Line {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for time.Now().Before(deadline) {
+	var found logs.Line
+	eventually(t, waitLimit, fmt.Sprintf("a %s line of %s containing %q", source, dyno, substr), func() error {
 		for _, l := range r.all() {
 			if l.Dyno == dyno && l.Source == source && strings.Contains(l.Text, substr) {
-				return l
+				found = l
+				return nil
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("no %s line of %s containing %q; lines:\n%s", source, dyno, substr, r.dump())
-	return logs.Line{}
+		return fmt.Errorf("lines:\n%s", r.dump())
+	})
+	return found
 }
 
 func (r *recorder) dump() string {
@@ -190,7 +211,10 @@ func newHarness(t testing.TB, opts Options) *harness {
 			return
 		}
 		defer last.Close()
-		dynos, _ := last.List(context.Background())
+		dynos, err := last.List(context.Background())
+		if err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
 		for _, dyno := range dynos {
 			ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 			if err := last.Stop(ctx, dyno.ID); err != nil {
@@ -244,25 +268,24 @@ func (h *harness) start(spec drivers.DynoSpec) drivers.Dyno {
 // waitState polls List until the dyno is in state (and cond holds, when given).
 func waitState(t *testing.T, d *Driver, id string, state drivers.State, cond func(drivers.Dyno) bool) drivers.Dyno {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	var last drivers.Dyno
-	for time.Now().Before(deadline) {
+	var found drivers.Dyno
+	eventually(t, waitLimit, fmt.Sprintf("dyno %s %s", id, state), func() error {
 		dynos, err := d.List(context.Background())
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		for _, dyno := range dynos {
 			if dyno.ID == id {
-				last = dyno
 				if dyno.State == state && (cond == nil || cond(dyno)) {
-					return dyno
+					found = dyno
+					return nil
 				}
+				return fmt.Errorf("last seen %+v", dyno)
 			}
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("dyno %s never %s; last seen %+v", id, state, last)
-	return drivers.Dyno{}
+		return fmt.Errorf("not listed")
+	})
+	return found
 }
 
 // waitEvent reads Events until one matches.
@@ -313,17 +336,16 @@ func pidOf(d *Driver, id string) int {
 // init to reap them are dead already).
 func groupGone(t *testing.T, pgid int) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for time.Now().Before(deadline) {
-		if len(liveGroupMembers(pgid)) == 0 {
-			return
+	eventually(t, waitLimit, fmt.Sprintf("process group %d gone", pgid), func() error {
+		if live := liveGroupMembers(pgid); len(live) > 0 {
+			return fmt.Errorf("still has processes %v", live)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("process group %d still has processes %v", pgid, liveGroupMembers(pgid))
+		return nil
+	})
 }
 
 func liveGroupMembers(pgid int) []int {
+	// Glob fails only on a malformed pattern, and this one is constant.
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	var pids []int
 	for _, path := range stats {

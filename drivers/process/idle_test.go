@@ -18,16 +18,15 @@ import (
 	"github.com/manifold-paas/manifold/logs"
 )
 
-// eventually polls cond until it holds or waitLimit passes.
-func eventually(t *testing.T, what string, cond func() bool) {
+// holds waits until cond holds, through the package's one polling helper.
+func holds(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never: %s", what)
+	eventually(t, waitLimit, what, func() error {
+		if !cond() {
+			return errors.New("not yet")
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // woken waits for one wake of ch.
@@ -80,7 +79,7 @@ func TestOutputWatchWakesOncePerArm(t *testing.T) {
 			}
 		}
 		woken(t, sub.wake, "lines written")
-		eventually(t, "the watch fired", func() bool { ow.mu.Lock(); defer ow.mu.Unlock(); return !sub.armed })
+		holds(t, "the watch fired", func() bool { ow.mu.Lock(); defer ow.mu.Unlock(); return !sub.armed })
 		ow.mu.Lock()
 		pending := len(sub.wake)
 		ow.mu.Unlock()
@@ -138,7 +137,7 @@ func TestFollowSavesOffsetWithoutFurtherWrites(t *testing.T) {
 	}
 	h.sink.waitLine(t, "worker.1", logs.SourceApp, "two")
 	statePath := filepath.Join(h.opts.StateDir, dyno.ID+".json")
-	eventually(t, "log offset 8 saved", func() bool {
+	holds(t, "log offset 8 saved", func() bool {
 		raw, err := os.ReadFile(statePath)
 		var st stateFile
 		return err == nil && json.Unmarshal(raw, &st) == nil && st.LogOffset == int64(len("one\ntwo\n"))
@@ -273,7 +272,7 @@ func TestMemSamplerOneTicker(t *testing.T) {
 	s.add(func() bool { kept.Add(1); return false })
 	stop := s.add(func() bool { return stopping.Add(1) == 2 })
 	gone := s.add(func() bool { removed.Add(1); return false })
-	eventually(t, "samples run", func() bool { return kept.Load() >= 3 && removed.Load() >= 1 })
+	holds(t, "samples run", func() bool { return kept.Load() >= 3 && removed.Load() >= 1 })
 	s.remove(gone)
 	select {
 	case <-stop.done:
@@ -282,7 +281,7 @@ func TestMemSamplerOneTicker(t *testing.T) {
 	}
 	afterRemove, afterStop := removed.Load(), stopping.Load()
 	mark := kept.Load()
-	eventually(t, "more ticks", func() bool { return kept.Load() >= mark+3 })
+	holds(t, "more ticks", func() bool { return kept.Load() >= mark+3 })
 	if removed.Load() != afterRemove || stopping.Load() != afterStop || afterStop != 2 {
 		t.Errorf("removed sample ran %d more times, stopped one %d (want 2 in all)", removed.Load()-afterRemove, stopping.Load())
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,6 +43,7 @@ func TestMain(m *testing.M) {
 func webRole() {
 	port := os.Getenv("PORT")
 	if delay, err := time.ParseDuration(os.Getenv("BIND_DELAY")); err == nil {
+		// A slow bind is the behaviour under test (the boot timeout), not a wait.
 		time.Sleep(delay)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:"+port)
@@ -100,9 +102,12 @@ func daemonRole() {
 }
 
 // hogRole allocates HOG_MB MiB outside the Go heap (no race-detector shadow, no GC)
-// and writes every page, so its resident set grows by that much; then, when the file
-// HOG_MORE_FILE appears, it removes it and takes HOG_MORE_MB more. It sleeps after.
+// and writes every page, so its resident set grows by that much; then, on SIGUSR1
+// (see hogMore), it takes HOG_MORE_MB more. It sleeps after.
 func hogRole() {
+	// Catch SIGUSR1 before anything else: its default action would kill the process.
+	more := make(chan os.Signal, 1)
+	signal.Notify(more, syscall.SIGUSR1)
 	hog := func(mib int) {
 		if mib <= 0 {
 			return
@@ -116,19 +121,20 @@ func hogRole() {
 			mem[i] = 1
 		}
 	}
-	first, _ := strconv.Atoi(os.Getenv("HOG_MB"))
+	first, err := strconv.Atoi(os.Getenv("HOG_MB"))
+	if err != nil {
+		fmt.Println("HOG_MB:", err)
+		os.Exit(2)
+	}
 	hog(first)
 	fmt.Println("hog holds", first, "MiB more")
-	more, _ := strconv.Atoi(os.Getenv("HOG_MORE_MB"))
-	moreFile := os.Getenv("HOG_MORE_FILE")
-	for moreFile != "" {
-		if err := os.Remove(moreFile); err == nil {
-			hog(more)
-			fmt.Println("hog holds", more, "MiB more")
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
+	if extra, err := strconv.Atoi(os.Getenv("HOG_MORE_MB")); err == nil && extra > 0 {
+		<-more
+		hog(extra)
+		fmt.Println("hog holds", extra, "MiB more")
 	}
+	// The role must stay alive (and resident) until the driver kills it; this sleep
+	// is the role's work, not a wait for something.
 	for {
 		time.Sleep(time.Hour)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,13 +33,22 @@ func memOptions() Options {
 	return Options{MemoryInterval: 50 * time.Millisecond, MemoryReportInterval: time.Hour}
 }
 
-// hogSpec is a worker that takes firstMB MiB, and moreMB more once moreFile appears.
-func (h *harness) hogSpec(index int, quota int64, firstMB, moreMB int, moreFile string) drivers.DynoSpec {
+// hogSpec is a worker that takes firstMB MiB, and moreMB more when hogMore tells it.
+func (h *harness) hogSpec(index int, quota int64, firstMB, moreMB int) drivers.DynoSpec {
 	spec := h.spec("worker", index, `exec "$TESTBIN"`, map[string]string{
-		roleEnv: "hog", "HOG_MB": strconv.Itoa(firstMB), "HOG_MORE_MB": strconv.Itoa(moreMB), "HOG_MORE_FILE": moreFile,
+		roleEnv: "hog", "HOG_MB": strconv.Itoa(firstMB), "HOG_MORE_MB": strconv.Itoa(moreMB),
 	})
 	spec.MemoryBytes = quota
 	return spec
+}
+
+// hogMore tells the hog process pid (which printed "hog holds" already, so it
+// catches the signal) to take its HOG_MORE_MB. A process restarted later is not told.
+func hogMore(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+		t.Fatalf("tell hog %d to take more: %v", pid, err)
+	}
 }
 
 func dynoOf(t *testing.T, d *Driver, id string) *dyno {
@@ -58,13 +66,12 @@ func dynoOf(t *testing.T, d *Driver, id string) *dyno {
 func waitSamples(t *testing.T, d *Driver, id string, n int64) {
 	t.Helper()
 	dy := dynoOf(t, d, id)
-	deadline := time.Now().Add(waitLimit)
-	for dy.memSamples.Load() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("dyno %s: %d memory samples, want %d", id, dy.memSamples.Load(), n)
+	eventually(t, waitLimit, fmt.Sprintf("dyno %s: %d memory samples", id, n), func() error {
+		if got := dy.memSamples.Load(); got < n {
+			return fmt.Errorf("%d samples so far", got)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func countPrefix(texts []string, prefix string) int {
@@ -92,8 +99,7 @@ func checkMemLine(t *testing.T, text string, lo, hi float64) {
 
 func TestMemoryR14ThenR15(t *testing.T) {
 	h := newHarness(t, memOptions())
-	more := filepath.Join(t.TempDir(), "more")
-	dyno := h.start(h.hogSpec(1, hogQuota, hogFirstMB, hogMoreMB, more))
+	dyno := h.start(h.hogSpec(1, hogQuota, hogFirstMB, hogMoreMB))
 
 	ev := waitEvent(t, h.d, func(ev drivers.Event) bool { return ev.Dyno.ID == dyno.ID && ev.Code == "R14" })
 	if ev.From != drivers.StateUp || ev.To != drivers.StateUp {
@@ -111,9 +117,7 @@ func TestMemoryR14ThenR15(t *testing.T) {
 	pid := pidOf(h.d, dyno.ID)
 
 	// Past 200%: R15, the group killed, crashed, restarted.
-	if err := os.WriteFile(more, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	hogMore(t, pid)
 	ev = waitEvent(t, h.d, func(ev drivers.Event) bool { return ev.Dyno.ID == dyno.ID && ev.To == drivers.StateCrashed })
 	if ev.Code != "R15" || ev.Dyno.Reason != supervisor.MsgR15 {
 		t.Errorf("crash event code %q reason %q, want R15 %q", ev.Code, ev.Dyno.Reason, supervisor.MsgR15)
@@ -130,19 +134,18 @@ func TestMemoryR14ThenR15(t *testing.T) {
 	inOrder(t, texts[i:], supervisor.MsgR15, "Stopping process with SIGKILL", "Process exited with status 137",
 		"State changed from up to crashed", "State changed from crashed to starting")
 
-	// The new process holds its first 44 MiB only (the hog took the file): over quota
+	// The new process holds its first 44 MiB only (nobody tells it to take more): over quota
 	// again, reported again (a new process), not killed.
 	up := waitState(t, h.d, dyno.ID, drivers.StateUp, func(d drivers.Dyno) bool { return d.Restarts == 1 })
 	if up.Reason != "" {
 		t.Errorf("restarted dyno reason %q", up.Reason)
 	}
-	deadline := time.Now().Add(waitLimit)
-	for countPrefix(h.sink.texts("worker.1", logs.SourceHeroku), supervisor.MsgR14) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no R14 after the restart:\n%s", h.sink.dump())
+	eventually(t, waitLimit, "an R14 after the restart", func() error {
+		if countPrefix(h.sink.texts("worker.1", logs.SourceHeroku), supervisor.MsgR14) < 2 {
+			return fmt.Errorf("one R14 line so far:\n%s", h.sink.dump())
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	if n := countPrefix(h.sink.texts("worker.1", logs.SourceHeroku), supervisor.MsgR15); n != 1 {
 		t.Errorf("%d R15 lines, want 1", n)
 	}
@@ -150,8 +153,8 @@ func TestMemoryR14ThenR15(t *testing.T) {
 
 func TestMemoryUnderQuota(t *testing.T) {
 	h := newHarness(t, memOptions())
-	under := h.start(h.hogSpec(1, 64*mib, 0, 0, ""))
-	unlimited := h.start(h.hogSpec(2, 0, hogFirstMB, 0, ""))
+	under := h.start(h.hogSpec(1, 64*mib, 0, 0))
+	unlimited := h.start(h.hogSpec(2, 0, hogFirstMB, 0))
 	h.sink.waitLine(t, "worker.1", logs.SourceApp, "hog holds")
 	h.sink.waitLine(t, "worker.2", logs.SourceApp, "hog holds")
 	waitSamples(t, h.d, under.ID, 5)
@@ -178,8 +181,7 @@ func TestMemoryUnderQuota(t *testing.T) {
 
 func TestMemoryAdoptedDynoWatched(t *testing.T) {
 	h := newHarness(t, memOptions())
-	more := filepath.Join(t.TempDir(), "more")
-	dyno := h.start(h.hogSpec(1, hogQuota, hogFirstMB, hogMoreMB, more))
+	dyno := h.start(h.hogSpec(1, hogQuota, hogFirstMB, hogMoreMB))
 	h.sink.waitLine(t, "worker.1", logs.SourceHeroku, supervisor.MsgR14)
 	pid := pidOf(h.d, dyno.ID)
 	if err := h.d.Close(); err != nil {
@@ -192,9 +194,7 @@ func TestMemoryAdoptedDynoWatched(t *testing.T) {
 		t.Fatalf("adopted pid %d, want %d", got, pid)
 	}
 	sink.waitLine(t, "worker.1", logs.SourceHeroku, supervisor.MsgR14)
-	if err := os.WriteFile(more, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	hogMore(t, pid)
 	ev := waitEvent(t, h.d, func(ev drivers.Event) bool { return ev.Dyno.ID == dyno.ID && ev.To == drivers.StateCrashed })
 	if ev.Code != "R15" || ev.Dyno.Reason != supervisor.MsgR15 {
 		t.Errorf("adopted dyno crash: code %q reason %q, want R15", ev.Code, ev.Dyno.Reason)
@@ -286,11 +286,8 @@ func indexOf(texts []string, want string) int {
 
 func TestMemoryOneOffR15(t *testing.T) {
 	h := newHarness(t, memOptions())
-	more := filepath.Join(t.TempDir(), "more")
-	if err := os.WriteFile(more, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	spec := h.hogSpec(0, hogQuota, hogFirstMB, hogMoreMB, more)
+	// No one to tell it to take more: the one-off takes it all at once.
+	spec := h.hogSpec(0, hogQuota, hogFirstMB+hogMoreMB, 0)
 	spec.Type, spec.Index = "run", 0
 	var stdout strings.Builder
 	code, err := h.d.Run(context.Background(), drivers.OneOff{DynoSpec: spec, Stdout: &stdout, Stderr: &stdout})

@@ -46,8 +46,8 @@ func TestRunOneOff(t *testing.T) {
 			}
 		})
 	}
-	if dynos, _ := h.d.List(context.Background()); len(dynos) != 0 {
-		t.Errorf("one-offs in List: %+v", dynos)
+	if dynos, err := h.d.List(context.Background()); err != nil || len(dynos) != 0 {
+		t.Errorf("one-offs in List: %+v (%v)", dynos, err)
 	}
 	inOrder(t, h.sink.texts("run.1", logs.SourceHeroku),
 		"Starting process with command `exit 7`",

@@ -2,6 +2,9 @@ package process
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -52,12 +55,18 @@ func TestWaitKillsGroupBeforeReap(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
 	_, childStart, err := procStat(child)
-	for deadline := time.Now().Add(2 * time.Second); err == nil && alive(child, childStart); {
-		if time.Now().After(deadline) {
-			t.Fatalf("the leader's child %d still runs after wait returned: its group was not killed before the reap", child)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if errors.Is(err, fs.ErrNotExist) {
+		return // already gone and reaped
 	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, fmt.Sprintf("the leader's child %d gone after wait returned", child), func() error {
+		if alive(child, childStart) {
+			return errors.New("still runs: its group was not killed before the reap")
+		}
+		return nil
+	})
 }
 
 // Once wait has reaped the leader, signalGroup sends nothing: the pid may already lead

@@ -42,8 +42,14 @@ func TestUnpackBadTarballs(t *testing.T) {
 			if errors.Is(err, ErrUnsafeSlug) != tc.unsafe {
 				t.Errorf("unpack: %v; errors.Is(ErrUnsafeSlug) should be %v", err, tc.unsafe)
 			}
-			leftovers, _ := filepath.Glob(filepath.Join(dir, "slugs", "*"))
-			hidden, _ := filepath.Glob(filepath.Join(dir, "slugs", ".unpack-*"))
+			leftovers, err := filepath.Glob(filepath.Join(dir, "slugs", "*"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			hidden, err := filepath.Glob(filepath.Join(dir, "slugs", ".unpack-*"))
+			if err != nil {
+				t.Fatal(err)
+			}
 			if len(leftovers)+len(hidden) != 0 {
 				t.Fatalf("left %v %v", leftovers, hidden)
 			}
@@ -69,7 +75,10 @@ func TestUnpackOncePerKey(t *testing.T) {
 			t.Fatalf("unpack %d: %q %v", i, dirs[i], errs[i])
 		}
 	}
-	entries, _ := os.ReadDir(cache.dir)
+	entries, err := os.ReadDir(cache.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(entries) != 1 {
 		t.Fatalf("slug dir holds %d entries, want 1", len(entries))
 	}
