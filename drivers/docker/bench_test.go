@@ -165,16 +165,14 @@ func dockerRunVariant(b *testing.B) variant {
 
 // waitPort polls addr until it accepts a connection.
 func waitPort(b *testing.B, addr string) {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	b.Helper()
+	eventually(b, 30*time.Second, addr+" accepting connections", func() error {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
+		if err != nil {
+			return err
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	b.Fatalf("%s never answered", addr)
+		return c.Close()
+	})
 }
 
 // benchNetwork makes a labelled bridge network for the peers.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -209,28 +210,26 @@ func (e *env) cleanup() {
 	ctx := context.Background()
 	left := e.containers()
 	nets := e.networks()
-	for _, c := range left {
-		_ = e.raw.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
-	}
-	// An endpoint can linger a moment after its container is removed: retry.
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		remaining := e.networks()
-		for _, n := range remaining {
-			if err := e.raw.NetworkRemove(ctx, n.ID); err != nil {
-				e.t.Logf("remove network %s: %v", n.Name, err)
-			}
-		}
-		if len(remaining) == 0 {
-			break
-		}
-	}
 	vols := e.volumes()
-	for _, v := range vols {
-		_ = e.raw.VolumeRemove(ctx, v, true)
-	}
 	if !e.t.Failed() && (len(left) > 0 || len(nets) > 0 || len(vols) > 0) {
 		e.t.Errorf("test left %d containers, %d networks and %d volumes behind", len(left), len(nets), len(vols))
 	}
+	for _, c := range left {
+		_ = e.raw.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+	}
+	for _, v := range vols {
+		_ = e.raw.VolumeRemove(ctx, v, true)
+	}
+	// An endpoint can linger a moment after its container is removed: retry.
+	eventually(e.t, 10*time.Second, "the test's networks removed", func() error {
+		var errs []error
+		for _, n := range e.networks() {
+			if err := e.raw.NetworkRemove(ctx, n.ID); err != nil {
+				errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+			}
+		}
+		return errors.Join(errs...)
+	})
 	if len(e.containers()) > 0 || len(e.networks()) > 0 || len(e.volumes()) > 0 {
 		e.t.Errorf("could not remove everything of instance %s", e.instance)
 	}
@@ -310,38 +309,58 @@ func webSpec(app string, index int, slugPath string) drivers.DynoSpec {
 // waitDyno polls List until a dyno named name of app satisfies ok.
 func waitDyno(t testing.TB, d *docker.Driver, app, name string, ok func(drivers.Dyno) bool) drivers.Dyno {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	var last []drivers.Dyno
-	for time.Now().Before(deadline) {
+	var found drivers.Dyno
+	eventually(t, waitLimit, fmt.Sprintf("dyno %s of %s in the wanted state", name, app), func() error {
 		list, err := d.List(context.Background())
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		last = list
 		for _, dy := range list {
 			if dy.Spec.App == app && dy.Name == name && ok(dy) {
-				return dy
+				found = dy
+				return nil
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("dyno %s of %s never reached the wanted state; last list: %+v", name, app, last)
-	return drivers.Dyno{}
+		return fmt.Errorf("last list: %+v", list)
+	})
+	return found
 }
 
 func isUp(dy drivers.Dyno) bool { return dy.State == drivers.StateUp }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
+// waitLimit bounds every wait of these tests: a container start on a busy shared
+// engine can take seconds.
+const waitLimit = 45 * time.Second
+
+// pollInterval is how often eventually looks again (each look is an Engine API call).
+const pollInterval = 50 * time.Millisecond
+
+// eventually calls check until it returns nil, and fails the test with check's last
+// error when timeout passes first: the package's one way to wait for something.
+func eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
 			return
 		}
-		time.Sleep(50 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(pollInterval)
 	}
-	t.Fatalf("timed out waiting for %s", what)
+}
+
+// waitFor waits until cond holds, through eventually.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	eventually(t, waitLimit, what, func() error {
+		if !cond() {
+			return errors.New("not yet")
+		}
+		return nil
+	})
 }
 
 // nextEvent reads the driver's events until one matches, within the same deadline as

@@ -147,8 +147,8 @@ func TestScaleAndResize(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if list, _ = d.List(ctx); len(list) != 1 || list[0].Name != "web.1" {
-		t.Fatalf("after scaling to 1: %+v", list)
+	if list, err = d.List(ctx); err != nil || len(list) != 1 || list[0].Name != "web.1" {
+		t.Fatalf("after scaling to 1: %+v (%v)", list, err)
 	}
 	if len(e.networks()) != 1 {
 		t.Errorf("app network gone while web.1 runs")
