@@ -158,7 +158,10 @@ func testControlPlane(t *testing.T, client, dynoUser, refusal string) {
 		t.Errorf("the probes did not fail with %q and for want of a token:\n%s", refusal, errOut)
 	}
 	uid := strings.TrimSpace(env[strings.LastIndexByte(strings.TrimSpace(env), '\n')+1:])
-	data, _ := os.ReadFile(d.log.Name())
+	data, err := os.ReadFile(d.log.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
 	switch dynoUser {
 	case "":
 		if uid == "0" {

@@ -76,13 +76,21 @@ func TestZeroDowntimeDeploys(t *testing.T) {
 	for range 8 {
 		load.Go(func() {
 			for sent.Add(1) <= total && ctx.Err() == nil {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+routerAddr+"/", nil)
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+routerAddr+"/", nil)
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					return
+				}
 				req.Host = host
 				resp, err := client.Do(req)
 				if err == nil {
-					body, _ := io.ReadAll(resp.Body)
+					var body []byte
+					body, err = io.ReadAll(resp.Body)
 					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
+					if err != nil {
+						err = fmt.Errorf("read the answer: %w", err)
+					} else if resp.StatusCode != http.StatusOK {
 						err = fmt.Errorf("status %d: %s", resp.StatusCode, body)
 					} else if greeting, _, ok := strings.Cut(string(body), " from"); ok {
 						seen.Store(greeting, true)

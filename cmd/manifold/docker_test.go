@@ -96,7 +96,10 @@ func TestUpDockerDriver(t *testing.T) {
 
 	// A container sees neither the socket nor the TCP API (its 127.0.0.1 is its own),
 	// and its environment holds nothing of the daemon's.
-	_, port, _ := net.SplitHostPort(tcpAPI)
+	_, port, err := net.SplitHostPort(tcpAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
 	probe := fmt.Sprintf("env; echo ---; test -e %[1]s && echo SOCKET-VISIBLE; nc -w 2 127.0.0.1 %[2]s </dev/null && echo TCP-REACHED; "+
 		"wget -q -T 2 -O- http://127.0.0.1:%[2]s/v1/status && echo TCP-REACHED; exit 0", filepath.Join(state, "manifold.sock"), port)
 	code, out, errOut = runCLI(t, "--api", apiAddr, "run", "-a", "hello", "--", probe)
@@ -128,14 +131,19 @@ func removeInstance(t *testing.T, instance string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	filter := "label=manifold.instance=" + instance
-	if out, _ := exec.CommandContext(ctx, "docker", "ps", "-aq", "--filter", filter).Output(); len(out) > 0 {
-		_ = exec.CommandContext(ctx, "docker", append([]string{"rm", "-f", "-v"}, strings.Fields(string(out))...)...).Run()
-	}
-	if out, _ := exec.CommandContext(ctx, "docker", "network", "ls", "-q", "--filter", filter).Output(); len(out) > 0 {
-		_ = exec.CommandContext(ctx, "docker", append([]string{"network", "rm"}, strings.Fields(string(out))...)...).Run()
-	}
-	if out, _ := exec.CommandContext(ctx, "docker", "volume", "ls", "-q", "--filter", filter).Output(); len(out) > 0 {
-		_ = exec.CommandContext(ctx, "docker", append([]string{"volume", "rm", "-f"}, strings.Fields(string(out))...)...).Run()
+	for _, kind := range []struct{ list, remove []string }{
+		{[]string{"ps", "-aq"}, []string{"rm", "-f", "-v"}},
+		{[]string{"network", "ls", "-q"}, []string{"network", "rm"}},
+		{[]string{"volume", "ls", "-q"}, []string{"volume", "rm", "-f"}},
+	} {
+		out, err := exec.CommandContext(ctx, "docker", append(kind.list, "--filter", filter)...).Output()
+		if err != nil {
+			t.Errorf("docker %s: %v", strings.Join(kind.list, " "), err)
+			continue
+		}
+		if ids := strings.Fields(string(out)); len(ids) > 0 {
+			_ = exec.CommandContext(ctx, "docker", append(kind.remove, ids...)...).Run()
+		}
 	}
 	if left := dockerNames(t, filter); len(left) > 0 {
 		t.Errorf("containers left behind: %v", left)
@@ -193,7 +201,10 @@ func TestUpWaitsForTheDockerEngine(t *testing.T) {
 	d := startDaemonArgs(t, state, routerAddr, "up", "--repo", repo, "--state", state,
 		"--router", routerAddr, "--driver", "docker", "--docker-instance", instance)
 	eventually(t, 30*time.Second, "the daemon says it waits for the engine", func() error {
-		data, _ := os.ReadFile(filepath.Join(state, "daemon.log"))
+		data, err := os.ReadFile(filepath.Join(state, "daemon.log"))
+		if err != nil {
+			return err
+		}
 		if !strings.Contains(string(data), "waiting for the Docker Engine") {
 			return fmt.Errorf("log: %q", data)
 		}

@@ -108,7 +108,7 @@ func TestPlanScaleProductionWeb(t *testing.T) {
 				}
 				want := map[string]any{"env": "production", "app": "hello", "kind": "scale", "process": "web",
 					"from": float64(1), "to": float64(3), "effect": "scale", "release": false}
-				if len(plan.Changes) != 1 || !equalJSON(plan.Changes[0], want) {
+				if len(plan.Changes) != 1 || !equalJSON(t, plan.Changes[0], want) {
 					t.Errorf("changes = %v, want [%v]", plan.Changes, want)
 				}
 			}
@@ -150,8 +150,15 @@ func TestPlanErrors(t *testing.T) {
 	}
 }
 
-func equalJSON(a, b map[string]any) bool {
-	x, _ := json.Marshal(a)
-	y, _ := json.Marshal(b)
+func equalJSON(t *testing.T, a, b map[string]any) bool {
+	t.Helper()
+	x, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return bytes.Equal(x, y)
 }

@@ -217,7 +217,10 @@ func TestSecretsEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	psJSON, _ := json.Marshal(ps)
+	psJSON, err := json.Marshal(ps)
+	if err != nil {
+		t.Fatal(err)
+	}
 	outputs["API ps"] = string(psJSON)
 	if !strings.Contains(string(psJSON), `"API_TOKEN":"(secret)"`) {
 		t.Errorf("the API's ps does not mask the sensitive var: %s", psJSON)
@@ -240,7 +243,10 @@ func TestSecretsEndToEnd(t *testing.T) {
 			t.Errorf("%s: %v %v, want mode 0600", name, info, err)
 		}
 	}
-	dynoFiles, _ := filepath.Glob(filepath.Join(state, "dynos", "*.json"))
+	dynoFiles, err := filepath.Glob(filepath.Join(state, "dynos", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range dynoFiles {
 		if info, err := os.Stat(f); err != nil || info.Mode().Perm() != 0o600 {
 			t.Errorf("%s: %v %v, want mode 0600", f, info, err)
@@ -429,7 +435,10 @@ func TestSecretRekey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hello, _ := desired.Lookup("production", "hello")
+	hello, found := desired.Lookup("production", "hello")
+	if !found {
+		t.Fatal("no production app hello in the repo")
+	}
 	where := secret.Binding{App: "hello", Env: "production", Name: "GREETING"}
 	newKeyring, err := secret.ParseKeyring(strings.NewReader(newIdentity))
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -79,19 +80,24 @@ func writeBenchApp(b *testing.B, repo, greeting string) {
 func waitBody(b *testing.B, routerAddr, host, want string, timeout time.Duration) {
 	b.Helper()
 	client := &http.Client{Timeout: 5 * time.Second}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+routerAddr+"/", nil)
-		req.Host = host
-		if resp, err := client.Do(req); err == nil {
-			var body [256]byte
-			n, _ := resp.Body.Read(body[:])
-			resp.Body.Close()
-			if strings.Contains(string(body[:n]), want+" from") {
-				return
-			}
+	eventually(b, timeout, fmt.Sprintf("%s answering %q", host, want), func() error {
+		req, err := http.NewRequest(http.MethodGet, "http://"+routerAddr+"/", nil)
+		if err != nil {
+			return err
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	b.Fatalf("%s did not answer %q within %s", host, want, timeout)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 256))
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(body), want+" from") {
+			return fmt.Errorf("body %q", body)
+		}
+		return nil
+	})
 }

@@ -91,18 +91,25 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// eventually polls check until it returns nil or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
+// pollInterval is how often eventually looks again: short, as BenchmarkUpDeployLatency
+// measures through it, and checks that run docker ps take longer than it anyway.
+const pollInterval = 10 * time.Millisecond
+
+// eventually calls check until it returns nil, and fails the test with check's last
+// error when timeout passes first: the package's one way to wait for something.
+func eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = check(); err == nil {
+	for {
+		err := check()
+		if err == nil {
 			return
 		}
-		time.Sleep(100 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(pollInterval)
 	}
-	t.Fatalf("%s: not within %s: %v", what, timeout, err)
 }
 
 func (d *daemon) get(host string) (string, error) {
@@ -116,7 +123,10 @@ func (d *daemon) get(host string) (string, error) {
 		return "", err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return string(body), fmt.Errorf("read the answer: %w", err)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return string(body), fmt.Errorf("status %d: %s", resp.StatusCode, body)
 	}
@@ -251,7 +261,10 @@ func TestUpEndToEnd(t *testing.T) {
 		tailDone <- exitCode(root.ExecuteContext(tailCtx), tailOut)
 	}()
 	eventually(t, 30*time.Second, "logs --tail shows a new router line", func() error {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+routerAddr+"/tail-probe", nil)
+		req, err := http.NewRequest(http.MethodGet, "http://"+routerAddr+"/tail-probe", nil)
+		if err != nil {
+			return err
+		}
 		req.Host = host
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
@@ -402,7 +415,10 @@ func killDynos(stateDir string) {
 // driver's state files (0 when none).
 func dynoPid(t *testing.T, state, prefix string) int {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(state, "dynos", prefix+"*.json"))
+	files, err := filepath.Glob(filepath.Join(state, "dynos", prefix+"*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -516,14 +532,23 @@ func runOnATerminal(t *testing.T, apiAddr string) {
 	defer controller.Close()
 	defer tty.Close()
 	var output lockedBuffer
-	go func() { _, _ = io.Copy(&output, controller) }() // ends when controller closes
-	// Typed once the one-off waits for it; the Enter key is "\r" on a raw terminal.
+	// Copies the terminal's output until controller closes, and types a line as soon as
+	// the one-off says it waits for it (the Enter key is "\r" on a raw terminal): the
+	// read that brings "ready" is the signal, no polling.
 	go func() {
-		deadline := time.Now().Add(30 * time.Second)
-		for !strings.Contains(output.String(), "ready") && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
+		buf := make([]byte, 4096)
+		typed := false
+		for {
+			n, err := controller.Read(buf)
+			_, _ = output.Write(buf[:n])
+			if !typed && strings.Contains(output.String(), "ready") {
+				typed = true
+				_, _ = io.WriteString(controller, "hello\r")
+			}
+			if err != nil {
+				return
+			}
 		}
-		_, _ = io.WriteString(controller, "hello\r")
 	}()
 	root := newRootCmd()
 	var stderr bytes.Buffer
@@ -542,10 +567,12 @@ func runOnATerminal(t *testing.T, apiAddr string) {
 	if _, err := io.WriteString(tty, "after\n"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(output.String(), "after\r\n") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually(t, 10*time.Second, "the terminal back in cooked mode", func() error {
+		if !strings.Contains(output.String(), "after\r\n") {
+			return fmt.Errorf("terminal output %q", output.String())
+		}
+		return nil
+	})
 	for _, want := range []string{"30 90\r\n", "on xterm-256color, got hello\r\n", "after\r\n"} {
 		if !strings.Contains(output.String(), want) {
 			t.Errorf("terminal output %q lacks %q", output.String(), want)
