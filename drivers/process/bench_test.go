@@ -2,8 +2,10 @@ package process
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,8 +99,30 @@ func benchDynos(b *testing.B, n int, command string, config map[string]string) {
 			b.Fatalf("%d of %d dynos up", up, n)
 		}
 	}
-	// Let the starts' own work (boot, first state files) settle before measuring.
-	time.Sleep(time.Second)
+	// Measure once the starts' own work is done: every dyno's state file saved as up
+	// and its memory watcher sampling (its first sample taken).
+	eventually(b, waitLimit, "every dyno saved as up and sampled", func() error {
+		for id := range ids {
+			raw, err := os.ReadFile(filepath.Join(h.opts.StateDir, id+".json"))
+			if err != nil {
+				return err
+			}
+			var st stateFile
+			if err := json.Unmarshal(raw, &st); err != nil {
+				return fmt.Errorf("state file of %s: %w", id, err)
+			}
+			if st.State != drivers.StateUp {
+				return fmt.Errorf("state file of %s says %s", id, st.State)
+			}
+			h.d.mu.Lock()
+			dy := h.d.dynos[id]
+			h.d.mu.Unlock()
+			if dy == nil || dy.memSamples.Load() < 1 {
+				return fmt.Errorf("dyno %s not sampled yet", id)
+			}
+		}
+		return nil
+	})
 	var cpu, linesPerSecond float64
 	for b.Loop() {
 		before, linesBefore, t0 := cpuTicks(b), len(h.sink.all()), time.Now()
