@@ -363,8 +363,8 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	})
 }
 
-// nextEvent reads the driver's events until one matches, within the same deadline as
-// waitFor, so that a missing event fails the test instead of hanging it.
+// nextEvent reads the driver's events until one matches, within a deadline, so that a
+// missing event fails the test instead of hanging it.
 func nextEvent(t testing.TB, d *docker.Driver, what string, match func(drivers.Event) bool) drivers.Event {
 	t.Helper()
 	// Generous: on a loaded 2-core machine the engine takes its time (an OOM kill
