@@ -42,12 +42,7 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02")
 	},
-	"short": func(s string) string {
-		if len(s) > 7 {
-			return s[:7]
-		}
-		return s
-	},
+	"short": shortCommit,
 	"short12": func(s string) string {
 		if len(s) > len("sha256:")+12 {
 			return s[:len("sha256:")+12]
@@ -136,7 +131,7 @@ func (d *Dashboard) overviewData(r *http.Request) overviewData {
 			}
 		}
 		row.Formation = formationOf(specs[key], byApp[key])
-		if app, ok := specs[key]; ok && len(app.Domains) > 0 {
+		if app, ok := specs[key]; ok && len(app.Domains) > 0 && answersHTTP(app) {
 			row.URL = "http://" + app.Domains[0] + d.opts.DomainPort + "/"
 		}
 		out.Rows = append(out.Rows, row)
@@ -241,7 +236,7 @@ func (d *Dashboard) appData(r *http.Request) (appData, error) {
 		}
 	}
 	out.Domains = desired.Domains
-	if len(desired.Domains) > 0 {
+	if len(desired.Domains) > 0 && answersHTTP(*desired) {
 		out.URL = "http://" + desired.Domains[0] + d.opts.DomainPort + "/"
 	}
 	dynos, err := d.opts.Dynos.List(r.Context())
@@ -429,4 +424,19 @@ func (d *Dashboard) pipelineData(r *http.Request) pipelineData {
 
 func (d *Dashboard) pipeline(w http.ResponseWriter, r *http.Request) {
 	d.render(w, "pipeline.html", d.pipelineData(r))
+}
+
+// shortCommit is a commit as people read it: 7 hex digits of a git commit, or of a
+// folder's content digest ("dir:1a2b3c4").
+func shortCommit(id string) string {
+	if rest, ok := strings.CutPrefix(id, "dir:sha256:"); ok {
+		return "dir:" + rest[:min(len(rest), 7)]
+	}
+	return id[:min(len(id), 7)]
+}
+
+// answersHTTP tells whether an app has web dynos, so that a link to it leads somewhere.
+func answersHTTP(app spec.App) bool {
+	web, ok := app.Process("web")
+	return ok && web.Count > 0
 }
