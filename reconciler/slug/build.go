@@ -364,6 +364,9 @@ func (b *Builder) build(ctx context.Context, req Request, srcDir, digest string,
 			return ioFail("scratch dirs", err)
 		}
 	}
+	if err := quietGoTelemetry(home); err != nil {
+		return ioFail("scratch dirs", err)
+	}
 	out.printf("-----> Building %s on stack %s (source %s)", req.App, req.Stack, shortDigest(digest))
 	if err := copyTree(srcDir, buildDir, skip); err != nil {
 		return ioFail("copy source", err)
@@ -551,4 +554,17 @@ func shortDigest(d string) string {
 		return d[:19]
 	}
 	return d
+}
+
+// quietGoTelemetry turns Go's telemetry off in a step's HOME: otherwise every go
+// command of a step leaves a detached child that writes under $HOME after the step
+// ended, while the build's scratch folder is being removed (and a build should not
+// upload anything anyway). The environment variable GOTELEMETRY is read-only to go;
+// the mode file is what it reads.
+func quietGoTelemetry(home string) error {
+	dir := filepath.Join(home, ".config", "go", "telemetry")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "mode"), []byte("off\n"), 0o600)
 }
