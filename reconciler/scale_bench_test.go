@@ -87,7 +87,7 @@ func benchInstance(b *testing.B) string {
 
 // removeInstance force-removes everything labelled with the instance. A network's
 // endpoints can linger a moment after its containers are gone, so removal is retried
-// until nothing is left or 10 s have passed.
+// until nothing is left or 60 s have passed (a loaded engine is slow to remove).
 func removeInstance(b *testing.B, instance string) {
 	b.Helper()
 	filter := "label=" + docker.LabelInstance + "=" + instance
@@ -104,7 +104,7 @@ func removeInstance(b *testing.B, instance string) {
 		return strings.Fields(string(out))
 	}
 	var last string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		left := 0
 		for _, kind := range []string{"container", "network", "volume"} {
 			ids := list(kind)
