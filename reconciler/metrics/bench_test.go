@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,22 +82,47 @@ func BenchmarkRouterMetricsCost(b *testing.B) {
 		{"metrics-on", serve(router.Options{Metrics: metrics.New(metrics.Options{})})},
 	}
 	rps := map[string][]float64{}
+	cpuPerReq := map[string][]float64{} // µs of this process's CPU per request: the router's
 	b.ResetTimer()
 	for _, tg := range targets {
 		wrk(b, tg.url, "1s") // warm the keep-alive pools
 	}
 	for range 5 {
 		for _, tg := range targets {
-			rps[tg.name] = append(rps[tg.name], wrk(b, tg.url, "3s"))
+			before := processCPU(b)
+			r := wrk(b, tg.url, "3s")
+			rps[tg.name] = append(rps[tg.name], r)
+			cpuPerReq[tg.name] = append(cpuPerReq[tg.name], float64((processCPU(b)-before).Microseconds())/(r*3))
 		}
 	}
 	b.StopTimer()
 	off, on := median(rps["metrics-off"]), median(rps["metrics-on"])
-	b.Logf("wrk -t2 -c64 -d3s, median of 5 alternating rounds: metrics off %.0f req/s %v, on %.0f req/s %v, on/off = %.3f",
-		off, rps["metrics-off"], on, rps["metrics-on"], on/off)
+	offCPU, onCPU := median(cpuPerReq["metrics-off"]), median(cpuPerReq["metrics-on"])
+	b.Logf("wrk -t2 -c64 -d3s, median of 5 alternating rounds: metrics off %.0f req/s %v, on %.0f req/s %v, on/off = %.3f; router CPU per request off %.1f µs, on %.1f µs",
+		off, rps["metrics-off"], on, rps["metrics-on"], on/off, offCPU, onCPU)
 	b.ReportMetric(off, "off-req/s")
 	b.ReportMetric(on, "on-req/s")
 	b.ReportMetric(on/off, "on/off")
+	b.ReportMetric(offCPU, "off-cpu-us/req")
+	b.ReportMetric(onCPU, "on-cpu-us/req")
+}
+
+// processCPU is this process's user and system time so far (/proc/self/stat, in
+// clock ticks of 10 ms).
+func processCPU(b *testing.B) time.Duration {
+	b.Helper()
+	stat, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The command name (field 2) may hold spaces; fields count from after its ")".
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("parse /proc/self/stat: %v %v", err1, err2)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 var wrkRequests = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
