@@ -1,7 +1,7 @@
-// Package reconciler makes the running world match the config repo: Diff is the pure
-// planner (desired against observed, the same code for `manifold plan` and the live
-// loop) and Reconciler applies a plan through the slug builder, the release ledger,
-// a driver, the router and the logplex.
+// Package plan is manifold's pure planner: Diff compares desired apps with observed
+// ones (a base commit, or what runs) and says per change what applying it does, from
+// one table of spec fields (fields.go) that the loop's apply reads too; a Plan renders
+// as text, markdown and JSON.
 package plan
 
 import (
