@@ -266,6 +266,20 @@ func TestAccess(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Strict") {
 		t.Errorf("one-click login: %s, cookie %q", resp.Status, cookie)
 	}
+	// The same link followed from another site logs nobody in.
+	req, err := http.NewRequest(http.MethodGet, server.URL+"/login?token=mf_read", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err = noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Set-Cookie") != "" {
+		t.Errorf("cross-site login link: %s, cookie %q", resp.Status, resp.Header.Get("Set-Cookie"))
+	}
 	// A read token looks but may not roll back.
 	reader := loggedIn(t, server, "mf_read")
 	if status, body := getBody(t, reader, server.URL+"/apps/staging/hello"); status != 200 || strings.Contains(body, "Roll back to") {
@@ -281,7 +295,7 @@ func TestAccess(t *testing.T) {
 	}
 	// A cross-site POST is refused even with a deploy session.
 	deployer := loggedIn(t, server, "mf_deploy")
-	req, err := http.NewRequest(http.MethodPost, server.URL+"/apps/staging/hello/rollback", strings.NewReader("version=2"))
+	req, err = http.NewRequest(http.MethodPost, server.URL+"/apps/staging/hello/rollback", strings.NewReader("version=2"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,7 +100,14 @@ func (d *Dashboard) need(scope Scope, h http.HandlerFunc) http.Handler {
 func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 	if token := r.URL.Query().Get("token"); token != "" {
 		// The one-click URL `make run` prints: log in, then drop the token from the
-		// address bar at once.
+		// address bar at once. Only when the URL was opened directly (typed, pasted,
+		// clicked in a terminal): a link on another site must not log the browser into
+		// that site's session (login CSRF).
+		if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "none" && site != "same-origin" {
+			w.WriteHeader(http.StatusForbidden)
+			d.render(w, "login.html", map[string]any{"Error": "A login link from another site is refused: open it directly."})
+			return
+		}
 		d.startSession(w, r, token)
 		return
 	}
