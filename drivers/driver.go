@@ -5,7 +5,9 @@ package drivers
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -63,6 +65,36 @@ type DynoSpec struct {
 
 // Name is the dyno's name within its app: web.1.
 func (s DynoSpec) Name() string { return DynoName(s.Type, s.Index) }
+
+// Ref names the dyno in errors and logs: "hello/production web.1 (v3)".
+func (s DynoSpec) Ref() string {
+	return fmt.Sprintf("%s/%s %s (v%d)", s.App, s.Env, s.Name(), s.Release)
+}
+
+// containerName is what app, env and process type names must be for a container
+// engine, which builds container, network and service names from them.
+var containerName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]*$`)
+
+// ValidateForContainers checks what the container drivers (docker, swarm) need of a
+// spec: app, env and type usable in engine object names, an index from 1, a slug,
+// no negative limit.
+func (s DynoSpec) ValidateForContainers() error {
+	for _, f := range []struct{ field, value string }{{"app", s.App}, {"env", s.Env}, {"type", s.Type}} {
+		if !containerName.MatchString(f.value) {
+			return fmt.Errorf("dyno %s: %s %q: want letters, digits, - and _", s.Ref(), f.field, f.value)
+		}
+	}
+	if s.Index < 1 {
+		return fmt.Errorf("dyno %s: index %d: want 1 or more", s.Ref(), s.Index)
+	}
+	if s.SlugPath == "" {
+		return fmt.Errorf("dyno %s: no slug path", s.Ref())
+	}
+	if s.MemoryBytes < 0 || s.CPUShares < 0 {
+		return fmt.Errorf("dyno %s: negative size limits", s.Ref())
+	}
+	return nil
+}
 
 // Vars are the dyno's config vars with its secrets over them: what its environment
 // holds before the driver adds PORT, DYNO and PS.

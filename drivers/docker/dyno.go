@@ -108,7 +108,7 @@ func (dy *dyno) Down() {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(d.ctx), removeTimeout)
 	defer cancel()
 	if err := d.cli.ContainerRemove(ctx, cid, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-		d.log.Warn("remove container of stopped dyno", "dyno", dynoRef(dy.spec), "container", cid, "err", err)
+		d.log.Warn("remove container of stopped dyno", "dyno", dy.spec.Ref(), "container", cid, "err", err)
 	}
 	// Removed first: List never shows the container as a dyno nobody manages.
 	d.unregister(dy)
@@ -173,7 +173,7 @@ func (d *Driver) replace(ctx context.Context, dy *dyno) error {
 	d.mu.Lock()
 	oldID := dy.id
 	d.mu.Unlock()
-	d.log.Warn("dyno container removed from outside; replacing it", "dyno", dynoRef(dy.spec), "container", oldID)
+	d.log.Warn("dyno container removed from outside; replacing it", "dyno", dy.spec.Ref(), "container", oldID)
 	d.logState.forget(oldID)
 	labels, err := d.dynoLabels(dy.spec)
 	if err != nil {

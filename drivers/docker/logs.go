@@ -43,7 +43,7 @@ func (d *Driver) followLogs(spec drivers.DynoSpec, dynoName, id string, since ti
 		rc, err := d.cli.ContainerLogs(d.ctx, id, opts)
 		if err != nil {
 			if d.ctx.Err() == nil {
-				d.log.Warn("follow container output", "dyno", dynoRef(spec), "container", id, "err", err)
+				d.log.Warn("follow container output", "dyno", spec.Ref(), "container", id, "err", err)
 			}
 			return
 		}
@@ -54,7 +54,7 @@ func (d *Driver) followLogs(spec drivers.DynoSpec, dynoName, id string, since ti
 		stdout.flush()
 		stderr.flush()
 		if err != nil && d.ctx.Err() == nil {
-			d.log.Debug("container output ended", "dyno", dynoRef(spec), "err", err)
+			d.log.Debug("container output ended", "dyno", spec.Ref(), "err", err)
 		}
 	}()
 	return done

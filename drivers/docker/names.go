@@ -63,7 +63,7 @@ func (d *Driver) dynoLabels(spec drivers.DynoSpec) (map[string]string, error) {
 	public, configDigest := labelSpec(spec)
 	encoded, err := json.Marshal(public)
 	if err != nil {
-		return nil, fmt.Errorf("encode spec of %s: %w", dynoRef(spec), err)
+		return nil, fmt.Errorf("encode spec of %s: %w", spec.Ref(), err)
 	}
 	return map[string]string{
 		LabelApp:      spec.App,
@@ -90,9 +90,4 @@ func specFromLabels(labels map[string]string) (drivers.DynoSpec, error) {
 		return spec, fmt.Errorf("label %s: %w", LabelSpec, err)
 	}
 	return spec, nil
-}
-
-// dynoRef names a dyno in errors and daemon logs: hello/production web.1 (v3).
-func dynoRef(spec drivers.DynoSpec) string {
-	return fmt.Sprintf("%s/%s %s (v%d)", spec.App, spec.Env, spec.Name(), spec.Release)
 }

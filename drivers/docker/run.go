@@ -37,7 +37,7 @@ func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 	}
 	// The spec names a stack ("manifold-24"); the container needs its image.
 	spec.Stack = d.stackImage(spec.Stack)
-	if err := validateSpec(spec); err != nil {
+	if err := spec.ValidateForContainers(); err != nil {
 		return -1, err
 	}
 	labels, err := d.dynoLabels(spec)
@@ -59,7 +59,7 @@ func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 		Stream: true, Stdin: o.Stdin != nil, Stdout: true, Stderr: true,
 	})
 	if err != nil {
-		return -1, fmt.Errorf("run %s: attach: %w", dynoRef(spec), err)
+		return -1, fmt.Errorf("run %s: attach: %w", spec.Ref(), err)
 	}
 	defer attach.Close()
 	stdout, stderr := o.Stdout, o.Stderr
@@ -84,7 +84,7 @@ func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 	d.platform(spec, spec.Name(), supervisor.StateChanged(drivers.StateDown, drivers.StateStarting))
 	d.platform(spec, spec.Name(), supervisor.Starting(spec.Command))
 	if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return -1, fmt.Errorf("run %s: start container: %w", dynoRef(spec), err)
+		return -1, fmt.Errorf("run %s: start container: %w", spec.Ref(), err)
 	}
 	d.platform(spec, spec.Name(), supervisor.StateChanged(drivers.StateStarting, drivers.StateUp))
 	if t := o.Terminal; t != nil {
@@ -107,7 +107,7 @@ func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 	select {
 	case res := <-waitCh:
 		if res.Error != nil {
-			return -1, fmt.Errorf("run %s: wait: %s", dynoRef(spec), res.Error.Message)
+			return -1, fmt.Errorf("run %s: wait: %s", spec.Ref(), res.Error.Message)
 		}
 		status = int(res.StatusCode)
 	case err := <-errCh:
@@ -115,18 +115,18 @@ func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 			killCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			_ = d.cli.ContainerKill(killCtx, id, "SIGKILL")
 			cancel()
-			return -1, fmt.Errorf("run %s: %w", dynoRef(spec), ctx.Err())
+			return -1, fmt.Errorf("run %s: %w", spec.Ref(), ctx.Err())
 		}
 		if cerrdefs.IsNotFound(err) {
-			return -1, fmt.Errorf("run %s: container removed while running", dynoRef(spec))
+			return -1, fmt.Errorf("run %s: container removed while running", spec.Ref())
 		}
-		return -1, fmt.Errorf("run %s: wait: %w", dynoRef(spec), err)
+		return -1, fmt.Errorf("run %s: wait: %w", spec.Ref(), err)
 	}
 	// The output stream ends once the engine has sent everything the process wrote.
 	select {
 	case <-outputDone:
 	case <-time.After(5 * time.Second):
-		d.log.Warn("one-off output did not end after exit", "dyno", dynoRef(spec))
+		d.log.Warn("one-off output did not end after exit", "dyno", spec.Ref())
 	case <-ctx.Done():
 	}
 	d.platform(spec, spec.Name(), supervisor.Exited(supervisor.Exit{Code: status}))

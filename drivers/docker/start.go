@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,37 +28,15 @@ var ErrImageMissing = errors.New("stack image missing")
 // (buildpacks put PATH and other settings there).
 const profileD = `for f in /app/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done; `
 
-// validName is what may appear in container and network names (and so in app, env and
-// process type names).
-var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]*$`)
-
-func validateSpec(spec drivers.DynoSpec) error {
-	for _, f := range []struct{ field, value string }{{"app", spec.App}, {"env", spec.Env}, {"type", spec.Type}} {
-		if !validName.MatchString(f.value) {
-			return fmt.Errorf("dyno %s: %s %q: want letters, digits, - and _", dynoRef(spec), f.field, f.value)
-		}
-	}
-	if spec.Index < 1 {
-		return fmt.Errorf("dyno %s: index %d: want 1 or more", dynoRef(spec), spec.Index)
-	}
-	if spec.SlugPath == "" {
-		return fmt.Errorf("dyno %s: no slug path", dynoRef(spec))
-	}
-	if spec.MemoryBytes < 0 || spec.CPUShares < 0 {
-		return fmt.Errorf("dyno %s: negative size limits", dynoRef(spec))
-	}
-	return nil
-}
-
 // Start creates the dyno's container on its app network with the slug at /app (its
 // slug volume, made on first use, or a copy with Options.CopySlug), starts it and returns with the dyno starting; the Up event follows once a web dyno
 // accepts connections on $PORT (others: at once). On any error nothing is left behind.
 func (d *Driver) Start(ctx context.Context, spec drivers.DynoSpec) (drivers.Dyno, error) {
-	if err := validateSpec(spec); err != nil {
+	if err := spec.ValidateForContainers(); err != nil {
 		return drivers.Dyno{}, err
 	}
 	if err := d.beginCall(); err != nil {
-		return drivers.Dyno{}, fmt.Errorf("start %s: %w", dynoRef(spec), err)
+		return drivers.Dyno{}, fmt.Errorf("start %s: %w", spec.Ref(), err)
 	}
 	defer d.wg.Done()
 	// The spec names a stack ("manifold-24"); the container needs its image.
@@ -83,7 +60,7 @@ func (d *Driver) Start(ctx context.Context, spec drivers.DynoSpec) (drivers.Dyno
 		d.mu.Unlock()
 		d.removeContainer(spec, id)
 		d.releaseShared(ctx, spec.App, spec.Env, labels[LabelVolume])
-		return drivers.Dyno{}, fmt.Errorf("start %s: %w", dynoRef(spec), err)
+		return drivers.Dyno{}, fmt.Errorf("start %s: %w", spec.Ref(), err)
 	}
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); dy.sup.Run(d.ctx, run) }()
@@ -128,7 +105,7 @@ func (d *Driver) startContainer(ctx context.Context, dy *dyno) error {
 func (d *Driver) createDynoContainer(ctx context.Context, spec drivers.DynoSpec, labels map[string]string, oneOff *drivers.OneOff) (string, string, error) {
 	slugDst, err := d.slugDirs.dest(ctx, spec.SlugPath)
 	if err != nil {
-		return "", "", fmt.Errorf("start %s: slug %s: %w", dynoRef(spec), spec.SlugPath, err)
+		return "", "", fmt.Errorf("start %s: slug %s: %w", spec.Ref(), spec.SlugPath, err)
 	}
 	stopTimeout := spec.StopTimeout
 	if stopTimeout <= 0 {
@@ -198,12 +175,12 @@ func (d *Driver) createDynoContainer(ctx context.Context, spec drivers.DynoSpec,
 	volName, unlockVolume := "", func() {}
 	if !d.opts.CopySlug {
 		if volName, err = d.slugVolumeName(spec); err != nil {
-			return "", "", fmt.Errorf("start %s: slug %s: %w", dynoRef(spec), spec.SlugPath, err)
+			return "", "", fmt.Errorf("start %s: slug %s: %w", spec.Ref(), spec.SlugPath, err)
 		}
 		unlockVolume = d.volumes.lock(volName)
 		if err := d.ensureSlugVolume(ctx, spec, volName, slugDst); err != nil {
 			unlockVolume()
-			return "", "", fmt.Errorf("start %s: %w", dynoRef(spec), err)
+			return "", "", fmt.Errorf("start %s: %w", spec.Ref(), err)
 		}
 		labels[LabelVolume] = volName
 		host.Mounts = []mount.Mount{{Type: mount.TypeVolume, Source: volName, Target: "/app", ReadOnly: true}}
@@ -215,7 +192,7 @@ func (d *Driver) createDynoContainer(ctx context.Context, spec drivers.DynoSpec,
 		unlock()
 		unlockVolume()
 		d.releaseShared(ctx, "", "", volName)
-		return "", "", fmt.Errorf("start %s: %w", dynoRef(spec), err)
+		return "", "", fmt.Errorf("start %s: %w", spec.Ref(), err)
 	}
 	var names []string
 	if oneOff != nil {
@@ -235,20 +212,20 @@ func (d *Driver) createDynoContainer(ctx context.Context, spec drivers.DynoSpec,
 	unlockVolume()
 	if err != nil {
 		d.releaseShared(ctx, spec.App, spec.Env, volName)
-		return "", "", fmt.Errorf("start %s: create container: %w", dynoRef(spec), imageError(spec, err))
+		return "", "", fmt.Errorf("start %s: create container: %w", spec.Ref(), imageError(spec, err))
 	}
 	if d.opts.CopySlug {
 		if err := d.copySlug(ctx, created.ID, spec.SlugPath, slugDst); err != nil {
 			d.removeContainer(spec, created.ID)
 			d.removeNetworkIfUnused(context.WithoutCancel(ctx), spec.App, spec.Env)
-			return "", "", fmt.Errorf("start %s: copy slug %s into container: %w", dynoRef(spec), spec.SlugPath, err)
+			return "", "", fmt.Errorf("start %s: copy slug %s into container: %w", spec.Ref(), spec.SlugPath, err)
 		}
 	}
 	if len(spec.Secrets) > 0 {
 		if err := d.copySecrets(ctx, created.ID, spec.Secrets); err != nil {
 			d.removeContainer(spec, created.ID)
 			d.removeNetworkIfUnused(context.WithoutCancel(ctx), spec.App, spec.Env)
-			return "", "", fmt.Errorf("start %s: copy secrets into container: %w", dynoRef(spec), err)
+			return "", "", fmt.Errorf("start %s: copy secrets into container: %w", spec.Ref(), err)
 		}
 	}
 	return created.ID, name, nil
@@ -278,7 +255,7 @@ func (d *Driver) removeContainer(spec drivers.DynoSpec, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-		d.log.Warn("remove container", "dyno", dynoRef(spec), "container", id, "err", err)
+		d.log.Warn("remove container", "dyno", spec.Ref(), "container", id, "err", err)
 	}
 	d.logState.forget(id)
 }

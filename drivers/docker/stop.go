@@ -24,9 +24,9 @@ func (d *Driver) Stop(ctx context.Context, id string) error {
 	}
 	switch err := dy.sup.Stop(ctx); {
 	case errors.Is(err, supervisor.ErrNotStopped):
-		return fmt.Errorf("stop %s: %w", dynoRef(dy.spec), ErrClosed)
+		return fmt.Errorf("stop %s: %w", dy.spec.Ref(), ErrClosed)
 	case err != nil:
-		return fmt.Errorf("stop %s: %w", dynoRef(dy.spec), err)
+		return fmt.Errorf("stop %s: %w", dy.spec.Ref(), err)
 	}
 	return nil
 }
@@ -69,7 +69,7 @@ func (d *Driver) stopForeign(ctx context.Context, id string) error {
 	}
 	d.platform(spec, info.Config.Labels[LabelDyno], supervisor.MsgTerm)
 	if _, err := d.stopAndRemove(ctx, info.ID, stopSeconds(spec)); err != nil {
-		return fmt.Errorf("stop %s: %w", dynoRef(spec), err)
+		return fmt.Errorf("stop %s: %w", spec.Ref(), err)
 	}
 	d.logState.forget(info.ID)
 	d.releaseShared(ctx, info.Config.Labels[LabelApp], info.Config.Labels[LabelEnv], info.Config.Labels[LabelVolume])

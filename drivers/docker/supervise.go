@@ -82,7 +82,7 @@ func (d *Driver) check(ctx context.Context, dy *dyno, id, name string) (exit sup
 		return supervisor.Exit{Gone: goneLine(id, name)}, true
 	case err != nil:
 		// The engine is unreachable; the relist after reconnecting kicks again.
-		d.log.Warn("inspect container", "dyno", dynoRef(dy.spec), "container", id, "err", err)
+		d.log.Warn("inspect container", "dyno", dy.spec.Ref(), "container", id, "err", err)
 		return supervisor.Exit{}, false
 	case info.State.Running || info.State.Restarting:
 		return supervisor.Exit{}, false

@@ -139,14 +139,14 @@ func (d *Driver) adopt(ctx context.Context) error {
 			continue
 		}
 		if c.State == "created" {
-			d.log.Info("removing a container never started", "dyno", dynoRef(spec), "container", c.ID)
+			d.log.Info("removing a container never started", "dyno", spec.Ref(), "container", c.ID)
 			d.removeContainer(spec, c.ID)
 			d.releaseShared(ctx, spec.App, spec.Env, c.Labels[LabelVolume])
 			continue
 		}
 		info, err := d.cli.ContainerInspect(ctx, c.ID)
 		if err != nil {
-			return fmt.Errorf("adopt %s: inspect container %s: %w", dynoRef(spec), short(c.ID), err)
+			return fmt.Errorf("adopt %s: inspect container %s: %w", spec.Ref(), short(c.ID), err)
 		}
 		name := strings.TrimPrefix(info.Name, "/")
 		st := supervisor.Status{Dyno: drivers.Dyno{Spec: spec, State: drivers.StateUp, StartedAt: time.Now()}}
@@ -174,7 +174,7 @@ func (d *Driver) adopt(ctx context.Context) error {
 			dy.sup.Lost(supervisor.Exit{Code: info.State.ExitCode, OOM: info.State.OOMKilled})
 		}
 		d.register(dy)
-		d.log.Info("adopted dyno", "dyno", dynoRef(spec), "container", c.ID, "state", st.Dyno.State)
+		d.log.Info("adopted dyno", "dyno", spec.Ref(), "container", c.ID, "state", st.Dyno.State)
 		d.wg.Add(1)
 		go func() { defer d.wg.Done(); dy.sup.Run(d.ctx, run) }()
 	}

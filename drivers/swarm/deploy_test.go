@@ -2,7 +2,6 @@ package swarm_test
 
 import (
 	"context"
-	dockerswarm "github.com/docker/docker/api/types/swarm"
 	"net/http"
 	"os"
 	"strings"
@@ -10,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	dockerswarm "github.com/docker/docker/api/types/swarm"
 
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/drivers/swarm"

@@ -22,11 +22,11 @@ const stopWaitExtra = 20 * time.Second
 func (d *Driver) template(ctx context.Context, spec drivers.DynoSpec) (template, error) {
 	image, err := d.stackImage(ctx, spec.Stack)
 	if err != nil {
-		return template{}, fmt.Errorf("start %s: %w", dynoRef(spec), err)
+		return template{}, fmt.Errorf("start %s: %w", spec.Ref(), err)
 	}
 	sha, err := d.slugs.add(spec.SlugPath)
 	if err != nil {
-		return template{}, fmt.Errorf("start %s: %w", dynoRef(spec), err)
+		return template{}, fmt.Errorf("start %s: %w", spec.Ref(), err)
 	}
 	spec.Stack = image
 	spec.Index = 0
@@ -39,11 +39,11 @@ func (d *Driver) template(ctx context.Context, spec drivers.DynoSpec) (template,
 // one task at a time, rolled back when a task fails; further Starts of the same
 // release change nothing. Events tells when the dyno is up.
 func (d *Driver) Start(ctx context.Context, spec drivers.DynoSpec) (drivers.Dyno, error) {
-	if err := validateSpec(spec); err != nil {
+	if err := spec.ValidateForContainers(); err != nil {
 		return drivers.Dyno{}, err
 	}
 	if err := d.beginCall(); err != nil {
-		return drivers.Dyno{}, fmt.Errorf("start %s: %w", dynoRef(spec), err)
+		return drivers.Dyno{}, fmt.Errorf("start %s: %w", spec.Ref(), err)
 	}
 	defer d.wg.Done()
 	tmpl, err := d.template(ctx, spec)
@@ -94,11 +94,11 @@ func (d *Driver) ensureService(ctx context.Context, name string, tmpl template, 
 			return err
 		}
 		if _, err := d.cli.ServiceCreate(ctx, want, swarm.ServiceCreateOptions{}); err != nil {
-			return fmt.Errorf("start %s: create service %s: %w", dynoRef(spec), name, err)
+			return fmt.Errorf("start %s: create service %s: %w", spec.Ref(), name, err)
 		}
 		d.log.Info("service created", "service", name, "release", spec.Release, "replicas", spec.Index)
 	case err != nil:
-		return fmt.Errorf("start %s: inspect service %s: %w", dynoRef(spec), name, err)
+		return fmt.Errorf("start %s: inspect service %s: %w", spec.Ref(), name, err)
 	default:
 		replicas := uint64(0)
 		if r := svc.Spec.Mode.Replicated; r != nil && r.Replicas != nil {
@@ -117,7 +117,7 @@ func (d *Driver) ensureService(ctx context.Context, name string, tmpl template, 
 		}
 		update.Mode = want.Mode
 		if _, err := d.cli.ServiceUpdate(ctx, svc.ID, svc.Version, update, swarm.ServiceUpdateOptions{}); err != nil {
-			return fmt.Errorf("start %s: update service %s: %w", dynoRef(spec), name, err)
+			return fmt.Errorf("start %s: update service %s: %w", spec.Ref(), name, err)
 		}
 		d.log.Info("service updated", "service", name, "release", spec.Release, "replicas", replicas)
 	}

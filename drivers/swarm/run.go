@@ -28,13 +28,13 @@ var ErrAttachUnsupported = errors.New("swarm one-offs take no stdin and no termi
 func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 	spec := o.DynoSpec
 	if o.Terminal != nil || o.Stdin != nil {
-		return -1, fmt.Errorf("run %s: %w", dynoRef(spec), ErrAttachUnsupported)
+		return -1, fmt.Errorf("run %s: %w", spec.Ref(), ErrAttachUnsupported)
 	}
-	if err := validateSpec(spec); err != nil {
+	if err := spec.ValidateForContainers(); err != nil {
 		return -1, err
 	}
 	if err := d.beginCall(); err != nil {
-		return -1, fmt.Errorf("run %s: %w", dynoRef(spec), err)
+		return -1, fmt.Errorf("run %s: %w", spec.Ref(), err)
 	}
 	defer d.wg.Done()
 	tmpl, err := d.template(ctx, spec)
@@ -52,7 +52,7 @@ func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 	}
 	created, err := d.cli.ServiceCreate(ctx, want, swarm.ServiceCreateOptions{})
 	if err != nil {
-		return -1, fmt.Errorf("run %s: create service: %w", dynoRef(spec), err)
+		return -1, fmt.Errorf("run %s: create service: %w", spec.Ref(), err)
 	}
 	defer func() {
 		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -79,10 +79,10 @@ func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 		return false, nil
 	})
 	if err != nil {
-		return -1, fmt.Errorf("run %s: wait: %w", dynoRef(spec), err)
+		return -1, fmt.Errorf("run %s: wait: %w", spec.Ref(), err)
 	}
 	if err := d.copyOutput(ctx, created.ID, o.Stdout, o.Stderr); err != nil {
-		d.log.Warn("one-off output", "dyno", dynoRef(spec), "err", err)
+		d.log.Warn("one-off output", "dyno", spec.Ref(), "err", err)
 	}
 	code := -1
 	if cs := ended.Status.ContainerStatus; cs != nil {
@@ -90,7 +90,7 @@ func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 	}
 	if code < 0 || ended.Status.State == swarm.TaskStateRejected {
 		text, _ := reason(ended, spec)
-		return -1, fmt.Errorf("run %s: %s", dynoRef(spec), text)
+		return -1, fmt.Errorf("run %s: %s", spec.Ref(), text)
 	}
 	d.platform(spec, spec.Name(), supervisor.Exited(supervisor.Exit{Code: code}))
 	d.platform(spec, spec.Name(), supervisor.StateChanged(drivers.StateUp, "complete"))

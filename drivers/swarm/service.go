@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,32 +82,6 @@ while kill -0 $child 2>/dev/null; do wait $child; status=$?; done
 exit $status
 `
 
-// validName is what may appear in service names (and so in app, env and types).
-var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]*$`)
-
-func validateSpec(spec drivers.DynoSpec) error {
-	for _, f := range []struct{ field, value string }{{"app", spec.App}, {"env", spec.Env}, {"type", spec.Type}} {
-		if !validName.MatchString(f.value) {
-			return fmt.Errorf("dyno %s: %s %q: want letters, digits, - and _", dynoRef(spec), f.field, f.value)
-		}
-	}
-	if spec.Index < 1 {
-		return fmt.Errorf("dyno %s: index %d: want 1 or more", dynoRef(spec), spec.Index)
-	}
-	if spec.SlugPath == "" {
-		return fmt.Errorf("dyno %s: no slug path", dynoRef(spec))
-	}
-	if spec.MemoryBytes < 0 || spec.CPUShares < 0 {
-		return fmt.Errorf("dyno %s: negative size limits", dynoRef(spec))
-	}
-	return nil
-}
-
-// dynoRef names a dyno in errors and daemon logs: hello/production web.1 (v3).
-func dynoRef(spec drivers.DynoSpec) string {
-	return fmt.Sprintf("%s/%s %s (v%d)", spec.App, spec.Env, spec.Name(), spec.Release)
-}
-
 // serviceName is the service of a process type: mf-default-hello-production-web.
 func serviceName(instance string, spec drivers.DynoSpec) string {
 	return "mf-" + instance + "-" + spec.App + "-" + spec.Env + "-" + spec.Type
@@ -160,7 +133,7 @@ func (d *Driver) labels(t template, oneOff bool) (map[string]string, error) {
 	spec.Index = 0
 	encoded, err := json.Marshal(spec)
 	if err != nil {
-		return nil, fmt.Errorf("encode spec of %s: %w", dynoRef(t.spec), err)
+		return nil, fmt.Errorf("encode spec of %s: %w", t.spec.Ref(), err)
 	}
 	labels := map[string]string{
 		LabelApp:      spec.App,
