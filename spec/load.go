@@ -110,6 +110,7 @@ func (l *loader) load(opts LoadOptions) *Desired {
 	if len(envDir) == 0 {
 		envs[DefaultEnvironment] = &rawEnv{name: DefaultEnvironment}
 	}
+	l.checkReviewRecipients(platform, envs)
 
 	names := make([]string, 0, len(envs))
 	for name := range envs {

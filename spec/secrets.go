@@ -77,7 +77,7 @@ func (l *loader) resolveSecrets(desired *Desired, app *App, env *rawEnv, over *r
 		if len(env.recipients.items) == 0 {
 			l.sink.add(s.keyPos, "secrets: environment %q names no recipients: add recipients = [\"age1…\"] to its environment block", env.name)
 		}
-		app.Secrets[s.key] = Secret{Sealed: s.val.v, Pos: s.val.pos}
+		app.Secrets[s.key] = Secret{Sealed: s.val.v, Pos: s.val.pos, Env: env.name}
 	}
 }
 

@@ -56,12 +56,12 @@ func TestLoadSecrets(t *testing.T) {
 			}
 			prod, _ := desired.Lookup("production", "a")
 			want := map[string]spec.Secret{
-				"DATABASE_URL": {Sealed: sealedDB, Pos: spec.Pos{File: file, Line: 5, Col: 22}},
-				"API_KEY":      {Sealed: sealedKey, Pos: spec.Pos{File: file, Line: 6, Col: 17}},
+				"DATABASE_URL": {Sealed: sealedDB, Pos: spec.Pos{File: file, Line: 5, Col: 22}, Env: "production"},
+				"API_KEY":      {Sealed: sealedKey, Pos: spec.Pos{File: file, Line: 6, Col: 17}, Env: "production"},
 			}
 			if name == "yaml" {
-				want["DATABASE_URL"] = spec.Secret{Sealed: sealedDB, Pos: spec.Pos{File: file, Line: 7, Col: 25}}
-				want["API_KEY"] = spec.Secret{Sealed: sealedKey, Pos: spec.Pos{File: file, Line: 8, Col: 20}}
+				want["DATABASE_URL"] = spec.Secret{Sealed: sealedDB, Pos: spec.Pos{File: file, Line: 7, Col: 25}, Env: "production"}
+				want["API_KEY"] = spec.Secret{Sealed: sealedKey, Pos: spec.Pos{File: file, Line: 8, Col: 20}, Env: "production"}
 			}
 			if !reflect.DeepEqual(prod.Secrets, want) {
 				t.Errorf("production secrets = %+v, want %+v", prod.Secrets, want)

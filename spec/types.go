@@ -179,6 +179,10 @@ type Secret struct {
 	Sealed string `json:"sealed"`
 	// Pos is where the value is written, for errors when it does not open.
 	Pos Pos `json:"pos"`
+	// Env is the environment it is sealed for (bound into the ciphertext): the one
+	// whose file holds it. A review environment (pr-7) runs the secrets of
+	// environments/review.hcl, sealed for "review".
+	Env string `json:"env,omitempty"`
 }
 
 // Desired is the whole config repo, resolved for every environment.
