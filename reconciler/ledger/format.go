@@ -9,7 +9,7 @@ import (
 
 // FormatTable prints releases the way `heroku releases` does, one aligned line per
 // release: version, description, author, age relative to now, status (with its
-// reason when there is one). releases come newest first, as List returns them. The
+// reason when there is one, and a review environment's mark). releases come newest first, as List returns them. The
 // "=== app Releases" header is the caller's, which knows the app when the list is
 // empty.
 func FormatTable(w io.Writer, releases []Release, now time.Time) error {
@@ -26,6 +26,9 @@ func FormatTable(w io.Writer, releases []Release, now time.Time) error {
 		status := string(r.Status)
 		if r.StatusReason != "" {
 			status += " (" + r.StatusReason + ")"
+		}
+		if r.Review != nil {
+			status += "  " + r.Review.String()
 		}
 		fmt.Fprintf(tw, "v%d\t%s\t%s\t%s\t%s\n", r.Version, r.Description, author, Age(r.CreatedAt, now), status)
 	}
@@ -47,4 +50,13 @@ func Age(t, now time.Time) string {
 		return fmt.Sprintf("%dh ago", int(d/time.Hour))
 	}
 	return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
+}
+
+// String is how the ledger's readers show the mark: "review refs/pull/7/head@1a2b3c4".
+func (r *Review) String() string {
+	commit := r.Commit
+	if len(commit) > 7 {
+		commit = commit[:7]
+	}
+	return "review " + r.Ref + "@" + commit
 }

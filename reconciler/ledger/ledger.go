@@ -69,6 +69,21 @@ type Release struct {
 	StatusReason string `json:"status_reason,omitempty"`
 	// RollbackOf is the version this release copies, 0 when it is not a rollback.
 	RollbackOf int `json:"rollback_of,omitempty"`
+	// Review marks a release of a review environment (pr-7): the ref and commit it
+	// was built from. nil for every other release, and in ledgers older than it.
+	Review *Review `json:"review,omitempty"`
+}
+
+// Review is the mark of a review environment's release, written with it and never
+// changed: it stays after the environment is torn down.
+type Review struct {
+	// Ref is the git ref the environment comes from (refs/pull/7/head).
+	Ref string `json:"ref"`
+	// Commit is the ref's commit the release was built from.
+	Commit string `json:"commit"`
+	// Source is the repository whose ref it is: "config" (the config repo) or
+	// "app" (the app's own git source).
+	Source string `json:"source"`
 }
 
 // Secret is one sealed secret of a release.
@@ -77,6 +92,9 @@ type Secret struct {
 	Sealed string `json:"sealed"`
 	// At is where it was written, file:line:col, for errors when it does not open.
 	At string `json:"at,omitempty"`
+	// Env is the environment it is sealed for, when not the release's own: a
+	// review environment's are sealed for "review".
+	Env string `json:"env,omitempty"`
 }
 
 // AppEnv names one app in one environment: one list of releases.
@@ -472,6 +490,7 @@ func (l *Ledger) Rollback(ctx context.Context, app, env string, to int, author, 
 			CreatedAt:      time.Now().UTC(),
 			Status:         StatusPending,
 			RollbackOf:     to,
+			Review:         target.Review, // it runs that ref's build again
 		})
 		if err != nil {
 			return err
