@@ -53,6 +53,9 @@ type DynoSpec struct {
 	// for a driver that must start an adopted dyno again to open them anew
 	// (SecretOpener); safe to write down.
 	SealedSecrets map[string]string `json:"sealed_secrets,omitempty"`
+	// SealedFor is the environment SealedSecrets are sealed for (bound into each),
+	// when not Env: a review environment's (pr-7) are sealed for "review".
+	SealedFor string `json:"sealed_for,omitempty"`
 	// Size is the size name; MemoryBytes and CPUShares its limits (0: no limit).
 	Size        string `json:"size"`
 	MemoryBytes int64  `json:"memory_bytes"`

@@ -138,6 +138,10 @@ type Reconciler struct {
 	failed   map[plan.AppKey]failure // specs whose deploy failed: not retried until they change or a forced pass
 	oneOffs  int                     // run.N counter
 
+	// reviewMarks are the ledger marks of the review environments the last pass
+	// ran, by environment name (reviewmark.go).
+	reviewMarks map[string]ledger.Review
+
 	// routesAsked numbers route refreshes as they start; routesSwapped is the newest
 	// one swapped in (see refreshRoutes).
 	routesAsked, routesSwapped uint64

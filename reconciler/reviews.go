@@ -32,6 +32,7 @@ func (r *Reconciler) syncReviews(ctx context.Context, wanted map[plan.AppKey]boo
 	}
 	settings := r.Platform().Review
 	running, decisions := r.opts.Reviews.Sync(ctx, settings, time.Now())
+	r.setReviewMarks(running)
 	var apps []spec.App
 	if !decisions.Settled {
 		apps = r.keepRunningReviews(ctx, wanted)

@@ -334,6 +334,7 @@ func (r *Reconciler) dynoSpec(app *spec.App, release ledger.Release, processType
 		StopTimeout: stopTimeout(p),
 
 		SealedSecrets: sealedOf(release.Secrets),
+		SealedFor:     sealedFor(release.Secrets),
 	}, nil
 }
 

@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -29,13 +30,19 @@ func ledgerSecrets(app *spec.App) map[string]ledger.Secret {
 	}
 	out := make(map[string]ledger.Secret, len(app.Secrets))
 	for name, s := range app.Secrets {
-		out[name] = ledger.Secret{Sealed: s.Sealed, At: fmt.Sprintf("%s:%d:%d", s.Pos.File, s.Pos.Line, s.Pos.Col)}
+		kept := ledger.Secret{Sealed: s.Sealed, At: fmt.Sprintf("%s:%d:%d", s.Pos.File, s.Pos.Line, s.Pos.Col)}
+		if s.Env != app.Env {
+			// A review environment's (pr-7): sealed for the review overlay.
+			kept.Env = s.Env
+		}
+		out[name] = kept
 	}
 	return out
 }
 
-// openSecrets opens every secret of a release, or says of each that does not open
-// where it is written and why (never its value).
+// openSecrets opens every secret of a release in env, each where it is sealed for (its
+// Env, else env), or says of each that does not open where it is written and why
+// (never its value).
 func openSecrets(opener Secrets, app, env string, sealed map[string]ledger.Secret) (map[string]string, error) {
 	if len(sealed) == 0 {
 		return nil, nil
@@ -44,7 +51,7 @@ func openSecrets(opener Secrets, app, env string, sealed map[string]ledger.Secre
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(sealed)) {
 		s := sealed[name]
-		value, err := opener.Open(secret.Binding{App: app, Env: env, Name: name}, s.Sealed)
+		value, err := opener.Open(secret.Binding{App: app, Env: cmp.Or(s.Env, env), Name: name}, s.Sealed)
 		if err != nil {
 			at := s.At
 			if at == "" {
@@ -73,12 +80,21 @@ func sealedOf(sealed map[string]ledger.Secret) map[string]string {
 	return out
 }
 
+// sealedFor is the environment a release's secrets are sealed for when not its own
+// (a dyno spec's SealedFor): one environment file holds all of an app's secrets.
+func sealedFor(sealed map[string]ledger.Secret) string {
+	for _, s := range sealed {
+		return s.Env
+	}
+	return ""
+}
+
 // SecretOpener is what a driver calls to open an adopted dyno's sealed secrets again.
 func SecretOpener(opener Secrets) drivers.SecretOpener {
 	return func(spec drivers.DynoSpec) (map[string]string, error) {
 		sealed := make(map[string]ledger.Secret, len(spec.SealedSecrets))
 		for name, s := range spec.SealedSecrets {
-			sealed[name] = ledger.Secret{Sealed: s}
+			sealed[name] = ledger.Secret{Sealed: s, Env: spec.SealedFor}
 		}
 		return openSecrets(opener, spec.App, spec.Env, sealed)
 	}
@@ -99,7 +115,7 @@ func maskRelease(release ledger.Release, sensitive []string) ledger.Release {
 	if len(release.Secrets) > 0 {
 		masked := make(map[string]ledger.Secret, len(release.Secrets))
 		for name, s := range release.Secrets {
-			masked[name] = ledger.Secret{Sealed: plan.SecretValue, At: s.At}
+			masked[name] = ledger.Secret{Sealed: plan.SecretValue, At: s.At, Env: s.Env}
 		}
 		release.Secrets = masked
 	}

@@ -12,7 +12,7 @@ import (
 
 // OverlayEnv is the environment whose file (environments/review.hcl|yaml) overlays
 // the apps of every review environment: smaller formations, test config.
-const OverlayEnv = "review"
+const OverlayEnv = spec.ReviewEnvironment
 
 // Apps returns the apps of review environment env from the config repo at its ref
 // (tree): the base apps with the review overlay when the repo has one, each in env,
@@ -32,8 +32,8 @@ func Apps(tree fs.FS, env string) ([]spec.App, error) {
 		app.Env = env
 		app.Domains = []string{fmt.Sprintf("%s.%s.%s", app.Name, env, desired.Platform.DomainSuffix)}
 		app.Pin = nil
-		// Secrets are sealed to an environment's name: none opens in pr-7.
-		app.Secrets = nil
+		// Secrets stay sealed for "review" (spec.Secret.Env): only those of the
+		// overlay, sealed to its own keys, open here; any other does not.
 		app.SoakSeconds = 0
 		apps = append(apps, app)
 	}

@@ -1,0 +1,40 @@
+package reconciler
+
+import (
+	"github.com/manifold-paas/manifold/reconciler/ledger"
+	"github.com/manifold-paas/manifold/reconciler/review"
+)
+
+// reviewmark.go marks the releases of review environments in the ledger: the mark is
+// written with the release and stays after the environment is torn down.
+
+// reviewSourceConfig is a mark's Source for the refs of the config repo.
+const reviewSourceConfig = "config"
+
+// setReviewMarks records the mark of each review environment this pass runs: the ref
+// and the commit of the tree its apps were loaded from.
+func (r *Reconciler) setReviewMarks(running []review.Running) {
+	marks := make(map[string]ledger.Review, len(running))
+	for _, run := range running {
+		commit := run.Snapshot.Rev.ID
+		if commit == "" {
+			commit = run.Env.Commit
+		}
+		marks[run.Env.Name] = ledger.Review{Ref: run.Env.Ref, Commit: commit, Source: reviewSourceConfig}
+	}
+	r.mu.Lock()
+	r.reviewMarks = marks
+	r.mu.Unlock()
+}
+
+// reviewMark is the mark of a release made in env: nil unless env is a review
+// environment the last pass ran.
+func (r *Reconciler) reviewMark(env string) *ledger.Review {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	mark, ok := r.reviewMarks[env]
+	if !ok {
+		return nil
+	}
+	return &mark
+}
