@@ -164,7 +164,7 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 		return err
 	}
 	defer notifier.Close()
-	reviews := &review.Manager{URL: reviewRepo(o.repo), Path: o.path, Dir: filepath.Join(stateDir, "review")}
+	reviews := &review.Manager{URL: reviewRepo(o.repo), Path: o.path, Dir: filepath.Join(stateDir, "review"), Log: logger}
 	figures := metrics.New(metrics.Options{Dynos: driver, Drains: plex, Logger: logger})
 	rt := router.New(router.Options{Logs: plex, Logger: logger, Metrics: figures})
 	rec, err := reconciler.New(reconciler.Options{

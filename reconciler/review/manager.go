@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,13 +42,20 @@ type Manager struct {
 	Lister Lister
 	// Path is the config repo's folder inside the repository ("" for its root).
 	Path string
-	// Dir holds one checkout per review environment and commit.
+	// Dir holds one checkout per review environment and commit, and the
+	// Tracker's state (state.go).
 	Dir string
+	// Log receives what the Manager cannot return (its state file's errors); nil
+	// discards.
+	Log *slog.Logger
 
 	mu      sync.Mutex
 	listed  int // successful listings since the start
 	tracker *Tracker
 	running map[string]Running // by env name: the last that loaded
+
+	restored bool   // the state file was read (once, at the first Sync)
+	saved    []byte // the state file's content as last written
 }
 
 // Sync lists the refs, decides, and returns every active review environment with
@@ -59,6 +67,7 @@ func (m *Manager) Sync(ctx context.Context, settings *spec.Review, now time.Time
 	if settings == nil {
 		// No review block: no review environment is wanted.
 		m.tracker, m.running, m.listed = nil, nil, 0
+		m.forget()
 		return nil, Decisions{Settled: true}
 	}
 	if m.tracker == nil || m.tracker.settings.Max != settings.Max || m.tracker.settings.TTLSeconds != settings.TTLSeconds {
@@ -69,6 +78,13 @@ func (m *Manager) Sync(ctx context.Context, settings *spec.Review, now time.Time
 		}
 	}
 	m.tracker.settings = *settings
+	if !m.restored {
+		m.restored = true
+		if m.restore() {
+			// The tracker knows what ran before the restart: no need to wait.
+			m.listed = missingListings
+		}
+	}
 	if m.running == nil {
 		m.running = map[string]Running{}
 	}
@@ -80,6 +96,7 @@ func (m *Manager) Sync(ctx context.Context, settings *spec.Review, now time.Time
 	decisions := m.tracker.Observe(now, refs, err)
 	if err == nil {
 		m.listed++
+		m.save()
 	}
 	decisions.Settled = m.listed >= missingListings
 	for _, d := range decisions.Destroy {
@@ -130,6 +147,7 @@ func (m *Manager) MarkPostdeployed(env string) {
 			// Worst case: a restart runs postdeploy again.
 			_ = err
 		}
+		m.save()
 	}
 }
 
