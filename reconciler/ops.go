@@ -71,6 +71,9 @@ func (r *Reconciler) Dynos(ctx context.Context, name, env string) (spec.App, []d
 func (r *Reconciler) Releases(name, env string) (spec.App, []ledger.Release, error) {
 	app, err := r.lookup(name, env)
 	if err != nil {
+		if kept, ok := r.keptReviewReleases(name, env); ok {
+			return spec.App{Name: name, Env: env}, kept, nil
+		}
 		return app, nil, err
 	}
 	releases, err := r.opts.Ledger.List(app.Name, app.Env)

@@ -1,6 +1,9 @@
 package reconciler
 
 import (
+	"maps"
+	"slices"
+
 	"github.com/manifold-paas/manifold/reconciler/ledger"
 	"github.com/manifold-paas/manifold/reconciler/review"
 )
@@ -37,4 +40,23 @@ func (r *Reconciler) reviewMark(env string) *ledger.Review {
 		return nil
 	}
 	return &mark
+}
+
+// keptReviewReleases are the releases of an app of a review environment that was
+// torn down (no spec names it any more): the ledger keeps them, marked, and
+// `manifold releases -e pr-7` still lists them. Which config vars were sensitive is
+// no longer known, so every config value is masked. ok is false unless the newest
+// release carries a review mark.
+func (r *Reconciler) keptReviewReleases(name, env string) (releases []ledger.Release, ok bool) {
+	if env == "" {
+		return nil, false
+	}
+	releases, err := r.opts.Ledger.List(name, env)
+	if err != nil || len(releases) == 0 || releases[0].Review == nil {
+		return nil, false
+	}
+	for i := range releases {
+		releases[i] = maskRelease(releases[i], slices.Collect(maps.Keys(releases[i].Config)))
+	}
+	return releases, true
 }

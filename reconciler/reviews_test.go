@@ -179,6 +179,19 @@ func TestReviewEnvironments(t *testing.T) {
 	if err != nil || len(releases) != 2 {
 		t.Errorf("pr-7's releases after teardown: %d, %v; want its 2 kept", len(releases), err)
 	}
+	// Marked when appended, the marks kept; the API still lists them.
+	_, listed, err := env.rec.Releases("hello", "pr-7")
+	if err != nil || len(listed) != 2 {
+		t.Fatalf("the API's releases of pr-7 after teardown: %d, %v", len(listed), err)
+	}
+	for _, r := range listed {
+		if r.Review == nil || r.Review.Ref != "refs/pull/7/head" || r.Review.Commit != r.Commit || r.Review.Source != "config" {
+			t.Errorf("v%d of pr-7: mark %+v (commit %s)", r.Version, r.Review, r.Commit)
+		}
+	}
+	if main, err := env.ledger.List("hello", "default"); err != nil || len(main) == 0 || main[0].Review != nil {
+		t.Errorf("main's releases: %+v, %v; want unmarked", main, err)
+	}
 }
 
 // wantHooks checks the lines the review hooks wrote, in order.
