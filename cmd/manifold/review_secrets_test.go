@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,7 +57,8 @@ func encryptFor(t *testing.T, repo, env, name, value string) string {
 // answers with the review value while production's answers with its own. No CLI
 // output, plan, API answer or file of the state directory holds either value. A
 // production value pasted into review.hcl does not open in pr-7 (file:line:col and
-// why; the last release serves on). After the teardown, pr-7's releases are still
+// why; the last release serves on). A daemon killed and started again opens the
+// review secret anew for a dyno it restarts. After the teardown, pr-7's releases are still
 // listed, marked with their ref.
 func TestReviewSecretsEndToEnd(t *testing.T) {
 	prodKey, prodRecipient := ageKey(t)
@@ -92,8 +94,9 @@ func TestReviewSecretsEndToEnd(t *testing.T) {
 	state := t.TempDir()
 	t.Cleanup(func() { killDynos(filepath.Join(state, "dynos")) })
 	routerAddr, webhook := freeAddr(t), freeAddr(t)
-	d := startDaemonArgs(t, state, routerAddr, "up", "--repo", "file://"+repo, "--state", state, "--router", routerAddr,
-		"--webhook", webhook, "--interval", "1h", "--boot-timeout", "20s", "--age-identity", identity, "-v")
+	daemonArgs := []string{"up", "--repo", "file://" + repo, "--state", state, "--router", routerAddr,
+		"--webhook", webhook, "--interval", "1h", "--boot-timeout", "20s", "--age-identity", identity, "-v"}
+	d := startDaemonArgs(t, state, routerAddr, daemonArgs...)
 	d.webhook = webhook
 	answers := func(host, body string) func() error {
 		return func() error {
@@ -148,6 +151,27 @@ func TestReviewSecretsEndToEnd(t *testing.T) {
 	}
 	if out := outputs["--api "+apiAddr+" releases -a hello -e pr-7 --json"]; !strings.Contains(out, `"ref": "refs/pull/7/head"`) || !strings.Contains(out, `"sealed": "(secret)"`) {
 		t.Errorf("releases --json of pr-7 lacks the mark or the masked secret:\n%s", out)
+	}
+
+	// kill -9 of the daemon; the new one adopts pr-7's dyno and, when that dyno
+	// crashes, opens its secrets again for review (the dyno state's sealed_for).
+	d.kill()
+	d = startDaemonArgs(t, state, routerAddr, daemonArgs...)
+	d.webhook = webhook
+	eventually(t, time.Minute, "the adopted pr-7 dyno answers", answers("hello.pr-7.localhost", reviewCanary+" from web.1\n"))
+	killed := dynoPid(t, state, "hello.pr-7.web.1.")
+	if err := syscall.Kill(-killed, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "pr-7's web.1 restarted by the new daemon", func() error {
+		if pid := dynoPid(t, state, "hello.pr-7.web.1."); pid == killed || pid == 0 {
+			return fmt.Errorf("web.1 pid %d (killed %d)", pid, killed)
+		}
+		return nil
+	})
+	eventually(t, time.Minute, "the restarted pr-7 dyno has the review secret again", answers("hello.pr-7.localhost", reviewCanary+" from web.1\n"))
+	if s, err := d.appStatus("hello", "pr-7"); err != nil || s.Release != 1 {
+		t.Errorf("pr-7 after the restart: %+v, %v; want v1 still (no new release)", s, err)
 	}
 
 	// Production's sealed GREETING pasted into review.hcl, pushed to the pull request.
