@@ -140,8 +140,8 @@ func TestReviewEnvironments(t *testing.T) {
 	if got := get(t, env.router.addrs("hello.pr-7.localhost")); got != "pr 7, pushed again\n" {
 		t.Errorf("pr-7 after failed listings serves %q", got)
 	}
-	// A restart while the repo is unreadable: the new Manager knows no review
-	// environment, and still destroys nothing.
+	// A restart while the repo is unreadable: the new Manager reads what ran from
+	// its state file, and destroys nothing.
 	env.reviews.restart()
 	env.reconcile()
 	env.reconcile()
