@@ -81,8 +81,10 @@ func (m *Manager) Sync(ctx context.Context, settings *spec.Review, now time.Time
 	if !m.restored {
 		m.restored = true
 		if m.restore() {
-			// The tracker knows what ran before the restart: no need to wait.
-			m.listed = missingListings
+			// The tracker knows what ran before the restart: one listing that
+			// succeeds (its checkouts fetched again if need be) settles it. Until
+			// then what runs stays, as a failed listing must never destroy.
+			m.listed = missingListings - 1
 		}
 	}
 	if m.running == nil {

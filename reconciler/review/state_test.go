@@ -63,6 +63,15 @@ func TestManagerRestart(t *testing.T) {
 	sync("an hour after pr-7's push", 61*time.Minute, true, "", "pr-7: no push for 1h0m0s")
 
 	restart()
+	bare2 := bare + ".away"
+	if err := os.Rename(bare, bare2); err != nil {
+		t.Fatal(err)
+	}
+	// A restart's failed listing is not settled: what runs stays.
+	sync("a failed listing after a restart", 61*time.Minute+30*time.Second, false, "", "")
+	if err := os.Rename(bare2, bare); err != nil {
+		t.Fatal(err)
+	}
 	sync("an expired environment stays gone across a restart", 62*time.Minute, true, "", "")
 	git(t, bare, "update-ref", "refs/pull/7/head", second)
 	sync("until its ref moves", 63*time.Minute, true, "pr-7@"+second[:1], "")
