@@ -114,6 +114,12 @@ func (l *loader) load(opts LoadOptions) *Desired {
 
 	names := make([]string, 0, len(envs))
 	for name := range envs {
+		// With a review block, environments/review.* is the overlay of every review
+		// environment (pr-7, …), not an environment of its own: it runs only as
+		// those, and only when asked for by name (the review manager does).
+		if name == ReviewEnvironment && platform.Review != nil && opts.Env != ReviewEnvironment {
+			continue
+		}
 		names = append(names, name)
 	}
 	slices.Sort(names)

@@ -1,6 +1,7 @@
 package spec_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/manifold-paas/manifold/spec"
@@ -58,6 +59,49 @@ func TestReviewRecipients(t *testing.T) {
 			app, _ := desired.Lookup(spec.ReviewEnvironment, "a")
 			if got := app.Secrets["TOKEN"]; got.Env != spec.ReviewEnvironment || got.Sealed != sealedDB {
 				t.Errorf("review's TOKEN = %+v, want sealed for %q", got, spec.ReviewEnvironment)
+			}
+		})
+	}
+}
+
+// TestReviewOverlayIsNoEnvironment: with a review block, environments/review.hcl is
+// the overlay of the review environments, so a load of every environment leaves it
+// out (nothing deploys hello.review.localhost) and only a load by name reads it.
+// Without a review block it is an environment like any other.
+func TestReviewOverlayIsNoEnvironment(t *testing.T) {
+	t.Parallel()
+	const reviewBlock = "review {\n  refs = [\"refs/pull/*/head\"]\n}\n"
+	tests := []struct {
+		name, manifold string
+		env            string
+		want           []string
+	}{
+		{"review block, every environment", reviewBlock, "", []string{"production"}},
+		{"review block, the overlay by name", reviewBlock, spec.ReviewEnvironment, []string{"review"}},
+		{"no review block", "", "", []string{"production", "review"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			files := map[string]string{
+				"apps/a.hcl":                  appA,
+				"environments/production.hcl": "environment \"production\" {}\n",
+				"environments/review.hcl":     "environment \"review\" {}\n",
+			}
+			if tt.manifold != "" {
+				files["manifold.hcl"] = tt.manifold
+			}
+			desired, diags := spec.Load(repo(t, files), spec.LoadOptions{Env: tt.env})
+			if diags != nil {
+				t.Fatal(diags)
+			}
+			if !slices.Equal(desired.Environments, tt.want) {
+				t.Errorf("environments = %v, want %v", desired.Environments, tt.want)
+			}
+			for _, app := range desired.Apps {
+				if !slices.Contains(tt.want, app.Env) {
+					t.Errorf("app %s/%s of an environment not loaded", app.Name, app.Env)
+				}
 			}
 		})
 	}

@@ -140,6 +140,18 @@ func loadApps(fsys fs.FS, where, env string, cache *spec.Cache) ([]spec.App, err
 	if len(diags) > 0 {
 		return nil, fmt.Errorf("the config repo %s does not load:\n%w", where, diags)
 	}
+	if desired.Platform.Review != nil && (env == "" || env == spec.ReviewEnvironment) {
+		// The review overlay runs in no environment of its own but in every review
+		// environment (pr-7, …): the plan shows it as "review", so that a pull request
+		// changing review apps' formation, config or secrets shows what they get.
+		overlay, diags := spec.Load(fsys, spec.LoadOptions{Cache: cache, Env: spec.ReviewEnvironment})
+		if _, noFile := spec.EnvironmentFile(fsys, spec.ReviewEnvironment); len(diags) > 0 && noFile == nil {
+			return nil, fmt.Errorf("the review overlay of %s does not load:\n%w", where, diags)
+		}
+		if len(diags) == 0 {
+			desired.Apps = append(desired.Apps, overlay.Apps...)
+		}
+	}
 	if env == "" {
 		return desired.Apps, nil
 	}

@@ -132,6 +132,13 @@ func TestReviewSecretsEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// review.hcl is the overlay of the review environments, not one of its own.
+	if overlay, err := d.dynos("hello", "review"); err == nil && len(overlay.Dynos) > 0 {
+		t.Errorf("the review overlay runs as an environment of its own: %+v", overlay)
+	}
+	if out := outputs["--api "+apiAddr+" status"]; strings.Contains(out, "hello.review.localhost") {
+		t.Errorf("`manifold status` lists the review overlay as an environment:\n%s", out)
+	}
 	psJSON, err := json.Marshal(ps)
 	if err != nil {
 		t.Fatal(err)
