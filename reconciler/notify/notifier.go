@@ -145,6 +145,9 @@ func Open(opts Options) (*Notifier, error) {
 	}
 	n.rule.Store(&routerRule{threshold: opts.RouterErrorThreshold, window: opts.RouterErrorWindow})
 	n.unusable = n.checkCredentials(receivers)
+	for _, id := range slices.Sorted(maps.Keys(n.unusable)) {
+		n.log.Error("notification receiver not used: its credential does not open", "receiver", id, "err", n.unusable[id])
+	}
 	for id := range receivers {
 		if n.unusable[id] == nil {
 			n.wake[id] = make(chan struct{}, 1)
