@@ -34,16 +34,13 @@ func credentialOf(nb spec.Notify) (sealed *spec.Secret, file, attr string) {
 }
 
 // credential returns a receiver's key or token, nil when it has none. A sealed one
-// that does not open is errPermanent.
+// opened when Configure checked it: a failure now is retried like a failed request
+// (Configure marks a receiver whose key does not open, and its worker then waits).
 func (n *Notifier) credential(r receiver) ([]byte, error) {
 	sealed, file, attr := credentialOf(r.Notify)
 	switch {
 	case sealed != nil:
-		value, err := n.open(r, sealed, attr)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", err, errPermanent)
-		}
-		return value, nil
+		return n.open(r, sealed, attr)
 	case file != "":
 		return readSecret(file)
 	}

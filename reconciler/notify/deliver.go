@@ -112,9 +112,20 @@ func (n *Notifier) deliverQueue(ctx context.Context, id string, wake <-chan stru
 		}
 		n.mu.Lock()
 		r, known := n.receivers[id]
+		unusable := n.unusable[id] != nil
 		n.mu.Unlock()
 		if !known {
 			return
+		}
+		if unusable {
+			// Its key does not open: hold the queue until a Configure wakes us.
+			flush()
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+			}
+			continue
 		}
 		err = n.send(ctx, r, e)
 		switch {

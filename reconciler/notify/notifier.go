@@ -82,7 +82,8 @@ type Notifier struct {
 	mu        sync.Mutex
 	receivers map[string]receiver
 	// unusable are the receivers whose sealed key or token does not open, with why:
-	// no event is queued for them and their queues wait until it opens.
+	// no event is queued for them, and their workers hold their queues until it
+	// opens (Configure wakes them to look again).
 	unusable   map[string]error
 	envs       []string
 	configured bool
@@ -149,9 +150,7 @@ func Open(opts Options) (*Notifier, error) {
 		n.log.Error("notification receiver not used: its credential does not open", "receiver", id, "err", n.unusable[id])
 	}
 	for id := range receivers {
-		if n.unusable[id] == nil {
-			n.wake[id] = make(chan struct{}, 1)
-		}
+		n.wake[id] = make(chan struct{}, 1)
 	}
 	return n, nil
 }
@@ -206,13 +205,19 @@ func (n *Notifier) Configure(desired *spec.Desired) error {
 	}
 	n.receivers, n.envs = receivers, slices.Clone(desired.Environments)
 	for id := range receivers {
-		if n.wake[id] == nil && n.unusable[id] == nil {
+		if n.wake[id] == nil {
 			n.wake[id] = make(chan struct{}, 1)
 		}
 	}
-	for id := range n.wake {
-		if _, ok := receivers[id]; !ok || n.unusable[id] != nil {
+	for id, wake := range n.wake {
+		if _, ok := receivers[id]; !ok {
 			delete(n.wake, id)
+			continue
+		}
+		// A receiver's worker looks again: its key may open now, or no longer.
+		select {
+		case wake <- struct{}{}:
+		default:
 		}
 	}
 	n.configured = true

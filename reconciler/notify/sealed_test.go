@@ -234,3 +234,49 @@ func TestSealedCredentialWithoutIdentity(t *testing.T) {
 		t.Errorf("the receiver whose key does not open got %d deliveries", got)
 	}
 }
+
+// TestUnusableReceiverKeepsItsQueue: a receiver whose sealed key stops opening (a
+// commit pastes a value sealed for elsewhere) keeps what it had queued, and delivers
+// it, signed, once a commit makes its key open again.
+func TestUnusableReceiverKeepsItsQueue(t *testing.T) {
+	t.Parallel()
+	file, recipient, err := secret.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := fastOptions(t, nil)
+	if opts.Secrets, err = secret.ParseKeyring(strings.NewReader(file)); err != nil {
+		t.Fatal(err)
+	}
+	rcv := newReceiver(t)
+	rcv.secret = []byte("the-key")
+	rcv.setFailing(true)
+	withKey := func(where secret.Binding) *spec.Desired {
+		return platform(spec.Notify{Name: "ops", Type: spec.NotifyWebhook, URL: rcv.srv.URL, Severity: "info",
+			Secret: &spec.Secret{Sealed: seal(t, where, "the-key", recipient), Pos: spec.Pos{File: "manifold.hcl", Line: 5, Col: 12}}})
+	}
+	n := start(t, opts, withKey(secret.NotifyBinding("", "", "ops", "secret")))
+	n.Notify(context.Background(), deployEvents(3)...)
+	waitFor(t, "a refused attempt", func() bool {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		return rcv.refused > 0
+	})
+	if err := n.Configure(withKey(secret.NotifyBinding("", "", "other", "secret"))); !errors.Is(err, secret.ErrMoved) {
+		t.Fatalf("Configure with a key sealed for another receiver = %v", err)
+	}
+	rcv.setFailing(false)
+	n.Notify(context.Background(), notify.RollbackEvent("hello", "staging", 1, 4, "ops@example.com")) // not queued for ops
+	if err := n.Configure(withKey(secret.NotifyBinding("", "", "ops", "secret"))); err != nil {
+		t.Fatalf("Configure with ops' key again = %v", err)
+	}
+	waitFor(t, "the 3 queued events", func() bool { return len(unique(rcv.deliveries())) >= 3 })
+	if got := summary(unique(rcv.deliveries())); !slices.Equal(got, []string{"deploy.succeeded", "deploy.succeeded", "deploy.succeeded"}) {
+		t.Errorf("ops got %q, want the 3 deploys queued before its key stopped opening (and not the rollback of meanwhile)", got)
+	}
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	if rcv.badSig > 0 {
+		t.Errorf("%d deliveries with a wrong signature", rcv.badSig)
+	}
+}
