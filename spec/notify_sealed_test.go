@@ -113,7 +113,7 @@ func TestNotifySealedValues(t *testing.T) {
 			}
 			wantApp := map[string][]spec.Notify{
 				"production": {{Name: "team", Type: "webhook", URL: "https://hooks.example.com/a", Severity: "info",
-					Secret: &spec.Secret{Sealed: sealedKey, Pos: pos[name]["team"]}}},
+					Secret: &spec.Secret{Sealed: sealedKey, Pos: pos[name]["team"], Env: "production"}}},
 				"staging": {{Name: "team", Type: "webhook", URL: "https://hooks.example.com/a", Severity: "info",
 					SecretFile: "/etc/manifold/team.secret"}},
 			}

@@ -78,6 +78,17 @@ func (l *loader) resolveSecrets(desired *Desired, app *App, env *rawEnv, over *r
 			l.sink.add(f.pos, "notify: environment %q names no recipients: add recipients = [\"age1…\"] to its environment block", env.name)
 		}
 	}
+	// A sealed key of an app's receiver can only come from this environment's file.
+	for i, n := range app.Notify {
+		for _, sealed := range []**Secret{&n.Secret, &n.Token} {
+			if *sealed != nil {
+				withEnv := **sealed
+				withEnv.Env = env.name
+				*sealed = &withEnv
+			}
+		}
+		app.Notify[i] = n
+	}
 	if len(over.secrets) == 0 {
 		return
 	}

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -50,7 +51,9 @@ func (n *Notifier) credential(r receiver) ([]byte, error) {
 // open opens a receiver's sealed key or token. The error names the receiver and
 // where the value is written, never the value.
 func (n *Notifier) open(r receiver, sealed *spec.Secret, attr string) ([]byte, error) {
-	value, err := n.opts.Secrets.Open(secret.NotifyBinding(r.App, r.Env, r.Notify.Name, attr), sealed.Sealed)
+	// Bound to the environment whose file holds it (spec.Secret.Env; empty for
+	// manifold.hcl's), which is the receiver's.
+	value, err := n.opts.Secrets.Open(secret.NotifyBinding(r.App, cmp.Or(sealed.Env, r.Env), r.Notify.Name, attr), sealed.Sealed)
 	if err == nil && value == "" {
 		err = errors.New("it is empty")
 	}
