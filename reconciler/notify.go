@@ -10,10 +10,11 @@ import (
 
 // Notifier takes the loop's events (reconciler/notify.Notifier): deploys, rollbacks,
 // dyno state changes, a config repo that does not load. Notify must not wait on a
-// receiver; Configure is given each spec that loads (the receivers are in it).
+// receiver; Configure is given each spec that loads (the receivers are in it) and
+// says which receivers it cannot use (a sealed key that does not open), for status.
 type Notifier interface {
 	Notify(ctx context.Context, events ...notify.Event)
-	Configure(desired *spec.Desired)
+	Configure(desired *spec.Desired) error
 }
 
 // notify hands events to the Notifier, if there is one.
@@ -35,5 +36,11 @@ func (r *Reconciler) configureNotify(desired *spec.Desired) {
 		ours.Apps = slices.DeleteFunc(slices.Clone(desired.Apps), func(app spec.App) bool { return !r.wantsEnv(app.Env) })
 		desired = &ours
 	}
-	r.opts.Notifier.Configure(desired)
+	err := r.opts.Notifier.Configure(desired)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status.NotifyError = ""
+	if err != nil {
+		r.status.NotifyError = err.Error()
+	}
 }

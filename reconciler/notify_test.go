@@ -30,10 +30,11 @@ func (n *noteRecorder) Notify(_ context.Context, events ...notify.Event) {
 	}
 }
 
-func (n *noteRecorder) Configure(*spec.Desired) {
+func (n *noteRecorder) Configure(*spec.Desired) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.configured++
+	return nil
 }
 
 // take returns the deploy, rollback and spec.invalid events told since the last

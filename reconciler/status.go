@@ -45,8 +45,12 @@ type Status struct {
 	ErrorRevision source.Revision `json:"error_revision,omitzero"`
 	LastPass      time.Time       `json:"last_pass"`
 	// LastPassReason says what started the last pass: interval, a webhook, a change.
-	LastPassReason string      `json:"last_pass_reason,omitempty"`
-	Apps           []AppStatus `json:"apps"`
+	LastPassReason string `json:"last_pass_reason,omitempty"`
+	// NotifyError names the notification receivers not used because their sealed
+	// key or token does not open, each with its file:line:col and why (never a
+	// value); empty when every receiver is used.
+	NotifyError string      `json:"notify_error,omitempty"`
+	Apps        []AppStatus `json:"apps"`
 
 	apps map[plan.AppKey]*AppStatus
 }

@@ -117,6 +117,8 @@ type rawPlatform struct {
 	keepReleases                            intField
 	notifies                                []*rawNotify
 	review                                  *Review
+	recipients                              listField
+	routerErrors                            *rawRouterErrors
 }
 
 // Schemas, built on demand: the package keeps no global state.
@@ -145,18 +147,25 @@ func envFileSchema() schema {
 }
 
 func platformSchema() schema {
-	return schema{blocks: map[string]blockSchema{"notify": {labelled: true}, "review": {inner: reviewSchema()}}}
+	return schema{blocks: map[string]blockSchema{"notify": {labelled: true}, "review": {inner: reviewSchema()}, "router_errors": {}}}
 }
 
 func (d *decoder) platform(b *body) *rawPlatform {
-	attrs, blocks := d.checkShape(b, shape{what: "platform settings", attrs: []string{"build_env", "default_size", "default_stack", "domain_suffix", "keep_releases"}, blocks: []string{"notify", "review"}})
-	p := &rawPlatform{pos: b.pos, notifies: d.notifies(blocks)}
+	attrs, blocks := d.checkShape(b, shape{what: "platform settings",
+		attrs:  []string{"build_env", "default_size", "default_stack", "domain_suffix", "keep_releases", "recipients"},
+		blocks: []string{"notify", "review", "router_errors"}})
+	p := &rawPlatform{pos: b.pos, notifies: d.notifies(blocks, placePlatform)}
 	for _, blk := range blocks {
-		if blk.typ == "review" {
+		switch blk.typ {
+		case "review":
 			p.review = d.review(blk)
+		case "router_errors":
+			p.routerErrors = d.routerErrors(blk)
 		}
 	}
-	a, ok := attrs["domain_suffix"]
+	a, ok := attrs["recipients"]
+	p.recipients = d.recipients(a, ok)
+	a, ok = attrs["domain_suffix"]
 	p.domainSuffix = d.nonEmptyStr(a, ok)
 	if f := p.domainSuffix; f.set {
 		if s := strings.ToLower(f.v); !domainRE.MatchString(s) || strings.HasPrefix(s, "*.") {
@@ -298,7 +307,11 @@ func (d *decoder) app(blk block, inEnv bool) *rawApp {
 		}
 	}
 
-	app.notifies = d.notifies(blocks)
+	place := placeAppBase
+	if inEnv {
+		place = placeAppEnv
+	}
+	app.notifies = d.notifies(blocks, place)
 	for _, b := range blocks {
 		switch b.typ {
 		case "source":

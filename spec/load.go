@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 )
 
 // DefaultEnvironment is the one environment of a repo without environments/.
@@ -159,7 +160,8 @@ func (l *loader) load(opts LoadOptions) *Desired {
 
 // platform reads manifold.hcl|yaml|yml, filling in defaults.
 func (l *loader) platform(dec *decoder) Platform {
-	p := Platform{DomainSuffix: DefaultDomainSuffix, DefaultSize: DefaultSize, DefaultStack: DefaultStack, KeepReleases: DefaultKeepReleases}
+	p := Platform{DomainSuffix: DefaultDomainSuffix, DefaultSize: DefaultSize, DefaultStack: DefaultStack, KeepReleases: DefaultKeepReleases,
+		RouterErrors: RouterErrors{Threshold: DefaultRouterErrorThreshold, WindowSeconds: DefaultRouterErrorWindowSeconds}}
 	var found *specFile
 	for _, name := range []string{"manifold.hcl", "manifold.yaml", "manifold.yml"} {
 		parsed := l.readFile(name, platformSchema())
@@ -190,6 +192,20 @@ func (l *loader) platform(dec *decoder) Platform {
 			p.BuildEnv = raw.buildEnv
 		}
 		p.Notify = l.mergeNotifies(raw.notifies)
+		p.Recipients = recipientsOf(raw.recipients)
+		if p.Recipients == nil {
+			for _, f := range sealedNotifyValues(raw.notifies) {
+				l.sink.add(f.pos, `notify: sealed values of %s are sealed to its recipients, and it names none: add recipients = ["age1…"] (the public keys of the daemons that send its notifications)`, name)
+			}
+		}
+		if r := raw.routerErrors; r != nil {
+			if r.threshold.set {
+				p.RouterErrors.Threshold = r.threshold.v
+			}
+			if r.window.set {
+				p.RouterErrors.WindowSeconds = int64(r.window.v / time.Second)
+			}
+		}
 		p.Review = raw.review
 	}
 	return p

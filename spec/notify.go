@@ -26,11 +26,20 @@ type Notify struct {
 	// trailing whitespace cut, is the HMAC-SHA256 key of a webhook receiver: each
 	// request carries X-Manifold-Signature-256: sha256=<hex HMAC of the body>. It is
 	// read at each delivery, so a rotated key needs no restart; its value is never
-	// logged or sent.
+	// logged or sent. A webhook sets at most one of SecretFile and Secret.
 	SecretFile string `json:"secret_file,omitempty"`
+	// Secret is the webhook's HMAC-SHA256 key sealed with age in the config repo
+	// (`secret = "age:…"`, printed by `manifold secret encrypt --notify NAME secret`):
+	// sealed to the environment's recipients in an environment file's app block, to
+	// manifold.hcl's recipients in manifold.hcl, and bound to that receiver, place and
+	// attribute. The daemon opens it in memory when it sends; it is never written out.
+	Secret *Secret `json:"secret,omitempty"`
 	// TokenFile is a file on the daemon's host holding the forge API token of a
-	// github-status or gitea-status receiver (required for them).
+	// github-status or gitea-status receiver. A forge receiver sets exactly one of
+	// TokenFile and Token.
 	TokenFile string `json:"token_file,omitempty"`
+	// Token is the forge API token sealed with age, as Secret is (`token = "age:…"`).
+	Token *Secret `json:"token,omitempty"`
 	// API is the forge's API base URL: https://api.github.com by default for
 	// github-status (https://HOST/api/v3 for GitHub Enterprise); required for
 	// gitea-status (https://HOST/api/v1).
@@ -76,13 +85,29 @@ type rawNotify struct {
 	name                                                 string
 	pos                                                  Pos
 	typ, url, secretFile, tokenFile, api, repo, severity strField
-	events, exclude                                      listField
+	// secret and token are sealed values ("age:…").
+	secret, token   strField
+	events, exclude listField
 }
 
-var notifyAttrs = []string{"api", "events", "exclude", "repo", "secret_file", "severity", "token_file", "type", "url"}
+var notifyAttrs = []string{"api", "events", "exclude", "repo", "secret", "secret_file", "severity", "token", "token_file", "type", "url"}
+
+// notifyPlace is where a notify block is written, which decides the recipients its
+// sealed values are sealed to.
+type notifyPlace int
+
+const (
+	// placePlatform: manifold.hcl, sealed to its recipients.
+	placePlatform notifyPlace = iota
+	// placeAppBase: an app's base spec, shared by every environment: no sealed values
+	// (each environment has its own recipients).
+	placeAppBase
+	// placeAppEnv: an app block of an environment file, sealed to its recipients.
+	placeAppEnv
+)
 
 // notifies reads the notify blocks among blocks; others are left to the caller.
-func (d *decoder) notifies(blocks []block) []*rawNotify {
+func (d *decoder) notifies(blocks []block, place notifyPlace) []*rawNotify {
 	var out []*rawNotify
 	for _, b := range blocks {
 		if b.typ != "notify" {
@@ -96,7 +121,7 @@ func (d *decoder) notifies(blocks []block) []*rawNotify {
 		attrs, _ := d.checkShape(b.body, shape{what: fmt.Sprintf("notify %q", b.label), attrs: notifyAttrs})
 		for name, dst := range map[string]*strField{
 			"type": &n.typ, "url": &n.url, "secret_file": &n.secretFile, "token_file": &n.tokenFile,
-			"api": &n.api, "repo": &n.repo, "severity": &n.severity,
+			"api": &n.api, "repo": &n.repo, "severity": &n.severity, "secret": &n.secret, "token": &n.token,
 		} {
 			a, ok := attrs[name]
 			*dst = d.nonEmptyStr(a, ok)
@@ -105,7 +130,7 @@ func (d *decoder) notifies(blocks []block) []*rawNotify {
 		n.events = d.strList(a, ok)
 		a, ok = attrs["exclude"]
 		n.exclude = d.strList(a, ok)
-		d.checkNotify(n)
+		d.checkNotify(n, place)
 		out = append(out, n)
 	}
 	return out
@@ -113,7 +138,7 @@ func (d *decoder) notifies(blocks []block) []*rawNotify {
 
 // checkNotify checks each value on its own; mergeNotifies checks what the merged
 // block needs.
-func (d *decoder) checkNotify(n *rawNotify) {
+func (d *decoder) checkNotify(n *rawNotify, place notifyPlace) {
 	if f := n.typ; f.set && !slices.Contains([]string{NotifyWebhook, NotifySlack, NotifyGitHubStatus, NotifyGiteaStatus}, f.v) {
 		d.sink.add(f.pos, "notify %q: unknown type %q (types: webhook, slack, github-status, gitea-status)", n.name, f.v)
 	}
@@ -130,6 +155,25 @@ func (d *decoder) checkNotify(n *rawNotify) {
 	for _, f := range []strField{n.secretFile, n.tokenFile} {
 		if f.set && !strings.HasPrefix(f.v, "/") {
 			d.sink.add(f.pos, "notify %q: %q must be an absolute path on the daemon's host", n.name, f.v)
+		}
+	}
+	for _, pair := range []struct {
+		sealed, file strField
+		name         string
+	}{{n.secret, n.secretFile, "secret"}, {n.token, n.tokenFile, "token"}} {
+		f := pair.sealed
+		if !f.set {
+			continue
+		}
+		switch {
+		case !strings.HasPrefix(f.v, sealedPrefix):
+			// Never echo the value: it may be a plaintext pasted by mistake.
+			d.sink.add(f.pos, "notify %q: %s: not a sealed value (want %q…, from `manifold secret encrypt --notify %s %s`); if a plaintext was committed, rotate it",
+				n.name, pair.name, sealedPrefix, n.name, pair.name)
+		case pair.file.set:
+			d.sink.add(f.pos, "notify %q: set %s or %s_file, not both (%s_file is at %d:%d)", n.name, pair.name, pair.name, pair.name, pair.file.pos.Line, pair.file.pos.Col)
+		case place == placeAppBase:
+			d.sink.add(f.pos, "notify %q: a sealed %s is per environment: set it in this app's block of an environment file (environments/NAME.hcl), sealed to its recipients, or use %s_file", n.name, pair.name, pair.name)
 		}
 	}
 	if f := n.repo; f.set {
@@ -172,12 +216,19 @@ func (l *loader) mergeNotifies(layers ...[]*rawNotify) []Notify {
 				order = append(order, n.name)
 			}
 			for _, f := range []struct{ dst, src *strField }{
-				{&m.typ, &n.typ}, {&m.url, &n.url}, {&m.secretFile, &n.secretFile}, {&m.tokenFile, &n.tokenFile},
-				{&m.api, &n.api}, {&m.repo, &n.repo}, {&m.severity, &n.severity},
+				{&m.typ, &n.typ}, {&m.url, &n.url}, {&m.api, &n.api}, {&m.repo, &n.repo}, {&m.severity, &n.severity},
 			} {
 				if f.src.set {
 					*f.dst = *f.src
 				}
+			}
+			// A key and its file are one setting: a later layer that sets either
+			// replaces both (a sealed secret in production over staging's file).
+			if n.secret.set || n.secretFile.set {
+				m.secret, m.secretFile = n.secret, n.secretFile
+			}
+			if n.token.set || n.tokenFile.set {
+				m.token, m.tokenFile = n.token, n.tokenFile
 			}
 			if n.events.set {
 				m.events = n.events
@@ -192,7 +243,7 @@ func (l *loader) mergeNotifies(layers ...[]*rawNotify) []Notify {
 	for _, name := range order {
 		m := merged[name]
 		n := Notify{Name: name, Type: m.typ.v, URL: m.url.v, SecretFile: m.secretFile.v, TokenFile: m.tokenFile.v,
-			API: m.api.v, Repo: m.repo.v, Severity: "info"}
+			API: m.api.v, Repo: m.repo.v, Severity: "info", Secret: sealedOf(m.secret), Token: sealedOf(m.token)}
 		if m.severity.set {
 			n.Severity = m.severity.v
 		}
@@ -215,12 +266,59 @@ func (l *loader) mergeNotifies(layers ...[]*rawNotify) []Notify {
 			if n.API == "" && n.Type == NotifyGitHubStatus {
 				n.API = DefaultGitHubAPI
 			}
-			if n.API == "" || n.Repo == "" || n.TokenFile == "" {
-				l.sink.add(m.pos, `notify %q (%s) needs repo = "owner/name", token_file and, for gitea, api`, name, n.Type)
+			if n.API == "" || n.Repo == "" || (n.TokenFile == "" && n.Token == nil) {
+				l.sink.add(m.pos, `notify %q (%s) needs repo = "owner/name", token (sealed) or token_file and, for gitea, api`, name, n.Type)
 				continue
 			}
 		}
+		if !l.credentialsFit(m, n.Type) {
+			continue
+		}
 		out = append(out, n)
+	}
+	return out
+}
+
+// credentialsFit reports a key or token given to a type that sends none: a slack
+// receiver's URL is its credential, a webhook signs with a secret, a forge takes a
+// token.
+func (l *loader) credentialsFit(m *rawNotify, typ string) bool {
+	forge := typ == NotifyGitHubStatus || typ == NotifyGiteaStatus
+	ok := true
+	for _, c := range []struct {
+		f      strField
+		attr   string
+		wanted bool
+	}{
+		{m.secret, "secret", typ == NotifyWebhook}, {m.secretFile, "secret_file", typ == NotifyWebhook},
+		{m.token, "token", forge}, {m.tokenFile, "token_file", forge},
+	} {
+		if c.f.set && !c.wanted {
+			l.sink.add(c.f.pos, "notify %q (%s) takes no %s (secret and secret_file sign webhooks; token and token_file are the forge types')", m.name, typ, c.attr)
+			ok = false
+		}
+	}
+	return ok
+}
+
+// sealedOf is a sealed value as Notify carries it, nil when not set.
+func sealedOf(f strField) *Secret {
+	if !f.set || !strings.HasPrefix(f.v, sealedPrefix) {
+		return nil
+	}
+	return &Secret{Sealed: f.v, Pos: f.pos}
+}
+
+// sealedNotifyValues lists the sealed values of notify blocks, for the check that
+// their place names recipients.
+func sealedNotifyValues(blocks []*rawNotify) []strField {
+	var out []strField
+	for _, n := range blocks {
+		for _, f := range []strField{n.secret, n.token} {
+			if f.set {
+				out = append(out, f)
+			}
+		}
 	}
 	return out
 }

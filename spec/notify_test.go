@@ -117,7 +117,7 @@ func TestNotifyErrors(t *testing.T) {
 		{"bad severity", `notify "x" {` + "\n" + `type = "slack"` + "\n" + `url = "https://h.example/x"` + "\n" + `severity = "warn"` + "\n}", []string{
 			`manifold.hcl:4:12: notify "x": severity: want info or error, got "warn"`}},
 		{"gitea needs api", `notify "x" {` + "\n" + `type = "gitea-status"` + "\n" + `repo = "a/b"` + "\n" + `token_file = "/t"` + "\n}", []string{
-			`manifold.hcl:1:8: notify "x" (gitea-status) needs repo = "owner/name", token_file and, for gitea, api`}},
+			`manifold.hcl:1:8: notify "x" (gitea-status) needs repo = "owner/name", token (sealed) or token_file and, for gitea, api`}},
 		{"bad url", `notify "x" {` + "\n" + `type = "slack"` + "\n" + `url = "ftp://h.example/x"` + "\n}", []string{
 			`manifold.hcl:3:7: notify "x": "ftp://h.example/x" is not an http or https URL`}},
 		{"no label", `notify { type = "slack" }`, []string{`manifold.hcl:1:1: notify block needs a name: notify "NAME" { type = "webhook" … }`}},

@@ -73,7 +73,8 @@ func TestResolve(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &spec.Desired{
-		Platform:     spec.Platform{DomainSuffix: "apps.example.org", DefaultSize: "standard-2x", DefaultStack: "manifold-24", KeepReleases: 20},
+		Platform: spec.Platform{DomainSuffix: "apps.example.org", DefaultSize: "standard-2x", DefaultStack: "manifold-24", KeepReleases: 20,
+			RouterErrors: spec.RouterErrors{Threshold: 10, WindowSeconds: 60}},
 		Environments: []string{"prod", "staging"},
 		Apps: []spec.App{
 			{
@@ -163,7 +164,8 @@ func TestLoadDefaults(t *testing.T) {
 	if !reflect.DeepEqual(desired.Environments, []string{"default"}) {
 		t.Errorf("Environments = %q, want [default]", desired.Environments)
 	}
-	want := spec.Platform{DomainSuffix: "localhost", DefaultSize: "standard-1x", DefaultStack: "manifold-24", KeepReleases: 20}
+	want := spec.Platform{DomainSuffix: "localhost", DefaultSize: "standard-1x", DefaultStack: "manifold-24", KeepReleases: 20,
+		RouterErrors: spec.RouterErrors{Threshold: 10, WindowSeconds: 60}}
 	if !reflect.DeepEqual(desired.Platform, want) {
 		t.Errorf("Platform = %+v, want %+v", desired.Platform, want)
 	}

@@ -13,7 +13,8 @@ import (
 // sealedPrefix starts a value `manifold secret encrypt` prints.
 const sealedPrefix = "age:"
 
-// recipients reads an environment's age public keys, each checked to parse.
+// recipients reads an environment's (or manifold.hcl's) age public keys, each checked
+// to parse.
 func (d *decoder) recipients(a attr, ok bool) listField {
 	f := d.strList(a, ok)
 	for _, r := range f.items {
@@ -63,13 +64,32 @@ func (d *decoder) secrets(a attr) []secretEntry {
 // environment's recipients; an app with secrets in an environment without recipients
 // is reported at each secret.
 func (l *loader) resolveSecrets(desired *Desired, app *App, env *rawEnv, over *rawApp) {
-	if r := recipientsOf(env); r != nil {
+	if r := recipientsOf(env.recipients); r != nil {
 		if desired.Recipients == nil {
 			desired.Recipients = map[string][]string{}
 		}
 		desired.Recipients[env.name] = r
 	}
-	if over == nil || len(over.secrets) == 0 {
+	if over == nil {
+		return
+	}
+	if len(env.recipients.items) == 0 {
+		for _, f := range sealedNotifyValues(over.notifies) {
+			l.sink.add(f.pos, "notify: environment %q names no recipients: add recipients = [\"age1…\"] to its environment block", env.name)
+		}
+	}
+	// A sealed key of an app's receiver can only come from this environment's file.
+	for i, n := range app.Notify {
+		for _, sealed := range []**Secret{&n.Secret, &n.Token} {
+			if *sealed != nil {
+				withEnv := **sealed
+				withEnv.Env = env.name
+				*sealed = &withEnv
+			}
+		}
+		app.Notify[i] = n
+	}
+	if len(over.secrets) == 0 {
 		return
 	}
 	app.Secrets = make(map[string]Secret, len(over.secrets))
@@ -81,10 +101,11 @@ func (l *loader) resolveSecrets(desired *Desired, app *App, env *rawEnv, over *r
 	}
 }
 
-// recipientsOf lists an environment's recipients, nil when it names none.
-func recipientsOf(env *rawEnv) []string {
+// recipientsOf lists the public keys of a recipients attribute, nil when it names
+// none.
+func recipientsOf(list listField) []string {
 	var out []string
-	for _, r := range env.recipients.items {
+	for _, r := range list.items {
 		out = append(out, r.v)
 	}
 	return out

@@ -35,6 +35,13 @@ type Platform struct {
 	// Notify are the receivers of every event of the daemon (notify blocks of
 	// manifold.hcl), sorted by Name.
 	Notify []Notify `json:"notify,omitempty"`
+	// Recipients are the age public keys manifold.hcl's sealed values (its notify
+	// blocks' secret and token) are sealed to: those of every daemon that sends its
+	// notifications. Nil when it names none.
+	Recipients []string `json:"recipients,omitempty"`
+	// RouterErrors (`router_errors { threshold = 10  window = "1m" }`) is when an
+	// app's router errors fire router.errors.
+	RouterErrors RouterErrors `json:"router_errors"`
 	// Review, from `review { … }`, makes review environments of the config repo's
 	// refs; nil without the block.
 	Review *Review `json:"review,omitempty"`

@@ -32,27 +32,26 @@ and only the daemon (with --age-identity) opens them, when it starts a dyno.`,
 }
 
 func newSecretEncryptCmd() *cobra.Command {
-	var repo, env, app string
+	var repo, env, app, receiver string
 	cmd := &cobra.Command{
-		Use:   "encrypt -e ENV -a APP NAME",
-		Short: "Seal the value read from stdin for APP's NAME in ENV; print the string to paste",
+		Use:   "encrypt -e ENV -a APP NAME | encrypt [-e ENV -a APP] --notify RECEIVER secret|token",
+		Short: "Seal the value read from stdin for APP's NAME in ENV, or for a notify receiver; print the string to paste",
 		Long: `Encrypt reads a value from stdin (one trailing newline is dropped), seals it to the
 recipients of environment ENV in the config repo and prints the string to paste into
 that environment's app block: secrets = { NAME = "age:…" }. The value is bound to
-APP/ENV/NAME: pasted anywhere else it does not open.`,
+APP/ENV/NAME: pasted anywhere else it does not open.
+
+With --notify RECEIVER, it seals a notify receiver's webhook key (secret) or forge
+token (token): for APP's receiver in ENV (paste it as secret = "age:…" in that
+environment's app block, notify "RECEIVER" { … }), or, without -e and -a, for a
+receiver of manifold.hcl, sealed to manifold.hcl's recipients. It is bound to that
+receiver, attribute and place.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			desired, err := loadRepo(repo, env)
+			where, recipients, err := sealingFor(repo, env, app, receiver, name)
 			if err != nil {
 				return err
-			}
-			if _, ok := desired.Lookup(env, app); !ok {
-				return fmt.Errorf("no app %q in environment %q of %s", app, env, repo)
-			}
-			recipients := desired.Recipients[env]
-			if len(recipients) == 0 {
-				return fmt.Errorf(`environment %q names no recipients: add recipients = ["age1…"] to its environment block`, env)
 			}
 			value, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), maxSecretBytes+1))
 			if err != nil {
@@ -62,7 +61,7 @@ APP/ENV/NAME: pasted anywhere else it does not open.`,
 				return fmt.Errorf("the value is longer than %d bytes", maxSecretBytes)
 			}
 			text := strings.TrimSuffix(strings.TrimSuffix(string(value), "\n"), "\r")
-			sealed, err := secret.Seal(secret.Binding{App: app, Env: env, Name: name}, text, recipients)
+			sealed, err := secret.Seal(where, text, recipients)
 			if err != nil {
 				return err
 			}
@@ -71,11 +70,52 @@ APP/ENV/NAME: pasted anywhere else it does not open.`,
 		},
 	}
 	cmd.Flags().StringVar(&repo, "repo", ".", "the config repo folder")
-	cmd.Flags().StringVarP(&env, "env", "e", "", "the environment (required)")
-	cmd.Flags().StringVarP(&app, "app", "a", "", "the app (required)")
-	_ = cmd.MarkFlagRequired("env")
-	_ = cmd.MarkFlagRequired("app")
+	cmd.Flags().StringVarP(&env, "env", "e", "", "the environment (required but for a receiver of manifold.hcl)")
+	cmd.Flags().StringVarP(&app, "app", "a", "", "the app (required but for a receiver of manifold.hcl)")
+	cmd.Flags().StringVar(&receiver, "notify", "", "seal the key (secret) or token (token) of this notify receiver")
 	return cmd
+}
+
+// sealingFor checks that the place to seal for exists in the config repo and
+// returns its binding and recipients.
+func sealingFor(repo, env, app, receiver, name string) (secret.Binding, []string, error) {
+	if receiver != "" && name != "secret" && name != "token" {
+		return secret.Binding{}, nil, fmt.Errorf("with --notify, NAME is secret (a webhook's key) or token (a forge's), not %q", name)
+	}
+	if (env == "") != (app == "") || (receiver == "" && env == "") {
+		if receiver == "" {
+			return secret.Binding{}, nil, errors.New(`give the environment and the app: -e ENV -a APP`)
+		}
+		return secret.Binding{}, nil, errors.New(`give both -e ENV and -a APP (an app's receiver), or neither (a receiver of manifold.hcl)`)
+	}
+	desired, err := loadRepo(repo, env)
+	if err != nil {
+		return secret.Binding{}, nil, err
+	}
+	if env == "" { // a receiver of manifold.hcl
+		if !slices.ContainsFunc(desired.Platform.Notify, func(n spec.Notify) bool { return n.Name == receiver }) {
+			return secret.Binding{}, nil, fmt.Errorf("no notify %q in the manifold file of %s", receiver, repo)
+		}
+		if len(desired.Platform.Recipients) == 0 {
+			return secret.Binding{}, nil, errors.New(`manifold.hcl names no recipients: add recipients = ["age1…"] (the public keys of the daemons that send its notifications)`)
+		}
+		return secret.NotifyBinding("", "", receiver, name), desired.Platform.Recipients, nil
+	}
+	found, ok := desired.Lookup(env, app)
+	if !ok {
+		return secret.Binding{}, nil, fmt.Errorf("no app %q in environment %q of %s", app, env, repo)
+	}
+	recipients := desired.Recipients[env]
+	if len(recipients) == 0 {
+		return secret.Binding{}, nil, fmt.Errorf(`environment %q names no recipients: add recipients = ["age1…"] to its environment block`, env)
+	}
+	if receiver == "" {
+		return secret.Binding{App: app, Env: env, Name: name}, recipients, nil
+	}
+	if !slices.ContainsFunc(found.Notify, func(n spec.Notify) bool { return n.Name == receiver }) {
+		return secret.Binding{}, nil, fmt.Errorf("app %q has no notify %q in environment %q of %s", app, receiver, env, repo)
+	}
+	return secret.NotifyBinding(app, env, receiver, name), recipients, nil
 }
 
 func newSecretKeygenCmd() *cobra.Command {
@@ -114,15 +154,20 @@ func newSecretKeygenCmd() *cobra.Command {
 
 func newSecretRekeyCmd() *cobra.Command {
 	var repo, env, identity string
+	var platform bool
 	cmd := &cobra.Command{
-		Use:   "rekey -e ENV",
-		Short: "Re-encrypt every secret of ENV to its current recipients, in place",
-		Long: `Rekey opens every secret of environment ENV with the identity (--age-identity or
-MANIFOLD_AGE_IDENTITY), checks each sits where it was sealed for, and seals it again to
-the recipients the environment file names now, rewriting the sealed strings in place.
-Run it after adding or removing a recipient; commit the result.`,
+		Use:   "rekey -e ENV | rekey --platform",
+		Short: "Re-encrypt every sealed value of ENV (or of manifold.hcl) to its current recipients, in place",
+		Long: `Rekey opens every sealed value of environment ENV (its apps' secrets and notify
+keys and tokens), or with --platform those of manifold.hcl's notify blocks, with the
+identity (--age-identity or MANIFOLD_AGE_IDENTITY), checks each sits where it was
+sealed for, and seals it again to the recipients the file names now, rewriting the
+sealed strings in place. Run it after adding or removing a recipient; commit the result.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (env == "") == !platform {
+				return errors.New("give -e ENV (an environment's values) or --platform (manifold.hcl's)")
+			}
 			keyring, err := loadAgeIdentity(identity)
 			if err != nil {
 				return err
@@ -131,40 +176,38 @@ Run it after adding or removing a recipient; commit the result.`,
 			if err != nil {
 				return err
 			}
-			recipients := desired.Recipients[env]
+			place, recipients, values := env, desired.Recipients[env], sealedValuesOf(desired, env)
+			if platform {
+				place, recipients = "manifold.hcl", desired.Platform.Recipients
+			}
 			if len(recipients) == 0 {
-				return fmt.Errorf("environment %q names no recipients", env)
+				return fmt.Errorf("%s names no recipients", place)
 			}
 			files := map[string]string{} // repo-relative path -> new content
-			count := 0
 			var errs []error
-			for _, app := range desired.Apps {
-				for _, name := range slices.Sorted(maps.Keys(app.Secrets)) {
-					s := app.Secrets[name]
-					where := secret.Binding{App: app.Name, Env: env, Name: name}
-					value, err := keyring.Open(where, s.Sealed)
-					if err != nil {
-						errs = append(errs, fmt.Errorf("%s:%d:%d: secret %s: %w", s.Pos.File, s.Pos.Line, s.Pos.Col, name, err))
-						continue
-					}
-					resealed, err := secret.Seal(where, value, recipients)
+			for _, v := range values {
+				at := fmt.Sprintf("%s:%d:%d: %s", v.Pos.File, v.Pos.Line, v.Pos.Col, v.what)
+				value, err := keyring.Open(v.where, v.Sealed)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", at, err))
+					continue
+				}
+				resealed, err := secret.Seal(v.where, value, recipients)
+				if err != nil {
+					return err
+				}
+				content, ok := files[v.Pos.File]
+				if !ok {
+					data, err := os.ReadFile(filepath.Join(repo, filepath.FromSlash(v.Pos.File)))
 					if err != nil {
 						return err
 					}
-					content, ok := files[s.Pos.File]
-					if !ok {
-						data, err := os.ReadFile(filepath.Join(repo, filepath.FromSlash(s.Pos.File)))
-						if err != nil {
-							return err
-						}
-						content = string(data)
-					}
-					if !strings.Contains(content, s.Sealed) {
-						return fmt.Errorf("%s:%d:%d: secret %s: sealed text not found as written (escaped?)", s.Pos.File, s.Pos.Line, s.Pos.Col, name)
-					}
-					files[s.Pos.File] = strings.Replace(content, s.Sealed, resealed, 1)
-					count++
+					content = string(data)
 				}
+				if !strings.Contains(content, v.Sealed) {
+					return fmt.Errorf("%s: sealed text not found as written (escaped?)", at)
+				}
+				files[v.Pos.File] = strings.Replace(content, v.Sealed, resealed, 1)
 			}
 			if len(errs) > 0 {
 				return fmt.Errorf("nothing rewritten:\n%w", errors.Join(errs...))
@@ -179,15 +222,57 @@ Run it after adding or removing a recipient; commit the result.`,
 					return err
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Rekeyed %s of %s to %s\n", plural(count, "secret"), env, plural(len(recipients), "recipient"))
+			fmt.Fprintf(cmd.OutOrStdout(), "Rekeyed %s of %s to %s\n", plural(len(values), "secret"), place, plural(len(recipients), "recipient"))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&repo, "repo", ".", "the config repo folder")
-	cmd.Flags().StringVarP(&env, "env", "e", "", "the environment (required)")
+	cmd.Flags().StringVarP(&env, "env", "e", "", "the environment")
+	cmd.Flags().BoolVar(&platform, "platform", false, "rekey manifold.hcl's sealed values (its notify blocks') instead of an environment's")
 	cmd.Flags().StringVar(&identity, "age-identity", os.Getenv("MANIFOLD_AGE_IDENTITY"), "the age identity file (env MANIFOLD_AGE_IDENTITY)")
-	_ = cmd.MarkFlagRequired("env")
 	return cmd
+}
+
+// sealedValue is one sealed value of the config repo, with where it belongs.
+type sealedValue struct {
+	spec.Secret
+	where secret.Binding
+	what  string // "secret NAME", `notify "ops" secret`
+}
+
+// sealedValuesOf lists the sealed values of environment env (its apps' secrets and
+// notify keys, by app then name), or of manifold.hcl's notify blocks when env is
+// empty.
+func sealedValuesOf(desired *spec.Desired, env string) []sealedValue {
+	var out []sealedValue
+	notifies := func(app string, list []spec.Notify) {
+		for _, n := range list {
+			for _, c := range []struct {
+				s    *spec.Secret
+				attr string
+			}{{n.Secret, "secret"}, {n.Token, "token"}} {
+				if c.s != nil {
+					out = append(out, sealedValue{Secret: *c.s, where: secret.NotifyBinding(app, env, n.Name, c.attr),
+						what: fmt.Sprintf("notify %q %s", n.Name, c.attr)})
+				}
+			}
+		}
+	}
+	if env == "" {
+		notifies("", desired.Platform.Notify)
+		return out
+	}
+	for _, app := range desired.Apps {
+		if app.Env != env {
+			continue
+		}
+		for _, name := range slices.Sorted(maps.Keys(app.Secrets)) {
+			out = append(out, sealedValue{Secret: app.Secrets[name], where: secret.Binding{App: app.Name, Env: env, Name: name},
+				what: "secret " + name})
+		}
+		notifies(app.Name, app.Notify)
+	}
+	return out
 }
 
 // loadRepo loads one environment of the config repo folder, or says every problem.

@@ -29,6 +29,9 @@ func newStatusCmd() *cobra.Command {
 				fmt.Fprintf(out, "Newest revision %s does not load; the last good one keeps running:\n%s\n",
 					status.ErrorRevision.Short(), indent(status.Error))
 			}
+			if status.NotifyError != "" {
+				fmt.Fprintf(out, "Notification receivers not used (the others deliver):\n%s\n", indent(status.NotifyError))
+			}
 			fmt.Fprintln(out)
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "APP\tENV\tSTATE\tRELEASE\tCOMMIT\tNOTE")

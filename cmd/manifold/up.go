@@ -159,7 +159,7 @@ func up(ctx context.Context, o upOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	notifier, err := notify.Open(notify.Options{Path: filepath.Join(stateDir, "notify.db"), Logs: plex, Logger: logger})
+	notifier, err := notify.Open(notify.Options{Path: filepath.Join(stateDir, "notify.db"), Logs: plex, Logger: logger, Secrets: o.keyring})
 	if err != nil {
 		return err
 	}

@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler/notify"
+	"github.com/manifold-paas/manifold/reconciler/secret"
 	"github.com/manifold-paas/manifold/spec"
 )
 
@@ -19,14 +21,16 @@ import (
 // (an HTTP server on 127.0.0.1): the fsynced queue write, the wake-up of the
 // receiver's goroutine, the signed POST. "idle" sends one event at a time; "burst"
 // sends 100 at once, so later ones wait behind earlier ones (order per receiver).
-// p50 and p99 are reported in milliseconds.
+// p50 and p99 are reported in milliseconds. The key is a file on the host, or
+// ("sealed") sealed in the repo and opened with age at each send.
 //
 //	go test -run '^$' -bench DeliveryLatency -benchtime 2000x ./reconciler/notify
 func BenchmarkDeliveryLatency(b *testing.B) {
 	for _, bc := range []struct {
-		name  string
-		burst int
-	}{{"idle", 1}, {"burst100", 100}} {
+		name   string
+		burst  int
+		sealed bool
+	}{{"idle", 1, false}, {"burst100", 100, false}, {"sealed/idle", 1, true}, {"sealed/burst100", 100, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			arrived := make(chan time.Duration, 1024)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -38,8 +42,23 @@ func BenchmarkDeliveryLatency(b *testing.B) {
 				arrived <- at.Sub(e.Time)
 			}))
 			defer srv.Close()
-			secret := writeSecret(b, "bench-key")
-			n := start(b, fastOptions(b, nil), platform(spec.Notify{Name: "ops", Type: "webhook", URL: srv.URL, SecretFile: secret, Severity: "info"}))
+			opts := fastOptions(b, nil)
+			ops := spec.Notify{Name: "ops", Type: "webhook", URL: srv.URL, SecretFile: writeSecret(b, "bench-key"), Severity: "info"}
+			if bc.sealed {
+				file, recipient, err := secret.Generate()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if opts.Secrets, err = secret.ParseKeyring(strings.NewReader(file)); err != nil {
+					b.Fatal(err)
+				}
+				sealed, err := secret.Seal(secret.NotifyBinding("", "", "ops", "secret"), "bench-key", []string{recipient})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ops.SecretFile, ops.Secret = "", &spec.Secret{Sealed: sealed, Pos: spec.Pos{File: "manifold.hcl", Line: 1, Col: 1}}
+			}
+			n := start(b, opts, platform(ops))
 			ctx := context.Background()
 			var latencies []time.Duration
 			b.ReportAllocs()

@@ -12,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -113,9 +112,20 @@ func (n *Notifier) deliverQueue(ctx context.Context, id string, wake <-chan stru
 		}
 		n.mu.Lock()
 		r, known := n.receivers[id]
+		unusable := n.unusable[id] != nil
 		n.mu.Unlock()
 		if !known {
 			return
+		}
+		if unusable {
+			// Its key does not open: hold the queue until a Configure wakes us.
+			flush()
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+			}
+			continue
 		}
 		err = n.send(ctx, r, e)
 		switch {
@@ -150,7 +160,11 @@ func (n *Notifier) deliverQueue(ctx context.Context, id string, wake <-chan stru
 // send makes one attempt. Errors never carry the URL (a Slack URL is a credential)
 // nor a secret: only the host and the status.
 func (n *Notifier) send(ctx context.Context, r receiver, e entry) error {
-	req, err := request(ctx, r.Notify, e)
+	cred, err := n.credential(r)
+	if err != nil {
+		return err
+	}
+	req, err := request(ctx, r.Notify, e, cred)
 	if err != nil {
 		return err
 	}
@@ -174,8 +188,9 @@ func (n *Notifier) send(ctx context.Context, r receiver, e entry) error {
 	return fmt.Errorf("%s %s: %s", req.Method, req.URL.Host, resp.Status)
 }
 
-// request renders an entry for its receiver's type.
-func request(ctx context.Context, nb spec.Notify, e entry) (*http.Request, error) {
+// request renders an entry for its receiver's type; cred is its key or token (nil:
+// none).
+func request(ctx context.Context, nb spec.Notify, e entry, cred []byte) (*http.Request, error) {
 	var target string
 	var body []byte
 	var err error
@@ -184,12 +199,8 @@ func request(ctx context.Context, nb spec.Notify, e entry) (*http.Request, error
 	case spec.NotifyWebhook:
 		target = nb.URL
 		body, err = json.Marshal(e.Event)
-		if err == nil && nb.SecretFile != "" {
-			key, rerr := readSecret(nb.SecretFile)
-			if rerr != nil {
-				return nil, rerr
-			}
-			mac := hmac.New(sha256.New, key)
+		if err == nil && cred != nil {
+			mac := hmac.New(sha256.New, cred)
 			mac.Write(body)
 			header.Set(HeaderSignature, "sha256="+hex.EncodeToString(mac.Sum(nil)))
 		}
@@ -199,16 +210,15 @@ func request(ctx context.Context, nb spec.Notify, e entry) (*http.Request, error
 	case spec.NotifyGitHubStatus, spec.NotifyGiteaStatus:
 		target = statusURL(nb, e.Event.Commit)
 		body, err = json.Marshal(forgeRequest{State: e.State, Description: e.Description, Context: e.Context})
-		token, rerr := readSecret(nb.TokenFile)
-		if rerr != nil {
-			return nil, rerr
+		if cred == nil {
+			return nil, fmt.Errorf("no token: %w", errPermanent)
 		}
 		if nb.Type == spec.NotifyGitHubStatus {
-			header.Set("Authorization", "Bearer "+string(token))
+			header.Set("Authorization", "Bearer "+string(cred))
 			header.Set("Accept", "application/vnd.github+json")
 			header.Set("X-GitHub-Api-Version", "2022-11-28")
 		} else {
-			header.Set("Authorization", "token "+string(token))
+			header.Set("Authorization", "token "+string(cred))
 			header.Set("Accept", "application/json")
 		}
 	default:
@@ -227,20 +237,6 @@ func request(ctx context.Context, nb spec.Notify, e entry) (*http.Request, error
 	req.Header.Set(HeaderDelivery, e.Delivery)
 	req.Header.Set(HeaderEvent, string(e.Event.Type))
 	return req, nil
-}
-
-// readSecret reads a key or token file of the daemon's host, cut of trailing
-// whitespace. The error names the file, never its content.
-func readSecret(file string) ([]byte, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", file, errors.Unwrap(err))
-	}
-	key := bytes.TrimRight(data, " \t\r\n")
-	if len(key) == 0 {
-		return nil, fmt.Errorf("%s is empty", file)
-	}
-	return key, nil
 }
 
 // slackText is the one line a chat shows.

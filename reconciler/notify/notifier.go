@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -9,8 +10,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/manifold-paas/manifold/reconciler/secret"
 	"github.com/manifold-paas/manifold/spec"
 )
 
@@ -49,13 +52,24 @@ type Options struct {
 	// not been signalled for that long.
 	QuietAfter time.Duration
 	// RouterErrorThreshold H errors of one code within RouterErrorWindow fire
-	// router.errors for an app.
+	// router.errors for an app, unless the configured spec sets its own
+	// (manifold.hcl's router_errors block, which has these defaults).
 	RouterErrorThreshold int
 	RouterErrorWindow    time.Duration
+	// Secrets opens receivers' sealed keys and tokens (the daemon's age identity,
+	// reconciler/secret.Keyring); nil opens none, so a receiver with one is not used.
+	Secrets Opener
 	// Tick is how often held and quiet conditions are looked at (default 1 s).
 	Tick   time.Duration
 	Logger *slog.Logger
 }
+
+// Opener opens a sealed value where it was sealed for (reconciler/secret.Keyring).
+type Opener interface {
+	Open(where secret.Binding, sealed string) (string, error)
+}
+
+var _ Opener = (*secret.Keyring)(nil)
 
 // Notifier accepts events, folds repeats, queues each for the receivers that want it
 // and delivers the queues. Notify and Configure are safe to call concurrently; Run
@@ -65,8 +79,12 @@ type Notifier struct {
 	log   *slog.Logger
 	store *store
 
-	mu         sync.Mutex
-	receivers  map[string]receiver
+	mu        sync.Mutex
+	receivers map[string]receiver
+	// unusable are the receivers whose sealed key or token does not open, with why:
+	// no event is queued for them, and their workers hold their queues until it
+	// opens (Configure wakes them to look again).
+	unusable   map[string]error
 	envs       []string
 	configured bool
 	early      []Event
@@ -75,6 +93,9 @@ type Notifier struct {
 	forge      *forgeStates
 	wake       map[string]chan struct{}
 	changed    chan struct{}
+	// rule is the router error rule of the newest spec, read by the log watch on
+	// every router error without taking mu (held across fsyncs).
+	rule atomic.Pointer[routerRule]
 }
 
 // sent is when a dedupe key was last sent, and how many repeats were folded since.
@@ -101,6 +122,9 @@ func Open(opts Options) (*Notifier, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Secrets == nil {
+		opts.Secrets = (*secret.Keyring)(nil)
+	}
 	st, err := openStore(opts.Path)
 	if err != nil {
 		return nil, err
@@ -120,6 +144,11 @@ func Open(opts Options) (*Notifier, error) {
 		wake:       map[string]chan struct{}{},
 		changed:    make(chan struct{}, 1),
 	}
+	n.rule.Store(&routerRule{threshold: opts.RouterErrorThreshold, window: opts.RouterErrorWindow})
+	n.unusable = n.checkCredentials(receivers)
+	for _, id := range slices.Sorted(maps.Keys(n.unusable)) {
+		n.log.Error("notification receiver not used: its credential does not open", "receiver", id, "err", n.unusable[id])
+	}
 	for id := range receivers {
 		n.wake[id] = make(chan struct{}, 1)
 	}
@@ -137,10 +166,12 @@ func cmpOr(d, def time.Duration) time.Duration {
 func (n *Notifier) Close() error { return n.store.close() }
 
 // Configure sets the receivers from a spec that loaded: the platform's notify blocks
-// (every event) and each app's (its events). The queues of receivers no longer
-// named are dropped. Events that arrived before the first Configure of a fresh
-// queue are queued now.
-func (n *Notifier) Configure(desired *spec.Desired) {
+// (every event) and each app's (its events), and the router error rule. The queues
+// of receivers no longer named are dropped. Events that arrived before the first
+// Configure of a fresh queue are queued now. A receiver whose sealed key or token
+// does not open is not used (logged once, when the receivers change); the error
+// returned names each, with its file:line:col, never a value.
+func (n *Notifier) Configure(desired *spec.Desired) error {
 	receivers := map[string]receiver{}
 	for _, nb := range desired.Platform.Notify {
 		id := "platform/" + nb.Name
@@ -152,15 +183,20 @@ func (n *Notifier) Configure(desired *spec.Desired) {
 			receivers[id] = receiver{ID: id, App: app.Name, Env: app.Env, Notify: nb}
 		}
 	}
+	n.rule.Store(n.ruleOf(desired.Platform.RouterErrors))
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.configured && maps.EqualFunc(receivers, n.receivers, equalReceiver) && slices.Equal(desired.Environments, n.envs) {
-		return
+		return n.unusableErr()
 	}
 	dropped, err := n.store.saveReceivers(receivers, desired.Environments)
 	if err != nil {
 		n.log.Error("save notification receivers", "err", err)
-		return
+		return n.unusableErr()
+	}
+	n.unusable = n.checkCredentials(receivers)
+	for _, id := range slices.Sorted(maps.Keys(n.unusable)) {
+		n.log.Error("notification receiver not used: its credential does not open", "receiver", id, "err", n.unusable[id])
 	}
 	for id, count := range dropped {
 		if count > 0 {
@@ -173,9 +209,15 @@ func (n *Notifier) Configure(desired *spec.Desired) {
 			n.wake[id] = make(chan struct{}, 1)
 		}
 	}
-	for id := range n.wake {
+	for id, wake := range n.wake {
 		if _, ok := receivers[id]; !ok {
 			delete(n.wake, id)
+			continue
+		}
+		// A receiver's worker looks again: its key may open now, or no longer.
+		select {
+		case wake <- struct{}{}:
+		default:
 		}
 	}
 	n.configured = true
@@ -186,6 +228,16 @@ func (n *Notifier) Configure(desired *spec.Desired) {
 	case n.changed <- struct{}{}:
 	default:
 	}
+	return n.unusableErr()
+}
+
+// unusableErr joins why each unusable receiver is not used, sorted. n.mu is held.
+func (n *Notifier) unusableErr() error {
+	var errs []error
+	for _, id := range slices.Sorted(maps.Keys(n.unusable)) {
+		errs = append(errs, n.unusable[id])
+	}
+	return errors.Join(errs...)
 }
 
 func equalReceiver(a, b receiver) bool {
@@ -193,7 +245,12 @@ func equalReceiver(a, b receiver) bool {
 		a.Notify.Type == b.Notify.Type && a.Notify.URL == b.Notify.URL && a.Notify.SecretFile == b.Notify.SecretFile &&
 		a.Notify.TokenFile == b.Notify.TokenFile && a.Notify.API == b.Notify.API && a.Notify.Repo == b.Notify.Repo &&
 		a.Notify.Severity == b.Notify.Severity && slices.Equal(a.Notify.Events, b.Notify.Events) &&
-		slices.Equal(a.Notify.Exclude, b.Notify.Exclude)
+		slices.Equal(a.Notify.Exclude, b.Notify.Exclude) &&
+		equalSealed(a.Notify.Secret, b.Notify.Secret) && equalSealed(a.Notify.Token, b.Notify.Token)
+}
+
+func equalSealed(a, b *spec.Secret) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
 // Notify accepts events: each gets its id and time, repeats are folded, and the rest
@@ -360,7 +417,7 @@ func (n *Notifier) fanOut(e Event, entries map[string][]entry) {
 	ids := slices.Sorted(maps.Keys(n.receivers))
 	for _, id := range ids {
 		r := n.receivers[id]
-		if !r.wants(e) {
+		if n.unusable[id] != nil || !r.wants(e) {
 			continue
 		}
 		switch r.Notify.Type {

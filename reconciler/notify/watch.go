@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/manifold-paas/manifold/logs"
+	"github.com/manifold-paas/manifold/spec"
 )
 
 // watch.go finds the conditions that only the log stream shows: router errors (the
@@ -58,18 +59,20 @@ func (w *lineWatcher) observe(ctx context.Context, line logs.Line) {
 	case line.Dyno == "router" && strings.HasPrefix(line.Text, "at=error code="):
 		code, _, _ := strings.Cut(strings.TrimPrefix(line.Text, "at=error code="), " ")
 		cond := fmt.Sprintf("router.errors/%s/%s/%s", line.App, line.Env, code)
+		rule := w.n.rule.Load()
 		rate := w.errors[cond]
-		if rate == nil {
-			rate = newRateWindow(w.n.opts.RouterErrorThreshold)
+		if rate == nil || len(rate.times) != rule.threshold {
+			// A new threshold starts counting again.
+			rate = newRateWindow(rule.threshold)
 			w.errors[cond] = rate
 		}
-		if !rate.add(line.Time, w.n.opts.RouterErrorWindow) {
+		if !rate.add(line.Time, rule.window) {
 			return
 		}
 		e = Event{Type: RouterErrors, Severity: SeverityError, App: line.App, Env: line.Env, Code: code,
 			Condition: cond, Key: cond,
 			Message: fmt.Sprintf("%s (%s): %d or more %s errors within %s", line.App, line.Env,
-				w.n.opts.RouterErrorThreshold, code, w.n.opts.RouterErrorWindow)}
+				rule.threshold, code, rule.window)}
 	case line.Dyno == "logplex" && strings.HasPrefix(line.Text, "Error L10"):
 		cond := fmt.Sprintf("drain.dropping/%s/%s", line.App, line.Env)
 		e = Event{Type: DrainDropping, Severity: SeverityError, App: line.App, Env: line.Env, Code: "L10",
@@ -82,6 +85,26 @@ func (w *lineWatcher) observe(ctx context.Context, line logs.Line) {
 	}
 	w.signalled[e.Condition] = line.Time
 	w.n.Notify(ctx, e)
+}
+
+// routerRule is when router.errors fires: threshold errors of one code within
+// window.
+type routerRule struct {
+	threshold int
+	window    time.Duration
+}
+
+// ruleOf is the spec's rule (manifold.hcl's router_errors), with Options' values
+// where it leaves one zero (a spec not made by spec.Load).
+func (n *Notifier) ruleOf(re spec.RouterErrors) *routerRule {
+	r := &routerRule{threshold: n.opts.RouterErrorThreshold, window: n.opts.RouterErrorWindow}
+	if re.Threshold > 0 {
+		r.threshold = re.Threshold
+	}
+	if re.WindowSeconds > 0 {
+		r.window = time.Duration(re.WindowSeconds) * time.Second
+	}
+	return r
 }
 
 // rateWindow remembers the times of the last `threshold` errors: the rate is over

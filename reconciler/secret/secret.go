@@ -40,13 +40,46 @@ var (
 	ErrCorrupt = errors.New("not a valid sealed secret (tampered or truncated?)")
 )
 
-// Binding is where a secret belongs: app/env/NAME.
+// Binding is where a secret belongs: app/env/NAME for a config var. A notify
+// receiver's key or token is bound by NotifyBinding.
 type Binding struct {
 	App, Env, Name string
 }
 
-// String is "app/env/NAME".
-func (b Binding) String() string { return b.App + "/" + b.Env + "/" + b.Name }
+// String is "app/env/NAME", or "manifold.hcl/NAME" for a value of manifold.hcl.
+func (b Binding) String() string {
+	if b.App == "" && b.Env == "" {
+		return "manifold.hcl/" + b.Name
+	}
+	return b.App + "/" + b.Env + "/" + b.Name
+}
+
+// notifyName starts the Name of a notify receiver's binding. Config var names never
+// hold a "/", so no config var's value opens as a receiver's credential, nor the
+// other way round.
+const notifyName = "notify/"
+
+// NotifyBinding is where a notify receiver's sealed secret or token (attr) belongs:
+// app/env/notify/RECEIVER/ATTR for an app's receiver in an environment, and
+// manifold.hcl's (app and env empty) for a receiver of manifold.hcl. A value sealed
+// for one receiver, attribute, app or environment opens nowhere else.
+func NotifyBinding(app, env, receiver, attr string) Binding {
+	return Binding{App: app, Env: env, Name: notifyName + receiver + "/" + attr}
+}
+
+// encryptCommand is the command that seals a value for b.
+func (b Binding) encryptCommand() string {
+	place := ""
+	if b.App != "" || b.Env != "" {
+		place = fmt.Sprintf(" -e %s -a %s", b.Env, b.App)
+	}
+	if rest, ok := strings.CutPrefix(b.Name, notifyName); ok {
+		if i := strings.LastIndex(rest, "/"); i > 0 {
+			return fmt.Sprintf("manifold secret encrypt%s --notify %s %s", place, rest[:i], rest[i+1:])
+		}
+	}
+	return fmt.Sprintf("manifold secret encrypt%s %s", place, b.Name)
+}
 
 func (b Binding) header() string {
 	return envelopeMagic + b.App + "\n" + b.Env + "\n" + b.Name + "\n"
@@ -185,8 +218,8 @@ func (k *Keyring) Open(where Binding, sealed string) (string, error) {
 		parts := strings.SplitN(rest, "\n", 4)
 		if len(parts) == 4 {
 			was := Binding{App: parts[0], Env: parts[1], Name: parts[2]}
-			return "", fmt.Errorf("%w: encrypted for %s, found at %s (run `manifold secret encrypt -e %s -a %s %s` for this place)",
-				ErrMoved, was, where, where.Env, where.App, where.Name)
+			return "", fmt.Errorf("%w: encrypted for %s, found at %s (run `%s` for this place)",
+				ErrMoved, was, where, where.encryptCommand())
 		}
 	}
 	return "", fmt.Errorf("%w: no manifold envelope (encrypted with plain age? use `manifold secret encrypt`)", ErrCorrupt)

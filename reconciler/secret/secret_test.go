@@ -154,3 +154,58 @@ func TestSealNeedsRecipients(t *testing.T) {
 		t.Errorf("Seal to a bad recipient: %v", err)
 	}
 }
+
+// TestNotifyBinding: a receiver's sealed key opens only for that receiver, attribute,
+// app and environment (or manifold.hcl), never as a config var, and a config var's
+// value never opens as a receiver's key.
+func TestNotifyBinding(t *testing.T) {
+	t.Parallel()
+	k, recipient := generate(t)
+	seal := func(where secret.Binding) string {
+		t.Helper()
+		sealed, err := secret.Seal(where, "hmac-key-value", []string{recipient})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sealed
+	}
+	team := secret.NotifyBinding("hello", "production", "team", "secret")
+	ops := secret.NotifyBinding("", "", "ops", "secret")
+	tests := []struct {
+		name         string
+		sealedFor    secret.Binding
+		openedAt     secret.Binding
+		wantErr      error
+		inErr        string
+		wantOpenedAt string
+	}{
+		{name: "app receiver", sealedFor: team, openedAt: team},
+		{name: "manifold.hcl receiver", sealedFor: ops, openedAt: ops},
+		{name: "another environment", sealedFor: team, openedAt: secret.NotifyBinding("hello", "staging", "team", "secret"), wantErr: secret.ErrMoved,
+			inErr: "encrypted for hello/production/notify/team/secret, found at hello/staging/notify/team/secret (run `manifold secret encrypt -e staging -a hello --notify team secret` for this place)"},
+		{name: "another receiver", sealedFor: team, openedAt: secret.NotifyBinding("hello", "production", "ops", "secret"), wantErr: secret.ErrMoved},
+		{name: "secret as token", sealedFor: team, openedAt: secret.NotifyBinding("hello", "production", "team", "token"), wantErr: secret.ErrMoved},
+		{name: "app's to manifold.hcl", sealedFor: secret.NotifyBinding("hello", "production", "ops", "secret"), openedAt: ops, wantErr: secret.ErrMoved,
+			inErr: "found at manifold.hcl/notify/ops/secret (run `manifold secret encrypt --notify ops secret` for this place)"},
+		{name: "config var as receiver key", sealedFor: secret.Binding{App: "hello", Env: "production", Name: "TEAM"}, openedAt: team, wantErr: secret.ErrMoved},
+		{name: "receiver key as config var", sealedFor: team, openedAt: secret.Binding{App: "hello", Env: "production", Name: "TEAM"}, wantErr: secret.ErrMoved},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := k.Open(tt.openedAt, seal(tt.sealedFor))
+			if tt.wantErr == nil {
+				if err != nil || got != "hmac-key-value" {
+					t.Fatalf("Open = %q, %v", got, err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.inErr) {
+				t.Fatalf("Open = %q, %v; want %v saying %q", got, err, tt.wantErr, tt.inErr)
+			}
+			if strings.Contains(err.Error(), "hmac-key-value") {
+				t.Errorf("error %q holds the plaintext", err)
+			}
+		})
+	}
+}
