@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -147,8 +148,7 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	}
 	if !info.Swarm.ControlAvailable {
 		_ = cli.Close()
-		return nil, fmt.Errorf("swarm driver: the Docker Engine at %s is %w (swarm state %q): run `docker swarm init` there, or point DOCKER_HOST at a manager",
-			cli.DaemonHost(), ErrNotManager, info.Swarm.LocalNodeState)
+		return nil, notManager(cli.DaemonHost(), info.Swarm)
 	}
 	listener, err := net.Listen("tcp", opts.SlugListen)
 	if err != nil {
@@ -212,6 +212,22 @@ func (d *Driver) beginCall() error {
 	}
 	d.wg.Add(1)
 	return nil
+}
+
+// notManager says what to do about an engine that is no swarm manager: a worker
+// names its managers (`docker swarm init` there would fail: it is in a swarm), any
+// other engine is told to start one.
+func notManager(host string, info swarm.Info) error {
+	if info.LocalNodeState == swarm.LocalNodeStateActive {
+		managers := make([]string, 0, len(info.RemoteManagers))
+		for _, m := range info.RemoteManagers {
+			managers = append(managers, m.Addr)
+		}
+		return fmt.Errorf("swarm driver: the Docker Engine at %s is %w but a worker of a swarm: point DOCKER_HOST at a manager's engine (the managers' swarm addresses: %s), or promote this node with `docker node promote` on a manager",
+			host, ErrNotManager, strings.Join(managers, ", "))
+	}
+	return fmt.Errorf("swarm driver: the Docker Engine at %s is %w (swarm state %q): run `docker swarm init` there, or point DOCKER_HOST at a manager",
+		host, ErrNotManager, info.LocalNodeState)
 }
 
 // stackImage is the image ID of the stack a spec names, as the manager's engine has it.
