@@ -58,7 +58,8 @@ type Options struct {
 	// task that restarts after the daemon did fetches from it again.
 	SlugListen string
 	// SlugURL is the slug server's base URL as the nodes reach it (http://host:port);
-	// empty: http:// and SlugListen's address.
+	// empty: http:// and SlugListen's address, or when that is every interface, this
+	// machine's address on its route to the manager's swarm address.
 	SlugURL string
 }
 
@@ -156,7 +157,11 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		return nil, fmt.Errorf("swarm driver: slug server: %w", err)
 	}
 	if opts.SlugURL == "" {
-		opts.SlugURL = "http://" + listener.Addr().String()
+		if opts.SlugURL, err = slugBaseURL(listener.Addr(), info.Swarm.NodeAddr); err != nil {
+			_ = listener.Close()
+			_ = cli.Close()
+			return nil, fmt.Errorf("swarm driver: %w", err)
+		}
 	}
 	dctx, cancel := context.WithCancel(context.Background())
 	d := &Driver{
@@ -172,6 +177,7 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		nodeReady:    map[string]bool{},
 		updateStates: map[string]swarm.UpdateState{},
 	}
+	d.log.Info("slug server", "listen", listener.Addr().String(), "url", opts.SlugURL)
 	if err := d.adopt(ctx); err != nil {
 		cancel()
 		_ = d.slugs.close()
