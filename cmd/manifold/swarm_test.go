@@ -153,15 +153,17 @@ func TestUpSwarmDriver(t *testing.T) {
 		"--router", routerAddr, "--interval", "500ms", "--boot-timeout", "20s", "-v"}
 	d := startDaemonArgs(t, state, routerAddr, args...)
 
-	eventually(t, 2*time.Minute, "web answers through the router with its config", func() error {
-		return answers(d, "hi from web.1")
-	})
-	eventually(t, time.Minute, "ps lists web.1 and worker.1 up", func() error {
+	// ps first: polling the router meanwhile would fill the app's log (1500 lines,
+	// checked below) with H14 lines.
+	eventually(t, 2*time.Minute, "ps lists web.1 and worker.1 up", func() error {
 		code, out, errOut := runCLI(t, "--api", apiAddr, "ps", "-a", "hello")
 		if code != 0 || !strings.Contains(out, "\nweb.1: up ") || !strings.Contains(out, "\nworker.1: up ") {
 			return fmt.Errorf("ps: exit %d\n%s%s", code, out, errOut)
 		}
 		return nil
+	})
+	eventually(t, 30*time.Second, "web answers through the router with its config", func() error {
+		return answers(d, "hi from web.1")
 	})
 
 	t.Run("scale 1 -> 3 spreads over the nodes", func(t *testing.T) {
@@ -271,6 +273,22 @@ func TestUpSwarmDriver(t *testing.T) {
 	})
 
 	t.Run("a restarted daemon adopts every service and task", func(t *testing.T) {
+		// Swarm writes a service once more when its rolling update completes (the
+		// monitor period after the last task): compare from then on.
+		eventually(t, time.Minute, "the services' updates completed", func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			list, err := mgr.Client.ServiceList(ctx, dockerswarm.ServiceListOptions{})
+			if err != nil {
+				return err
+			}
+			for _, s := range list {
+				if u := s.UpdateStatus; u != nil && u.State != dockerswarm.UpdateStateCompleted {
+					return fmt.Errorf("%s: update %s", s.Spec.Name, u.State)
+				}
+			}
+			return nil
+		})
 		services, tasks := swarmState(t, mgr)
 		if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
