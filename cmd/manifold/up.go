@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,6 +57,8 @@ type upOptions struct {
 	tlsAddr         string
 	stopDynosOnExit bool
 	dockerInstance  string
+	swarmSlugListen string
+	swarmSlugURL    string
 	metricsAddr     string
 	dynoUser        string
 	dashboardLogin  bool
@@ -95,6 +98,8 @@ func newUpCmd() *cobra.Command {
 	f.BoolVar(&o.stopDynosOnExit, "stop-dynos-on-exit", false, "stop every dyno when the daemon exits (default: leave them running, adopted on the next start)")
 	f.StringVar(&o.dynoUser, "dyno-user", "", "process driver, daemon run as root: the user dynos run as (default manifold-dyno if it exists, else nobody; root keeps them root)")
 	f.StringVar(&o.dockerInstance, "docker-instance", "default", "label value that keeps this daemon's containers apart from others on the engine")
+	f.StringVar(&o.swarmSlugListen, "swarm-slug-listen", cmp.Or(os.Getenv("MANIFOLD_SWARM_SLUG_LISTEN"), defaultSwarmSlugListen), "swarm driver: where the slug server listens for the nodes (env MANIFOLD_SWARM_SLUG_LISTEN)")
+	f.StringVar(&o.swarmSlugURL, "swarm-slug-url", os.Getenv("MANIFOLD_SWARM_SLUG_URL"), "swarm driver: the slug server's URL as the nodes reach it (env MANIFOLD_SWARM_SLUG_URL; default: the listen address, or for every interface this machine's address toward the manager)")
 	f.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (default: off; the one-minute history for `manifold metrics` is always kept)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "debug logging")
 	f.BoolVar(&o.dashboardLogin, "dashboard-login", false, "make a local deploy-scope token and print the dashboard's one-click login URL (needs --api)")

@@ -3,20 +3,23 @@ package main
 import (
 	"context"
 	"log/slog"
-	"os"
 
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/drivers/swarm"
 )
 
+// defaultSwarmSlugListen is where the slug server listens when neither
+// --swarm-slug-listen nor MANIFOLD_SWARM_SLUG_LISTEN says: a fixed port on every
+// interface, since the URL is written into every service and a task restarted after
+// the daemon did (a crash, a node that failed) fetches from it again.
+const defaultSwarmSlugListen = ":7070"
+
 // openSwarmDriver drives the swarm whose manager DOCKER_HOST (or the local socket)
-// is. The slug server's address comes from MANIFOLD_SWARM_SLUG_LISTEN (default :0;
-// give a fixed port so tasks restarted after the daemon can fetch again) and the URL
-// the nodes use from MANIFOLD_SWARM_SLUG_URL (see docs/swarm.md).
+// is, serving slugs to the nodes at --swarm-slug-listen and telling them
+// --swarm-slug-url (see docs/swarm.md).
 func openSwarmDriver(ctx context.Context, o upOptions, sink drivers.LogSink, logger *slog.Logger) (drivers.Driver, error) {
 	return swarm.New(ctx, swarm.Options{
 		Logs: sink, Logger: logger, BootTimeout: o.bootTimeout, Instance: o.dockerInstance,
-		SlugListen: os.Getenv("MANIFOLD_SWARM_SLUG_LISTEN"),
-		SlugURL:    os.Getenv("MANIFOLD_SWARM_SLUG_URL"),
+		SlugListen: o.swarmSlugListen, SlugURL: o.swarmSlugURL,
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,7 +58,8 @@ type Options struct {
 	// task that restarts after the daemon did fetches from it again.
 	SlugListen string
 	// SlugURL is the slug server's base URL as the nodes reach it (http://host:port);
-	// empty: http:// and SlugListen's address.
+	// empty: http:// and SlugListen's address, or when that is every interface, this
+	// machine's address on its route to the manager's swarm address.
 	SlugURL string
 }
 
@@ -147,8 +149,7 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	}
 	if !info.Swarm.ControlAvailable {
 		_ = cli.Close()
-		return nil, fmt.Errorf("swarm driver: the Docker Engine at %s is %w (swarm state %q): run `docker swarm init` there, or point DOCKER_HOST at a manager",
-			cli.DaemonHost(), ErrNotManager, info.Swarm.LocalNodeState)
+		return nil, notManager(cli.DaemonHost(), info.Swarm)
 	}
 	listener, err := net.Listen("tcp", opts.SlugListen)
 	if err != nil {
@@ -156,7 +157,11 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		return nil, fmt.Errorf("swarm driver: slug server: %w", err)
 	}
 	if opts.SlugURL == "" {
-		opts.SlugURL = "http://" + listener.Addr().String()
+		if opts.SlugURL, err = slugBaseURL(listener.Addr(), info.Swarm.NodeAddr); err != nil {
+			_ = listener.Close()
+			_ = cli.Close()
+			return nil, fmt.Errorf("swarm driver: %w", err)
+		}
 	}
 	dctx, cancel := context.WithCancel(context.Background())
 	d := &Driver{
@@ -172,6 +177,7 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		nodeReady:    map[string]bool{},
 		updateStates: map[string]swarm.UpdateState{},
 	}
+	d.log.Info("slug server", "listen", listener.Addr().String(), "url", opts.SlugURL)
 	if err := d.adopt(ctx); err != nil {
 		cancel()
 		_ = d.slugs.close()
@@ -212,6 +218,22 @@ func (d *Driver) beginCall() error {
 	}
 	d.wg.Add(1)
 	return nil
+}
+
+// notManager says what to do about an engine that is no swarm manager: a worker
+// names its managers (`docker swarm init` there would fail: it is in a swarm), any
+// other engine is told to start one.
+func notManager(host string, info swarm.Info) error {
+	if info.LocalNodeState == swarm.LocalNodeStateActive {
+		managers := make([]string, 0, len(info.RemoteManagers))
+		for _, m := range info.RemoteManagers {
+			managers = append(managers, m.Addr)
+		}
+		return fmt.Errorf("swarm driver: the Docker Engine at %s is %w but a worker of a swarm: point DOCKER_HOST at a manager's engine (the managers' swarm addresses: %s), or promote this node with `docker node promote` on a manager",
+			host, ErrNotManager, strings.Join(managers, ", "))
+	}
+	return fmt.Errorf("swarm driver: the Docker Engine at %s is %w (swarm state %q): run `docker swarm init` there, or point DOCKER_HOST at a manager",
+		host, ErrNotManager, info.LocalNodeState)
 }
 
 // stackImage is the image ID of the stack a spec names, as the manager's engine has it.

@@ -17,9 +17,42 @@ import (
 	"github.com/manifold-paas/manifold/drivers/supervisor"
 )
 
-// ErrAttachUnsupported is Run's error for a one-off with stdin or a terminal: a
-// Swarm task cannot be attached to through the manager.
-var ErrAttachUnsupported = errors.New("swarm one-offs take no stdin and no terminal")
+// ErrAttachUnsupported is Run's error for a one-off with a terminal or with data on
+// stdin: a Swarm task cannot be attached to through the manager. The words name the
+// CLI's flags, as this is what the user of `manifold run` reads.
+var ErrAttachUnsupported = errors.New("swarm one-offs take no stdin and no terminal (manifold run --no-tty --no-stdin)")
+
+// emptyStdin reads stdin until its end, and refuses it when it holds data: the task
+// cannot be given it, and dropping it would run a command without its input. An
+// empty stdin (</dev/null, a script's, the CLI's under CI) is the same as none.
+func emptyStdin(ctx context.Context, stdin io.Reader) error {
+	result := make(chan error, 1)
+	go func() {
+		var b [1]byte
+		for {
+			n, err := stdin.Read(b[:])
+			switch {
+			case n > 0:
+				result <- ErrAttachUnsupported
+				return
+			case errors.Is(err, io.EOF):
+				result <- nil
+				return
+			case err != nil:
+				result <- fmt.Errorf("read stdin: %w", err)
+				return
+			}
+		}
+	}()
+	// A stdin that never ends (a terminal) is read until the caller gives up; the
+	// reader's owner (the API request) closes it then, which ends the goroutine.
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-result:
+		return err
+	}
+}
 
 // Run runs a one-off as a service of one task that never restarts, on whichever node
 // Swarm picks, waits for it to end and passes its exit code through. Its output is
@@ -27,8 +60,13 @@ var ErrAttachUnsupported = errors.New("swarm one-offs take no stdin and no termi
 // service is removed then.
 func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 	spec := o.DynoSpec
-	if o.Terminal != nil || o.Stdin != nil {
+	if o.Terminal != nil {
 		return -1, fmt.Errorf("run %s: %w", spec.Ref(), ErrAttachUnsupported)
+	}
+	if o.Stdin != nil {
+		if err := emptyStdin(ctx, o.Stdin); err != nil {
+			return -1, fmt.Errorf("run %s: %w", spec.Ref(), err)
+		}
 	}
 	if err := spec.ValidateForContainers(); err != nil {
 		return -1, err

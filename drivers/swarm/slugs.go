@@ -95,6 +95,30 @@ func (s *slugServer) serveSlug(w http.ResponseWriter, r *http.Request) {
 	http.ServeFile(w, r, path)
 }
 
+// slugBaseURL is the slug server's URL as the nodes reach it: the listener's address,
+// or, when it listens on every interface, this machine's address on its route to the
+// manager's swarm address (managerAddr): the manager's own address when the daemon
+// runs on it, else this machine's on the network it shares with the swarm. Finding
+// the route sends nothing.
+func slugBaseURL(listen net.Addr, managerAddr string) (string, error) {
+	host, port, err := net.SplitHostPort(listen.String())
+	if err != nil {
+		return "", fmt.Errorf("slug server address %s: %w", listen, err)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if managerAddr == "" {
+			return "", errors.New("the slug server listens on every interface and the manager names no swarm address: give the URL the nodes reach it by (MANIFOLD_SWARM_SLUG_URL)")
+		}
+		conn, err := net.Dial("udp", net.JoinHostPort(managerAddr, "2377"))
+		if err != nil {
+			return "", fmt.Errorf("this machine's address toward the manager %s, for the slug server's URL (or give MANIFOLD_SWARM_SLUG_URL): %w", managerAddr, err)
+		}
+		host = conn.LocalAddr().(*net.UDPAddr).IP.String()
+		_ = conn.Close()
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
+}
+
 func fileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,8 +48,11 @@ type Cluster struct {
 	// ImageID is the stack image's ID on every node.
 	ImageID string
 	Nodes   []*Node
-	bridge  string
-	dir     string
+	// standalone are the daemons of AddStandalone, in no swarm.
+	standalone []*Node
+	bridge     string
+	subnet     string // "10.213.X."
+	dir        string
 }
 
 // Node is one extra daemon of a Cluster.
@@ -64,10 +68,11 @@ type Node struct {
 	// ID is the node's swarm node ID.
 	ID string
 
-	dir  string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd exits
+	dir     string
+	hostEnd string // the host's end of its veth pair
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when cmd exits
 }
 
 // Manager is the swarm manager's node.
@@ -119,8 +124,10 @@ func Start(t testing.TB, n int, image string, nodeLabel func(imageID string) str
 	}
 	c.ImageID = inspect.ID
 
+	c.subnet = subnet
 	for i := 1; i <= n; i++ {
-		node, err := c.addNode(t, i, subnet+strconv.Itoa(10+i))
+		node, err := c.addNode(t, i)
+		c.Nodes = append(c.Nodes, node)
 		if err != nil {
 			t.Fatalf("swarmtest: node %d: %v", i, err)
 		}
@@ -158,12 +165,34 @@ func Available() string {
 	return ""
 }
 
-func (c *Cluster) addNode(t testing.TB, i int, addr string) (*Node, error) {
+// AddStandalone starts one more daemon on the cluster's bridge that joins no swarm
+// (its swarm state is "inactive") and has no image loaded: an engine to point a
+// swarm client at by mistake. The cluster's cleanup removes it.
+func (c *Cluster) AddStandalone(t testing.TB) *Node {
 	t.Helper()
+	i := len(c.Nodes) + len(c.standalone) + 1
+	node, err := c.addNode(t, i)
+	c.standalone = append(c.standalone, node)
+	if err != nil {
+		t.Fatalf("swarmtest: standalone node %d: %v", i, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), daemonReadyTimeout)
+	defer cancel()
+	if err := node.waitReady(ctx); err != nil {
+		t.Fatalf("swarmtest: %s: %v; its log:\n%s", node.Name, err, node.logTail())
+	}
+	return node
+}
+
+// addNode starts the i-th daemon (its address 10.213.X.(10+i)); the caller keeps the
+// node, even on error, so that cleanup removes what was made.
+func (c *Cluster) addNode(t testing.TB, i int) (*Node, error) {
+	t.Helper()
+	addr := c.subnet + strconv.Itoa(10+i)
 	node := &Node{Name: c.Prefix + "n" + strconv.Itoa(i), Addr: addr, dir: filepath.Join(c.dir, "n"+strconv.Itoa(i))}
 	node.Host = "unix://" + filepath.Join(node.dir, "docker.sock")
-	c.Nodes = append(c.Nodes, node)
-	hostEnd, nsEnd := c.Prefix+"h"+strconv.Itoa(i), c.Prefix+"v"+strconv.Itoa(i)
+	node.hostEnd = c.Prefix + "h" + strconv.Itoa(i)
+	hostEnd, nsEnd := node.hostEnd, c.Prefix+"v"+strconv.Itoa(i)
 	for _, args := range [][]string{
 		{"netns", "add", node.Name},
 		{"link", "add", hostEnd, "type", "veth", "peer", "name", nsEnd},
@@ -396,8 +425,9 @@ func (c *Cluster) cleanup(t testing.TB) {
 			}
 		}
 	}
-	for i := len(c.Nodes) - 1; i >= 0; i-- {
-		node := c.Nodes[i]
+	all := append(slices.Clone(c.Nodes), c.standalone...)
+	for i := len(all) - 1; i >= 0; i-- {
+		node := all[i]
 		if node.Client != nil {
 			_ = node.Client.SwarmLeave(ctx, true)
 		}
@@ -412,7 +442,7 @@ func (c *Cluster) cleanup(t testing.TB) {
 				t.Errorf("swarmtest cleanup: containerd namespace %s: %v", ns, err)
 			}
 		}
-		_ = run("ip", "link", "del", c.Prefix+"h"+strconv.Itoa(i+1))
+		_ = run("ip", "link", "del", node.hostEnd)
 		if err := run("ip", "netns", "del", node.Name); err != nil {
 			t.Errorf("swarmtest cleanup: %v", err)
 		}
