@@ -94,6 +94,7 @@ type rawApp struct {
 	configSet                      bool
 	config                         []configEntry
 	suspend                        boolField
+	review                         boolField
 	processes                      []*rawProcess
 	drains                         []*rawDrain
 	secrets                        []secretEntry
@@ -269,7 +270,7 @@ func (d *decoder) app(blk block, inEnv bool) *rawApp {
 	}
 	attrs, blocks := d.checkShape(blk.body, shape{
 		what:   fmt.Sprintf("app %q", blk.label),
-		attrs:  []string{"build_config", "buildpacks", "config", "domains", "secrets", "sensitive", "stack", "suspend"},
+		attrs:  []string{"build_config", "buildpacks", "config", "domains", "review", "secrets", "sensitive", "stack", "suspend"},
 		blocks: []string{"drain", "notify", "process", "release", "source"},
 	})
 	a, ok := attrs["buildpacks"]
@@ -278,6 +279,8 @@ func (d *decoder) app(blk block, inEnv bool) *rawApp {
 	app.stack = d.nonEmptyStr(a, ok)
 	a, ok = attrs["suspend"]
 	app.suspend = d.boolean(a, ok)
+	a, ok = attrs["review"]
+	app.review = d.boolean(a, ok)
 	a, ok = attrs["sensitive"]
 	app.sensitive = d.strList(a, ok)
 	for _, s := range app.sensitive.items {

@@ -29,7 +29,7 @@ func TestLoadErrors(t *testing.T) {
 				`  colour = "red"`,
 				`}`,
 			)},
-			want: []string{`apps/a.hcl:3:3: unknown attribute "colour" in app "a" (attributes: build_config, buildpacks, config, domains, secrets, sensitive, stack, suspend; blocks: drain, notify, process, release, source)`},
+			want: []string{`apps/a.hcl:3:3: unknown attribute "colour" in app "a" (attributes: build_config, buildpacks, config, domains, review, secrets, sensitive, stack, suspend; blocks: drain, notify, process, release, source)`},
 		},
 		{
 			name: "unknown attribute in process",
@@ -61,7 +61,7 @@ func TestLoadErrors(t *testing.T) {
 				`  sidecar "x" {}`,
 				`}`,
 			)},
-			want: []string{`apps/a.hcl:3:3: unknown block "sidecar" in app "a" (attributes: build_config, buildpacks, config, domains, secrets, sensitive, stack, suspend; blocks: drain, notify, process, release, source)`},
+			want: []string{`apps/a.hcl:3:3: unknown block "sidecar" in app "a" (attributes: build_config, buildpacks, config, domains, review, secrets, sensitive, stack, suspend; blocks: drain, notify, process, release, source)`},
 		},
 		{
 			name: "unknown top-level block",

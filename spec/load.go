@@ -315,6 +315,7 @@ func (l *loader) resolve(platform Platform, env string, baseApp, over *rawApp) (
 	app.Drains = l.drains(layers)
 	app.Notify = l.mergeNotifies(notifiesOf(layers)...)
 	resolvePipeline(&app, layers)
+	l.resolveReview(&app, env, layers)
 	return app, claims
 }
 

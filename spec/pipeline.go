@@ -264,3 +264,29 @@ func (d *decoder) appCommands(a attr, ok bool) map[string]string {
 	}
 	return out
 }
+
+// resolveReview sets App.Review from the last layer that writes `review`, and
+// refuses `review = true` on an app whose source is a folder of the config repo:
+// such an app is reviewed through the config repo's own refs.
+func (l *loader) resolveReview(app *App, env string, layers []*rawApp) {
+	var review boolField
+	sourceFromEnv := false
+	for i, layer := range layers {
+		if layer.review.set {
+			review = layer.review
+		}
+		if s := layer.source; s != nil && (s.path.set || s.git.set) {
+			sourceFromEnv = i > 0
+		}
+	}
+	app.Review = review.v
+	if !review.v || app.Source.Git != "" {
+		return
+	}
+	where := ""
+	if sourceFromEnv {
+		where = fmt.Sprintf(" in environment %q", env)
+	}
+	l.sink.add(review.pos, "review = true needs a git source, and app %q%s builds a folder of the config repo: "+
+		"its review environments come from the config repo's refs (the review block of manifold.hcl)", app.Name, where)
+}

@@ -157,6 +157,13 @@ type App struct {
 	Drains []Drain `json:"drains,omitempty"`
 	// Suspend stops reconciling the app: what runs keeps running as it is.
 	Suspend bool `json:"suspend,omitempty"`
+	// Review (`review = true`, on an app whose source is git) makes review
+	// environments of the refs of the app's own source repository that the review
+	// block matches: one per ref, named <app>--<name from the ref> (hello--pr-7),
+	// running this app only. The value the app has in the review environment (its
+	// base spec with environments/review.hcl over it) is the one read; it changes
+	// nothing in the environment itself.
+	Review bool `json:"review,omitempty"`
 	// Secrets are the environment's sealed config vars (names as Config's), set only
 	// in an environment's app block: each value is age-encrypted to the environment's
 	// recipients and bound to app/env/NAME (`manifold secret encrypt`). The daemon

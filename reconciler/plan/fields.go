@@ -74,6 +74,9 @@ var appFields = []appField{
 	{field: "BuildConfig", kind: KindBuildConfig, effect: EffectRelease, value: func(a *spec.App) any { return listOrNil(a.BuildConfig) }},
 	{field: "Pin", kind: KindPromote, effect: EffectRelease, value: func(a *spec.App) any { return pinnedSlug(a) }},
 	{field: "SoakSeconds", effect: EffectNone}, // read by `manifold promote` only
+	// Read by the review manager only: it makes review environments of the app's
+	// source refs (their own apps and plans), nothing in this environment.
+	{field: "Review", effect: EffectNone},
 	{field: "Config", kind: KindConfig, effect: EffectRelease},
 	{field: "Secrets", kind: KindSecret, effect: EffectRelease},
 	{field: "Processes"},

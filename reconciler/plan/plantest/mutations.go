@@ -86,6 +86,10 @@ func Mutations() []Mutation {
 		// A slug that is not in any store: the loop's test replaces it with one it built.
 		{Field: "App.Pin", Mutate: func(app *spec.App) { app.Pin = &spec.ReleasePin{Slug: "sha256:" + hex64('b'), From: "staging v42"} }},
 		{Field: "App.SoakSeconds", Mutate: func(app *spec.App) { app.SoakSeconds += 1800 }},
+		// The loader refuses review = true on a folder source, so a config repo never
+		// holds this mutation of the base app: the planner's test diffs it (no change),
+		// the loop's test writes the app without it.
+		{Field: "App.Review", Mutate: func(app *spec.App) { app.Review = !app.Review }},
 		{Field: "Process.Type"},
 		{Field: "Process.Command", Mutate: func(app *spec.App) { p := web(app); p.Command = "exec " + p.Command }},
 		{Field: "Process.Count", Mutate: func(app *spec.App) { web(app).Count++ }},
