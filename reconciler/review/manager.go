@@ -52,7 +52,8 @@ type Manager struct {
 	mu      sync.Mutex
 	listed  int // successful listings since the start
 	tracker *Tracker
-	running map[string]Running // by env name: the last that loaded
+	running map[string]Running    // by env name: the last that loaded
+	apps    map[string]*appSource // by app name: apps' own git sources (appsource.go)
 
 	restored bool   // the state file was read (once, at the first Sync)
 	saved    []byte // the state file's content as last written
@@ -95,6 +96,7 @@ func (m *Manager) Sync(ctx context.Context, settings *spec.Review, now time.Time
 		lister = GitLister{URL: m.URL}
 	}
 	refs, err := lister.List(ctx)
+	m.tracker.taken = m.activeBesides("")
 	decisions := m.tracker.Observe(now, refs, err)
 	if err == nil {
 		m.listed++
@@ -140,7 +142,7 @@ func (m *Manager) Sync(ctx context.Context, settings *spec.Review, now time.Time
 func (m *Manager) MarkPostdeployed(env string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.tracker == nil {
+	if m.tracker == nil || m.markAppPostdeployed(env) {
 		return
 	}
 	if e, ok := m.tracker.envs[env]; ok {
@@ -165,7 +167,7 @@ func (m *Manager) Envs() ([]Env, string) {
 	if m.tracker == nil {
 		return nil, ""
 	}
-	return m.tracker.Envs(), m.tracker.ListError
+	return append(m.tracker.Envs(), m.appEnvs()...), m.tracker.ListError
 }
 
 // checkout fetches env's commit into its own folder (kept: a commit's tree never
@@ -205,6 +207,8 @@ func (m *Manager) checkout(ctx context.Context, env Env) Running {
 type List struct {
 	Envs      []Env  `json:"envs"`
 	ListError string `json:"list_error,omitempty"`
+	// AppListErrors says, by app, why the last listing of an app's git source failed.
+	AppListErrors map[string]string `json:"app_list_errors,omitempty"`
 }
 
 // Handler serves List as JSON (the daemon mounts it at GET /v1/review).
@@ -214,7 +218,10 @@ func (m *Manager) Handler() http.Handler {
 		if envs == nil {
 			envs = []Env{}
 		}
+		m.mu.Lock()
+		appErrs := m.appListErrors()
+		m.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(List{Envs: envs, ListError: listErr})
+		_ = json.NewEncoder(w).Encode(List{Envs: envs, ListError: listErr, AppListErrors: appErrs})
 	})
 }

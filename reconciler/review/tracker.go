@@ -27,7 +27,10 @@ const missingListings = 2
 type Env struct {
 	// Name is the environment's name, from its ref (pr-7, review-login-form).
 	Name string `json:"name"`
-	Ref  string `json:"ref"`
+	// App is the app whose git source Ref is of (its environment runs that app
+	// only); empty for a ref of the config repo.
+	App string `json:"app,omitempty"`
+	Ref string `json:"ref"`
 	// Commit is the ref's commit it was last deployed from (or waits to be).
 	Commit string `json:"commit"`
 	State  string `json:"state"`
@@ -71,6 +74,11 @@ type Tracker struct {
 	expired map[string]string
 	// ListError is why the last listing failed, "" when it succeeded.
 	ListError string
+	// app is set on the tracker of an app's git source (appsource.go).
+	app string
+	// taken counts the active review environments of the other trackers: all of
+	// them share settings.Max.
+	taken int
 }
 
 // NewTracker returns a Tracker with no environments.
@@ -93,7 +101,7 @@ func (t *Tracker) Observe(now time.Time, refs map[string]string, listErr error) 
 	t.ListError = ""
 	seen := map[string]string{} // env name -> ref
 	for _, ref := range slices.Sorted(maps.Keys(refs)) {
-		name, ok := t.settings.EnvName(ref)
+		name, ok := t.envName(ref)
 		if !ok {
 			continue
 		}
@@ -111,7 +119,7 @@ func (t *Tracker) Observe(now time.Time, refs map[string]string, listErr error) 
 		env, ok := t.envs[name]
 		switch {
 		case !ok:
-			t.envs[name] = &Env{Name: name, Ref: ref, Commit: commit, State: StateWaiting, CreatedAt: now, PushedAt: now}
+			t.envs[name] = &Env{Name: name, App: t.app, Ref: ref, Commit: commit, State: StateWaiting, CreatedAt: now, PushedAt: now}
 		case env.Commit != commit:
 			env.Commit, env.PushedAt, env.missing = commit, now, 0
 			if env.State == StateActive {
@@ -156,7 +164,7 @@ func (t *Tracker) Observe(now time.Time, refs map[string]string, listErr error) 
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Name, b.Name))
 	})
 	for _, env := range waiting {
-		if active < t.settings.Max {
+		if active+t.taken < t.settings.Max {
 			env.State, env.Reason = StateActive, ""
 			active++
 			d.Create = append(d.Create, *env)
