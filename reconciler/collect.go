@@ -4,21 +4,26 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/manifold-paas/manifold/spec"
 )
 
 // SourcesDir is the folder under the state dir that holds the checkouts of apps' git
 // sources, one per app, URL and ref (gitSourceDir).
 func (r *Reconciler) SourcesDir() string { return filepath.Join(r.opts.StateDir, "sources") }
 
-// GitSourceDirs are the checkouts the loaded spec's git sources use: a collector
-// removes the others under SourcesDir (apps removed, refs moved on).
+// GitSourceDirs are the checkouts the loaded spec's git sources use, and the review
+// environments' (one per app source's ref): a collector removes the others under
+// SourcesDir (apps removed, refs moved on, review environments gone).
 func (r *Reconciler) GitSourceDirs() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var dirs []string
-	for i := range r.desired {
-		if app := &r.desired[i]; app.Source.Git != "" {
-			dirs = append(dirs, r.gitSourceDir(app))
+	for _, apps := range [][]spec.App{r.desired, r.reviews} {
+		for i := range apps {
+			if app := &apps[i]; app.Source.Git != "" {
+				dirs = append(dirs, r.gitSourceDir(app))
+			}
 		}
 	}
 	return dirs

@@ -14,6 +14,9 @@ import (
 // reviewSourceConfig is a mark's Source for the refs of the config repo.
 const reviewSourceConfig = "config"
 
+// reviewSourceApp is a mark's Source for the refs of an app's own git source.
+const reviewSourceApp = "app"
+
 // setReviewMarks records the mark of each review environment this pass runs: the ref
 // and the commit of the tree its apps were loaded from.
 func (r *Reconciler) setReviewMarks(running []review.Running) {
@@ -23,7 +26,11 @@ func (r *Reconciler) setReviewMarks(running []review.Running) {
 		if commit == "" {
 			commit = run.Env.Commit
 		}
-		marks[run.Env.Name] = ledger.Review{Ref: run.Env.Ref, Commit: commit, Source: reviewSourceConfig}
+		source := reviewSourceConfig
+		if run.Env.App != "" {
+			source = reviewSourceApp
+		}
+		marks[run.Env.Name] = ledger.Review{Ref: run.Env.Ref, Commit: commit, Source: source}
 	}
 	r.mu.Lock()
 	r.reviewMarks = marks

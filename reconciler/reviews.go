@@ -10,6 +10,7 @@ import (
 	"github.com/manifold-paas/manifold/logs"
 	"github.com/manifold-paas/manifold/reconciler/plan"
 	"github.com/manifold-paas/manifold/reconciler/review"
+	"github.com/manifold-paas/manifold/reconciler/source"
 	"github.com/manifold-paas/manifold/spec"
 )
 
@@ -17,6 +18,9 @@ import (
 // at its ref (review.Manager). A failed listing must yield the last good set.
 type Reviews interface {
 	Sync(ctx context.Context, settings *spec.Review, now time.Time) ([]review.Running, review.Decisions)
+	// SyncApps yields the review environments of apps' own git sources, after Sync
+	// in the same pass, config being the config repo's snapshot the pass runs.
+	SyncApps(ctx context.Context, settings *spec.Review, config source.Snapshot, now time.Time) review.AppSync
 	// MarkPostdeployed records that a review environment's postdeploy commands ran.
 	MarkPostdeployed(env string)
 }
@@ -32,15 +36,16 @@ func (r *Reconciler) syncReviews(ctx context.Context, wanted map[plan.AppKey]boo
 	}
 	settings := r.Platform().Review
 	running, decisions := r.opts.Reviews.Sync(ctx, settings, time.Now())
+	running, decisions, keep := r.syncAppReviews(ctx, settings, running, decisions)
 	r.setReviewMarks(running)
 	var apps []spec.App
-	if !decisions.Settled {
-		apps = r.keepRunningReviews(ctx, wanted)
+	if keep != nil {
+		apps = r.keepRunningReviews(ctx, wanted, keep)
 	}
 	for _, d := range decisions.Destroy {
 		r.log.Info("review environment destroyed", "env", d.Env.Name, "ref", d.Env.Ref, "why", d.Reason)
 		if settings != nil {
-			r.runReviewHooks(ctx, "predestroy", d.Env.Name, settings.Predestroy)
+			r.runReviewHooks(ctx, "predestroy", d.Env.Name, hooksFor(settings.Predestroy, d.Env))
 		}
 	}
 	for _, run := range running {
@@ -69,17 +74,18 @@ func (r *Reconciler) syncReviews(ctx context.Context, wanted map[plan.AppKey]boo
 	r.mu.Unlock()
 	for _, run := range running {
 		if settings != nil && !run.Env.Postdeployed && len(run.Apps) > 0 && r.allReady(run.Env.Name, run.Apps) {
-			r.runReviewHooks(ctx, "postdeploy", run.Env.Name, settings.Postdeploy)
+			r.runReviewHooks(ctx, "postdeploy", run.Env.Name, hooksFor(settings.Postdeploy, run.Env))
 			r.opts.Reviews.MarkPostdeployed(run.Env.Name)
 		}
 	}
 }
 
-// keepRunningReviews marks wanted the apps of every environment that has dynos and
-// that the spec does not declare: review environments that ran before this daemon
-// started, which the Manager cannot yet tell from gone ones (a failed listing must
-// never destroy). It returns their last applied specs, which keep them routed.
-func (r *Reconciler) keepRunningReviews(ctx context.Context, wanted map[plan.AppKey]bool) []spec.App {
+// keepRunningReviews marks wanted the apps of every environment that has dynos,
+// that the spec does not declare and that keep holds: review environments that ran
+// before this daemon started, which the Manager cannot yet tell from gone ones (a
+// failed listing must never destroy). It returns their last applied specs, which
+// keep them routed.
+func (r *Reconciler) keepRunningReviews(ctx context.Context, wanted map[plan.AppKey]bool, keep func(env string) bool) []spec.App {
 	dynos, err := r.opts.Driver.List(ctx)
 	if err != nil {
 		r.log.Error("list dynos", "err", err)
@@ -91,7 +97,7 @@ func (r *Reconciler) keepRunningReviews(ctx context.Context, wanted map[plan.App
 	}
 	kept := map[plan.AppKey]bool{}
 	for _, d := range dynos {
-		if !declared[d.Spec.Env] {
+		if !declared[d.Spec.Env] && keep(d.Spec.Env) {
 			kept[plan.AppKey{Env: d.Spec.Env, App: d.Spec.App}] = true
 		}
 	}

@@ -67,8 +67,12 @@ func (t *Tracker) envName(ref string) (string, bool) {
 // AppSync is what SyncApps returns.
 type AppSync struct {
 	// Running holds every active review environment of an app source, with its one
-	// app.
+	// app, but the held ones.
 	Running []Running
+	// Held names the active review environments whose ref the last listing of their
+	// app's source lacked, or whose last listing failed: fetching the ref would fail,
+	// so the daemon leaves what runs alone until the listings decide.
+	Held []string
 	// Destroy holds those to tear down (predestroy first), with why.
 	Destroy []Destroyed
 	// Unsettled names the apps whose source has not been listed successfully twice
@@ -107,12 +111,6 @@ func (m *Manager) SyncApps(ctx context.Context, settings *spec.Review, config so
 		// The overlay does not load at HEAD: nothing changes, nothing is destroyed.
 		for _, name := range slices.Sorted(maps.Keys(m.apps)) {
 			out.Unsettled = append(out.Unsettled, name)
-			for _, env := range m.apps[name].tracker.Envs() {
-				if run, ok := m.apps[name].running[env.Name]; ok && env.State == StateActive {
-					run.Env = env
-					out.Running = append(out.Running, run)
-				}
-			}
 		}
 		return out
 	}
@@ -165,7 +163,11 @@ func (m *Manager) SyncApps(ctx context.Context, settings *spec.Review, config so
 		}
 		out.Destroy = append(out.Destroy, decisions.Destroy...)
 		for _, env := range src.tracker.Envs() {
-			if env.State == StateActive {
+			switch {
+			case env.State != StateActive:
+			case src.tracker.ListError != "" || src.tracker.envs[env.Name].missing > 0:
+				out.Held = append(out.Held, env.Name)
+			default:
 				out.Running = append(out.Running, m.appRun(src, tree, config, env))
 			}
 		}

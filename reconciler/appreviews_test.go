@@ -1,0 +1,212 @@
+package reconciler_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/process"
+	"github.com/manifold-paas/manifold/reconciler"
+	"github.com/manifold-paas/manifold/reconciler/review"
+)
+
+// appReviewEnv is a reconciler on the process driver whose app hello builds its own
+// git source (a bare repository, over file:// or HTTP) and says review = true.
+type appReviewEnv struct {
+	*processEnv
+	work, bare string // the app source's work tree and the bare repo it pushes to
+	hooks      string // the file the review hooks append to
+	reviews    *swappableReviews
+}
+
+func newAppReviewEnv(t *testing.T, transport string) *appReviewEnv {
+	t.Helper()
+	root := t.TempDir()
+	env := &appReviewEnv{work: filepath.Join(root, "hello"), bare: filepath.Join(root, "hello.git"), hooks: filepath.Join(root, "hooks.log")}
+	for name, content := range map[string]string{"Procfile": "web: " + webCommand + "\n", "www/index.html": "main\n"} {
+		path := filepath.Join(env.work, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gitIn(t, root, "init", "-q", "-b", "main", env.work)
+	gitIn(t, env.work, "add", "-A")
+	gitIn(t, env.work, "commit", "-q", "-m", "main")
+	gitIn(t, root, "init", "-q", "--bare", "-b", "main", env.bare)
+	gitIn(t, env.work, "push", "-q", env.bare, "main")
+	url := "file://" + env.bare
+	if transport == "http" {
+		backend, err := exec.LookPath("git")
+		if err != nil {
+			t.Fatal(err)
+		}
+		server := httptest.NewServer(&cgi.Handler{
+			Path: backend, Args: []string{"http-backend"}, Stderr: io.Discard, // the failed listings' complaints
+			Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
+		})
+		t.Cleanup(server.Close)
+		url = server.URL + "/hello.git"
+	}
+
+	config := t.TempDir()
+	env.reviews = &swappableReviews{Manager: &review.Manager{URL: "file://" + config, Dir: t.TempDir()}}
+	env.processEnv = newDriverEnv(t, reconciler.Options{Reviews: env.reviews},
+		func(ctx context.Context, state string, sink drivers.LogSink) (drivers.Driver, error) {
+			return process.New(ctx, process.Options{StateDir: filepath.Join(state, "dynos"), Logs: sink, BootTimeout: 20 * time.Second})
+		})
+	// The config repo is the env's folder, a git work tree too (its refs are listed).
+	env.repo = config
+	env.source.dir = config
+	env.write("apps/hello.hcl", fmt.Sprintf(`app "hello" {
+  source {
+    git = %q
+    ref = "main"
+  }
+  buildpacks = ["procfile"]
+  review     = true
+  process "web" { command = "`+webCommand+`" }
+}
+`, url))
+	env.write("manifold.hcl", fmt.Sprintf(`review {
+  refs       = ["refs/pull/*/head"]
+  postdeploy = { hello = "echo postdeploy $DYNO >> %[1]s" }
+  predestroy = { hello = "echo predestroy $DYNO >> %[1]s" }
+}
+`, env.hooks))
+	gitIn(t, config, "init", "-q", "-b", "main")
+	gitIn(t, config, "add", "-A")
+	gitIn(t, config, "commit", "-q", "-m", "config")
+	return env
+}
+
+// pullRequest commits content as www/index.html of the app's source on a branch,
+// pushes it and points refs/pull/N/head of the bare repo at it, as a forge does.
+func (e *appReviewEnv) pullRequest(t *testing.T, n, content string) {
+	t.Helper()
+	gitIn(t, e.work, "checkout", "-q", "-B", "pr-"+n, "main")
+	if err := os.WriteFile(filepath.Join(e.work, "www/index.html"), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitIn(t, e.work, "commit", "-q", "-am", "pr "+n)
+	commit := gitIn(t, e.work, "rev-parse", "HEAD")
+	gitIn(t, e.work, "push", "-q", e.bare, "+HEAD:refs/heads/pr-"+n)
+	gitIn(t, e.bare, "update-ref", "refs/pull/"+n+"/head", commit)
+	gitIn(t, e.work, "checkout", "-q", "main")
+}
+
+// pass runs one pass; unlike reconcile, an app may stall (its source unreadable).
+func (e *appReviewEnv) pass(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := e.rec.Reconcile(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAppSourceReviewEnvironments: a pull request ref of hello's own source makes
+// environment hello--pr-7 with hello only, built from the ref and answered at
+// hello.hello--pr-7.localhost; a push redeploys it (a new release in its own
+// history); listings that fail (the source unreadable, and a restart meanwhile)
+// destroy nothing; the ref gone for two listings tears it down, its releases kept.
+// Over file:// and HTTP (git http-backend).
+func TestAppSourceReviewEnvironments(t *testing.T) {
+	t.Parallel()
+	for _, transport := range []string{"file", "http"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			env := newAppReviewEnv(t, transport)
+			const host = "hello.hello--pr-7.localhost"
+			env.reconcile()
+			if got := get(t, env.router.addrs("hello.default.localhost")); got != "main\n" {
+				t.Fatalf("hello serves %q, want its source's main", got)
+			}
+			if got := env.router.addrs(host); len(got) != 0 {
+				t.Fatalf("a review app before any pull request: %v", got)
+			}
+
+			env.pullRequest(t, "7", "pr 7\n")
+			env.reconcile()
+			if got := get(t, env.router.addrs(host)); got != "pr 7\n" {
+				t.Errorf("hello--pr-7 serves %q", got)
+			}
+			if got := get(t, env.router.addrs("hello.default.localhost")); got != "main\n" {
+				t.Errorf("hello serves %q after the pull request, want main's", got)
+			}
+			env.wantHooks(t, "postdeploy run.1")
+			env.pullRequest(t, "7", "pr 7, pushed again\n")
+			env.reconcile()
+			if got := get(t, env.router.addrs(host)); got != "pr 7, pushed again\n" {
+				t.Errorf("hello--pr-7 after a push serves %q", got)
+			}
+			if releases, err := env.ledger.List("hello", "hello--pr-7"); err != nil || len(releases) != 2 {
+				t.Errorf("hello--pr-7 has %d releases (%v) after a push, want 2", len(releases), err)
+			}
+			env.wantHooks(t, "postdeploy run.1")
+
+			// The source unreadable: listings (and fetches) fail, hello--pr-7 stays,
+			// through a restart too.
+			if err := os.Rename(env.bare, env.bare+".away"); err != nil {
+				t.Fatal(err)
+			}
+			env.pass(t)
+			env.pass(t)
+			env.reviews.restart()
+			env.pass(t)
+			env.pass(t)
+			if got := get(t, env.router.addrs(host)); got != "pr 7, pushed again\n" {
+				t.Errorf("hello--pr-7 after failed listings and a restart serves %q", got)
+			}
+			if err := os.Rename(env.bare+".away", env.bare); err != nil {
+				t.Fatal(err)
+			}
+			env.reconcile()
+			if got := get(t, env.router.addrs(host)); got != "pr 7, pushed again\n" {
+				t.Errorf("hello--pr-7 after the restart's first listing serves %q", got)
+			}
+
+			gitIn(t, env.bare, "update-ref", "-d", "refs/pull/7/head")
+			env.reconcile()
+			if got := env.router.addrs(host); len(got) == 0 {
+				t.Error("hello--pr-7 torn down after one listing without its ref")
+			}
+			env.reconcile()
+			if got := env.router.addrs(host); len(got) != 0 {
+				t.Errorf("hello--pr-7 still routed after its ref went: %v", got)
+			}
+			dynos, err := env.driver.List(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range dynos {
+				if d.Spec.Env == "hello--pr-7" {
+					t.Errorf("dyno %s of hello--pr-7 still runs", d.ID)
+				}
+			}
+			env.wantHooks(t, "postdeploy run.1", "predestroy run.2")
+			if releases, err := env.ledger.List("hello", "hello--pr-7"); err != nil || len(releases) != 2 {
+				t.Errorf("hello--pr-7's releases after teardown: %d, %v; want its 2 kept", len(releases), err)
+			}
+			if got := get(t, env.router.addrs("hello.default.localhost")); got != "main\n" {
+				t.Errorf("hello serves %q at the end, want main's", got)
+			}
+		})
+	}
+}
+
+// wantHooks checks the lines the review hooks wrote, in order.
+func (e *appReviewEnv) wantHooks(t *testing.T, want ...string) {
+	t.Helper()
+	(&reviewEnv{hooks: e.hooks}).wantHooks(t, want...)
+}
