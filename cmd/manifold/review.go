@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -11,7 +13,7 @@ import (
 func newReviewCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "review",
-		Short: "Review environments made from the config repo's refs",
+		Short: "Review environments made from the refs of the config repo and of apps' git sources",
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",
@@ -26,6 +28,9 @@ func newReviewCmd() *cobra.Command {
 			if list.ListError != "" {
 				fmt.Fprintf(out, "The last listing of refs failed (nothing was destroyed):\n%s\n\n", indent(list.ListError))
 			}
+			for _, app := range slices.Sorted(maps.Keys(list.AppListErrors)) {
+				fmt.Fprintf(out, "The last listing of %s's source refs failed (nothing was destroyed):\n%s\n\n", app, indent(list.AppListErrors[app]))
+			}
 			if len(list.Envs) == 0 {
 				fmt.Fprintln(out, "No review environments.")
 				return nil
@@ -34,7 +39,11 @@ func newReviewCmd() *cobra.Command {
 			fmt.Fprintln(tw, "ENV\tSTATE\tREF\tCOMMIT\tPUSHED\tNOTE")
 			now := time.Now()
 			for _, env := range list.Envs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", env.Name, env.State, env.Ref, shortCommit(env.Commit), ago(now, env.PushedAt), env.Reason)
+				ref := env.Ref
+				if env.App != "" {
+					ref += " of " + env.App // a ref of the app's git source
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", env.Name, env.State, ref, shortCommit(env.Commit), ago(now, env.PushedAt), env.Reason)
 			}
 			return tw.Flush()
 		},

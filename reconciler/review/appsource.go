@@ -109,9 +109,7 @@ func (m *Manager) SyncApps(ctx context.Context, settings *spec.Review, config so
 	reviewed, err := Apps(tree, OverlayEnv)
 	if err != nil {
 		// The overlay does not load at HEAD: nothing changes, nothing is destroyed.
-		for _, name := range slices.Sorted(maps.Keys(m.apps)) {
-			out.Unsettled = append(out.Unsettled, name)
-		}
+		out.Unsettled = slices.Sorted(maps.Keys(m.apps))
 		return out
 	}
 	wanted := map[string]spec.App{}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// appSourceRepos makes the git source of app hello (a work tree pushed to a bare
+// repo, read over file://) serving www/index.html with busybox httpd, and a config
+// repo whose hello builds its main and says review = true, with review apps of
+// refs/pull/*/head, at most max at once. It returns the config repo, the source's
+// work tree and its bare repo.
+func appSourceRepos(t testing.TB, max int) (config, work, bare string) {
+	t.Helper()
+	root := t.TempDir()
+	work, bare = filepath.Join(root, "hello"), filepath.Join(root, "hello.git")
+	writeTree(t, work, map[string]string{
+		"Procfile":       "web: busybox httpd -f -p $PORT -h www\n",
+		"www/index.html": "main\n",
+	})
+	git(t, work, "init", "-q", "-b", "main")
+	git(t, work, "add", "-A")
+	git(t, work, "commit", "-q", "-m", "main")
+	git(t, root, "init", "-q", "--bare", "-b", "main", bare)
+	git(t, work, "push", "-q", bare, "main")
+
+	config = t.TempDir()
+	writeTree(t, config, map[string]string{
+		"apps/hello.hcl": fmt.Sprintf("app \"hello\" {\n  source {\n    git = %q\n    ref = \"main\"\n  }\n  buildpacks = [\"procfile\"]\n  review     = true\n}\n", "file://"+bare),
+		"manifold.hcl":   fmt.Sprintf("review {\n  refs = [\"refs/pull/*/head\"]\n  max  = %d\n}\n", max),
+	})
+	git(t, config, "init", "-q", "-b", "main")
+	git(t, config, "add", "-A")
+	git(t, config, "commit", "-q", "-m", "main")
+	return config, work, bare
+}
+
+func writeTree(t testing.TB, root string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		path := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sourcePullRequest commits content as www/index.html of the app's source, pushes it
+// and points refs/pull/N/head of the bare repo at it, as a forge does; it returns
+// the commit.
+func sourcePullRequest(t testing.TB, work, bare string, n int, content string) string {
+	t.Helper()
+	git(t, work, "checkout", "-q", "-B", fmt.Sprintf("pr-%d", n), "main")
+	if err := os.WriteFile(filepath.Join(work, "www/index.html"), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(t, work, "commit", "-q", "-am", fmt.Sprintf("pr %d", n))
+	commit := git(t, work, "rev-parse", "HEAD")
+	git(t, work, "push", "-q", bare, fmt.Sprintf("+HEAD:refs/heads/pr-%d", n))
+	git(t, bare, "update-ref", fmt.Sprintf("refs/pull/%d/head", n), commit)
+	git(t, work, "checkout", "-q", "main")
+	return commit
+}
+
+// TestAppSourceReviewAppsEndToEnd: `manifold up` on a config repo whose app hello
+// builds its own git source with review = true; a pull request ref of that source
+// (update-ref + the webhook, as the source's forge sends) becomes hello--pr-7, built
+// from it and answered at hello.hello--pr-7.localhost, listed by `manifold review
+// list` and `manifold status`; a push makes its v2; the ref removed, two listings
+// later it is gone, and hello keeps serving main.
+func TestAppSourceReviewAppsEndToEnd(t *testing.T) {
+	config, work, bare := appSourceRepos(t, 5)
+	state := t.TempDir()
+	t.Cleanup(func() { killDynos(filepath.Join(state, "dynos")) })
+	routerAddr := freeAddr(t)
+	d := startDaemon(t, state, "file://"+config, routerAddr, "1h")
+	eventually(t, 2*time.Minute, "main deploys", func() error { return wantBody(d, "hello.default.localhost", "main\n") })
+
+	const host = "hello.hello--pr-7.localhost"
+	sourcePullRequest(t, work, bare, 7, "pr 7\n")
+	d.hook(t)
+	eventually(t, time.Minute, "hello--pr-7 answers", func() error { return wantBody(d, host, "pr 7\n") })
+	if err := wantBody(d, "hello.default.localhost", "main\n"); err != nil {
+		t.Errorf("main after hello--pr-7: %v", err)
+	}
+	code, out, errOut := runCLI(t, "review", "list", "--api", d.apiAddr)
+	if code != 0 || !strings.Contains(out, "hello--pr-7") || !strings.Contains(out, "active") || !strings.Contains(out, "refs/pull/7/head of hello") {
+		t.Errorf("review list: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "status", "--api", d.apiAddr)
+	if code != 0 || !slices.ContainsFunc(strings.Split(out, "\n"), func(line string) bool {
+		return strings.HasPrefix(line, "hello") && strings.Contains(line, "hello--pr-7") && strings.Contains(line, "Ready")
+	}) {
+		t.Errorf("status does not list hello in hello--pr-7 as Ready: exit %d\n%s%s", code, out, errOut)
+	}
+
+	second := sourcePullRequest(t, work, bare, 7, "pr 7, pushed again\n")
+	d.hook(t)
+	eventually(t, time.Minute, "hello--pr-7 redeploys", func() error { return wantBody(d, host, "pr 7, pushed again\n") })
+	code, out, errOut = runCLI(t, "releases", "-a", "hello", "-e", "hello--pr-7", "--api", d.apiAddr)
+	if code != 0 || !strings.Contains(out, "v2") || !strings.Contains(out, second[:7]) {
+		t.Errorf("releases of hello in hello--pr-7: exit %d, want v2 deploying %s\n%s%s", code, second[:7], out, errOut)
+	}
+
+	git(t, bare, "update-ref", "-d", "refs/pull/7/head")
+	d.hook(t)
+	// The second listing needs a second pass: a webhook every 100 ms at most stands
+	// for the next event or poll.
+	var lastHook time.Time
+	eventually(t, time.Minute, "hello--pr-7 torn down", func() error {
+		if err := wantBody(d, host, "pr 7, pushed again\n"); err == nil {
+			if time.Since(lastHook) > 100*time.Millisecond {
+				d.hook(t)
+				lastHook = time.Now()
+			}
+			return fmt.Errorf("hello--pr-7 still answers")
+		}
+		return nil
+	})
+	if err := wantBody(d, "hello.default.localhost", "main\n"); err != nil {
+		t.Errorf("main after hello--pr-7 went: %v", err)
+	}
+}
+
+// BenchmarkAppRefToReviewApp measures, over 10 pull requests of hello's own git
+// source, the time from `git update-ref refs/pull/N/head` in the source's bare repo
+// (and the webhook) to hello.hello--pr-N.localhost answering: "built" points each
+// ref at main's commit, whose slug is built already (the time is the listing, the
+// source's fetch and the dynos' start); "new-commit" at a new commit each, built
+// with the procfile buildpack. It reports p50 and p99 in ms.
+func BenchmarkAppRefToReviewApp(b *testing.B) {
+	for _, variant := range []string{"built", "new-commit"} {
+		b.Run(variant, func(b *testing.B) {
+			config, work, bare := appSourceRepos(b, 100)
+			state := b.TempDir()
+			b.Cleanup(func() { killDynos(filepath.Join(state, "dynos")) })
+			routerAddr := freeAddr(b)
+			d := startDaemon(b, state, "file://"+config, routerAddr, "1h")
+			eventually(b, 2*time.Minute, "main deploys", func() error { return wantBody(d, "hello.default.localhost", "main\n") })
+			main := git(b, bare, "rev-parse", "main")
+			const pulls = 10
+			var took []time.Duration
+			n := 0
+			b.ResetTimer()
+			for range b.N * pulls {
+				n++
+				body, commit := "main\n", main
+				if variant == "new-commit" {
+					// The commit is made and pushed before the clock starts: only
+					// the ref's update is timed.
+					b.StopTimer()
+					body = fmt.Sprintf("pr %d\n", n)
+					commit = sourcePullRequest(b, work, bare, n, body)
+					git(b, bare, "update-ref", "-d", fmt.Sprintf("refs/pull/%d/head", n))
+					b.StartTimer()
+				}
+				start := time.Now()
+				git(b, bare, "update-ref", fmt.Sprintf("refs/pull/%d/head", n), commit)
+				d.hook(b)
+				host := fmt.Sprintf("hello.hello--pr-%d.localhost", n)
+				eventually(b, time.Minute, host+" answering", func() error { return wantBody(d, host, body) })
+				took = append(took, time.Since(start))
+			}
+			b.StopTimer()
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "p50-ms")
+			b.ReportMetric(float64(took[(len(took)*99)/100].Milliseconds()), "p99-ms")
+		})
+	}
+}
