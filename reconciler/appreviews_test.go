@@ -65,9 +65,12 @@ func newAppReviewEnv(t *testing.T, transport string) *appReviewEnv {
 		func(ctx context.Context, state string, sink drivers.LogSink) (drivers.Driver, error) {
 			return process.New(ctx, process.Options{StateDir: filepath.Join(state, "dynos"), Logs: sink, BootTimeout: 20 * time.Second})
 		})
-	// The config repo is the env's folder, a git work tree too (its refs are listed).
+	// The config repo is a git work tree too (its refs are listed); the loop, which
+	// runs already, reads the source's folder under its lock.
 	env.repo = config
+	env.source.mu.Lock()
 	env.source.dir = config
+	env.source.mu.Unlock()
 	env.write("apps/hello.hcl", fmt.Sprintf(`app "hello" {
   source {
     git = %q
