@@ -16,8 +16,7 @@ import (
 // from the config repo the pass runs, and merges them with the config repo's
 // (running, decisions). keep, when not nil, says which environments that run and
 // that neither list names must be left alone: all of them until the config repo's
-// listings settle, then those of the apps whose listings have not, and those held
-// (their ref missing from the last listing, or the listing failed).
+// listings settle, then those of the apps whose listings have not.
 func (r *Reconciler) syncAppReviews(ctx context.Context, settings *spec.Review, running []review.Running, decisions review.Decisions) ([]review.Running, review.Decisions, func(env string) bool) {
 	r.mu.Lock()
 	config := r.snapshot
@@ -28,10 +27,10 @@ func (r *Reconciler) syncAppReviews(ctx context.Context, settings *spec.Review, 
 	switch {
 	case !decisions.Settled:
 		return running, decisions, func(string) bool { return true }
-	case len(apps.Unsettled) > 0 || len(apps.Held) > 0:
+	case len(apps.Unsettled) > 0:
 		return running, decisions, func(env string) bool {
 			app, ok := review.AppOf(env)
-			return ok && (slices.Contains(apps.Unsettled, app) || slices.Contains(apps.Held, env))
+			return ok && slices.Contains(apps.Unsettled, app)
 		}
 	}
 	return running, decisions, nil

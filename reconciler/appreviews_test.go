@@ -165,6 +165,12 @@ func TestAppSourceReviewEnvironments(t *testing.T) {
 			}
 			env.pass(t)
 			env.pass(t)
+			for _, s := range env.rec.Status().Apps {
+				if s.Env == "hello--pr-7" && s.State == reconciler.StateStalled {
+					// Its checkout is at the listed commit: nothing to fetch.
+					t.Errorf("hello--pr-7 stalled while its source is unreadable: %s", s.Reason)
+				}
+			}
 			env.reviews.restart()
 			env.pass(t)
 			env.pass(t)

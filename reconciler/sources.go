@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/manifold-paas/manifold/reconciler/source"
 	"github.com/manifold-paas/manifold/spec"
@@ -23,9 +24,17 @@ func (r *Reconciler) gitSourceDir(app *spec.App) string {
 	return filepath.Join(r.opts.StateDir, "sources", app.Name+"-"+hex.EncodeToString(sum[:6]))
 }
 
-// resolveGitSource fetches an app's git source and sets its digest to the commit.
+// resolveGitSource fetches an app's git source and sets its digest to the commit. A
+// digest set already (a review app's: the listing of its source's refs gave the
+// commit) spares the remote a round trip when the checkout is at that commit.
 func (r *Reconciler) resolveGitSource(ctx context.Context, app *spec.App) error {
-	rev, err := source.Clone(ctx, app.Source.Git, app.Source.Ref, r.gitSourceDir(app))
+	var rev source.Revision
+	var err error
+	if known, ok := strings.CutPrefix(app.Source.Digest, "git:"); ok {
+		rev, err = source.CloneAt(ctx, app.Source.Git, app.Source.Ref, known, r.gitSourceDir(app))
+	} else {
+		rev, err = source.Clone(ctx, app.Source.Git, app.Source.Ref, r.gitSourceDir(app))
+	}
 	if err != nil {
 		return fmt.Errorf("fetch source of %s (%s) from %s: %w", app.Name, app.Env, app.Source.Git, err)
 	}

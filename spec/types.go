@@ -87,7 +87,8 @@ type Source struct {
 	Ref string `json:"ref,omitempty"`
 	// Digest identifies the content of a Path source: "sha256:<hex>" over the folder's
 	// files (names, modes, contents). Two trees with the same Digest build the same slug.
-	// Empty for Git sources until the reconciler resolves the ref.
+	// Empty for Git sources until the reconciler resolves the ref ("git:<commit>"),
+	// but for a review app's, which the listing of its source's refs sets.
 	Digest string `json:"digest,omitempty"`
 }
 

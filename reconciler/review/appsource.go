@@ -67,12 +67,9 @@ func (t *Tracker) envName(ref string) (string, bool) {
 // AppSync is what SyncApps returns.
 type AppSync struct {
 	// Running holds every active review environment of an app source, with its one
-	// app, but the held ones.
+	// app. Its source's digest is the listed commit, so that a failed listing, or
+	// one without the ref, does not make the daemon fetch a ref it cannot.
 	Running []Running
-	// Held names the active review environments whose ref the last listing of their
-	// app's source lacked, or whose last listing failed: fetching the ref would fail,
-	// so the daemon leaves what runs alone until the listings decide.
-	Held []string
 	// Destroy holds those to tear down (predestroy first), with why.
 	Destroy []Destroyed
 	// Unsettled names the apps whose source has not been listed successfully twice
@@ -161,11 +158,7 @@ func (m *Manager) SyncApps(ctx context.Context, settings *spec.Review, config so
 		}
 		out.Destroy = append(out.Destroy, decisions.Destroy...)
 		for _, env := range src.tracker.Envs() {
-			switch {
-			case env.State != StateActive:
-			case src.tracker.ListError != "" || src.tracker.envs[env.Name].missing > 0:
-				out.Held = append(out.Held, env.Name)
-			default:
+			if env.State == StateActive {
 				out.Running = append(out.Running, m.appRun(src, tree, config, env))
 			}
 		}
@@ -212,7 +205,9 @@ func appOfEnv(tree fs.FS, env Env) ([]spec.App, error) {
 	}
 	for _, app := range apps {
 		if app.Name == env.App {
-			app.Source.Ref = env.Ref
+			// The listed commit: the daemon fetches the ref only when its checkout
+			// of the source is elsewhere (source.CloneAt).
+			app.Source.Ref, app.Source.Digest = env.Ref, "git:"+env.Commit
 			return []spec.App{app}, nil
 		}
 	}

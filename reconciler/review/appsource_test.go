@@ -125,9 +125,8 @@ func (s *appSyncer) pass() review.AppSync {
 // TestSyncAppsLifecycle drives the review environments of hello's own git source
 // through real listings of a bare repo, over file:// and HTTP (git http-backend): a
 // pull request ref appears (hello--pr-7, with hello only, from the config repo's
-// review overlay), moves, the repo becomes unreadable (nothing is destroyed: it is
-// held, left as it runs), comes back, and the ref goes (held after one listing
-// without it, destroyed after two).
+// review overlay), moves, the repo becomes unreadable (nothing is destroyed), comes
+// back, and the ref goes (two listings later, hello--pr-7 is destroyed).
 func TestSyncAppsLifecycle(t *testing.T) {
 	t.Parallel()
 	for _, transport := range []string{"file", "http"} {
@@ -137,7 +136,7 @@ func TestSyncAppsLifecycle(t *testing.T) {
 			s := &appSyncer{t: t, manager: &review.Manager{URL: "file://" + config, Dir: t.TempDir()},
 				settings: &spec.Review{Refs: []string{"refs/pull/*/head"}, Max: 5},
 				config:   source.Snapshot{Rev: source.Revision{ID: "c1"}, Dir: config, Root: config}, now: time.Now()}
-			step := func(what, running, held, destroy, unsettled string) review.AppSync {
+			step := func(what, running, destroy, unsettled string) review.AppSync {
 				t.Helper()
 				got := s.pass()
 				var names []string
@@ -146,9 +145,6 @@ func TestSyncAppsLifecycle(t *testing.T) {
 				}
 				if g := strings.Join(names, " "); g != running {
 					t.Errorf("%s: running %q, want %q", what, g, running)
-				}
-				if g := strings.Join(got.Held, " "); g != held {
-					t.Errorf("%s: held %q, want %q", what, g, held)
 				}
 				if g := destroyed(got.Destroy); g != destroy {
 					t.Errorf("%s: destroy %q, want %q", what, g, destroy)
@@ -159,15 +155,15 @@ func TestSyncAppsLifecycle(t *testing.T) {
 				return got
 			}
 
-			step("no pull request", "", "", "", "hello")
+			step("no pull request", "", "", "hello")
 			git(t, bare, "update-ref", "refs/pull/7/head", first)
-			got := step("pull request 7 opens", "hello--pr-7@"+first[:1], "", "", "")
+			got := step("pull request 7 opens", "hello--pr-7@"+first[:1], "", "")
 			run := got.Running[0]
 			if len(run.Apps) != 1 {
 				t.Fatalf("hello--pr-7 runs %d apps, want hello only", len(run.Apps))
 			}
 			app := run.Apps[0]
-			if app.Name != "hello" || app.Env != "hello--pr-7" || app.Source.Ref != "refs/pull/7/head" ||
+			if app.Name != "hello" || app.Env != "hello--pr-7" || app.Source.Ref != "refs/pull/7/head" || app.Source.Digest != "git:"+first ||
 				!strings.HasSuffix(app.Source.Git, filepath.Base(bare)) || app.Config["GREETING"] != "review" ||
 				strings.Join(app.Domains, " ") != "hello.hello--pr-7.localhost" {
 				t.Errorf("hello--pr-7's app: %+v", app)
@@ -176,7 +172,7 @@ func TestSyncAppsLifecycle(t *testing.T) {
 				t.Errorf("hello--pr-7: env %+v, snapshot %+v", run.Env, run.Snapshot)
 			}
 			git(t, bare, "update-ref", "refs/pull/7/head", second)
-			got = step("a push to it", "hello--pr-7@"+second[:1], "", "", "")
+			got = step("a push to it", "hello--pr-7@"+second[:1], "", "")
 			if got.Running[0].Snapshot.Rev.ID != second {
 				t.Errorf("after the push, the release's commit is %s, want %s", got.Running[0].Snapshot.Rev.ID, second)
 			}
@@ -186,7 +182,7 @@ func TestSyncAppsLifecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 			for range 3 {
-				step("the listing fails", "", "hello--pr-7", "", "")
+				step("the listing fails", "hello--pr-7@"+second[:1], "", "")
 			}
 			list := listOf(t, s.manager)
 			if !strings.Contains(list.AppListErrors["hello"], "list refs of") || len(list.Envs) != 1 || list.Envs[0].App != "hello" {
@@ -195,14 +191,14 @@ func TestSyncAppsLifecycle(t *testing.T) {
 			if err := os.Rename(bare+".away", bare); err != nil {
 				t.Fatal(err)
 			}
-			step("readable again", "hello--pr-7@"+second[:1], "", "", "")
+			step("readable again", "hello--pr-7@"+second[:1], "", "")
 			if list := listOf(t, s.manager); len(list.AppListErrors) != 0 {
 				t.Errorf("list errors after a good listing: %v", list.AppListErrors)
 			}
 
 			git(t, bare, "update-ref", "-d", "refs/pull/7/head")
-			step("the ref is gone once", "", "hello--pr-7", "", "")
-			step("the ref is gone twice", "", "", "hello--pr-7: its ref refs/pull/7/head is gone", "")
+			step("the ref is gone once", "hello--pr-7@"+second[:1], "", "")
+			step("the ref is gone twice", "", "hello--pr-7: its ref refs/pull/7/head is gone", "")
 			if envs, _ := s.manager.Envs(); len(envs) != 0 {
 				t.Errorf("envs after teardown: %+v", envs)
 			}
