@@ -135,7 +135,9 @@ func TestAppSourceReviewAppsEndToEnd(t *testing.T) {
 // (and the webhook) to hello.hello--pr-N.localhost answering: "built" points each
 // ref at main's commit, whose slug is built already (the time is the listing, the
 // source's fetch and the dynos' start); "new-commit" at a new commit each, built
-// with the procfile buildpack. It reports p50 and p99 in ms.
+// with the procfile buildpack. It reports p50 and p99 in ms, and those of the time
+// from `git update-ref -d` (and a webhook every 250 ms) to the host no longer
+// answering.
 func BenchmarkAppRefToReviewApp(b *testing.B) {
 	for _, variant := range []string{"built", "new-commit"} {
 		b.Run(variant, func(b *testing.B) {
@@ -169,10 +171,33 @@ func BenchmarkAppRefToReviewApp(b *testing.B) {
 				eventually(b, time.Minute, host+" answering", func() error { return wantBody(d, host, body) })
 				took = append(took, time.Since(start))
 			}
+			var teardown []time.Duration
+			for i := n - pulls + 1; i <= n; i++ {
+				host := fmt.Sprintf("hello.hello--pr-%d.localhost", i)
+				start := time.Now()
+				git(b, bare, "update-ref", "-d", fmt.Sprintf("refs/pull/%d/head", i))
+				lastHook := time.Time{}
+				eventually(b, time.Minute, host+" gone after its ref went", func() error {
+					if _, err := d.get(host); err != nil {
+						return nil
+					}
+					// Two listings must lack the ref: a webhook every 250 ms stands
+					// for the next event or poll (the webhook limits bursts).
+					if time.Since(lastHook) > 250*time.Millisecond {
+						d.hook(b)
+						lastHook = time.Now()
+					}
+					return fmt.Errorf("%s still answers", host)
+				})
+				teardown = append(teardown, time.Since(start))
+			}
 			b.StopTimer()
 			slices.Sort(took)
+			slices.Sort(teardown)
 			b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "p50-ms")
 			b.ReportMetric(float64(took[(len(took)*99)/100].Milliseconds()), "p99-ms")
+			b.ReportMetric(float64(teardown[len(teardown)/2].Milliseconds()), "teardown-p50-ms")
+			b.ReportMetric(float64(teardown[(len(teardown)*99)/100].Milliseconds()), "teardown-p99-ms")
 		})
 	}
 }
