@@ -85,6 +85,7 @@ type appSource struct {
 	listed  int                // successful listings since it was added
 	running map[string]Running // by env name: the last that loaded
 	loaded  map[string]string  // by env name: the config revision and commit it loaded from
+	saved   []byte             // its state file's content as last written (appstate.go)
 }
 
 // SyncApps lists the git source of every app that says review = true in the config
@@ -98,9 +99,14 @@ func (m *Manager) SyncApps(ctx context.Context, settings *spec.Review, config so
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out AppSync
-	if settings == nil || config.Dir == "" {
+	if settings == nil {
+		// No review block: no review environment is wanted.
 		m.apps = nil
+		m.forgetApps(nil)
 		return out
+	}
+	if config.Dir == "" {
+		return out // nothing has loaded yet
 	}
 	tree := os.DirFS(config.Dir)
 	reviewed, err := Apps(tree, OverlayEnv)
@@ -127,6 +133,7 @@ func (m *Manager) SyncApps(ctx context.Context, settings *spec.Review, config so
 		}
 		delete(m.apps, name)
 	}
+	m.forgetApps(reviewed)
 	if m.apps == nil {
 		m.apps = map[string]*appSource{}
 	}
@@ -135,6 +142,9 @@ func (m *Manager) SyncApps(ctx context.Context, settings *spec.Review, config so
 		if src == nil {
 			src = &appSource{tracker: NewTracker(*settings), running: map[string]Running{}, loaded: map[string]string{}}
 			src.tracker.app = name
+			if m.restoreApp(name, src) {
+				src.listed = missingListings - 1
+			}
 			m.apps[name] = src
 		}
 		src.tracker.settings = *settings
@@ -146,6 +156,7 @@ func (m *Manager) SyncApps(ctx context.Context, settings *spec.Review, config so
 		decisions := src.tracker.Observe(now, refs, err)
 		if err == nil {
 			src.listed++
+			m.saveApp(name, src)
 		}
 		if src.listed < missingListings {
 			out.Unsettled = append(out.Unsettled, name)
@@ -278,5 +289,6 @@ func (m *Manager) markAppPostdeployed(env string) bool {
 		// Worst case, when the mark cannot be written: a restart runs postdeploy again.
 		_ = os.WriteFile(mark, nil, 0o644)
 	}
+	m.saveApp(app, m.apps[app])
 	return true
 }

@@ -266,3 +266,47 @@ func listOf(t *testing.T, m *review.Manager) review.List {
 	}
 	return list
 }
+
+// TestSyncAppsRestart: an app source's tracker survives a restart in its own state
+// file: a failed first listing afterwards keeps hello--pr-7 running (and unsettled),
+// the ttl counts from the push before the restart, and what the ttl destroyed stays
+// gone through another restart.
+func TestSyncAppsRestart(t *testing.T) {
+	t.Parallel()
+	config, bare, first, _ := appSourceRepos(t, "file")
+	git(t, bare, "update-ref", "refs/pull/7/head", first)
+	dir := t.TempDir()
+	s := &appSyncer{t: t, manager: &review.Manager{URL: "file://" + config, Dir: dir},
+		settings: &spec.Review{Refs: []string{"refs/pull/*/head"}, TTLSeconds: 3600, Max: 5},
+		config:   source.Snapshot{Rev: source.Revision{ID: "c1"}, Dir: config, Root: config}, now: time.Now()}
+	if got := s.pass(); len(got.Running) != 1 {
+		t.Fatalf("running %+v, want hello--pr-7", got.Running)
+	}
+	info, err := os.Stat(filepath.Join(dir, "tracker-hello.json"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("hello's state file: %v, %v", info, err)
+	}
+
+	restart := func() { s.manager = &review.Manager{URL: "file://" + config, Dir: dir} }
+	restart()
+	if err := os.Rename(bare, bare+".away"); err != nil {
+		t.Fatal(err)
+	}
+	s.now = s.now.Add(29 * time.Minute)
+	got := s.pass()
+	if len(got.Running) != 1 || got.Running[0].Env.Name != "hello--pr-7" || strings.Join(got.Unsettled, " ") != "hello" {
+		t.Errorf("after a restart and a failed listing: running %+v, unsettled %v; want hello--pr-7, unsettled", got.Running, got.Unsettled)
+	}
+	if err := os.Rename(bare+".away", bare); err != nil {
+		t.Fatal(err)
+	}
+	s.now = s.now.Add(30 * time.Minute) // an hour and a minute after the push
+	got = s.pass()
+	if destroyed(got.Destroy) != "hello--pr-7: no push for 1h0m0s" || len(got.Unsettled) != 0 {
+		t.Errorf("an hour after the push, across the restart: destroy %q, unsettled %v", destroyed(got.Destroy), got.Unsettled)
+	}
+	restart()
+	if got := s.pass(); len(got.Running) != 0 {
+		t.Errorf("the ttl's teardown undone by a restart: running %+v", got.Running)
+	}
+}
