@@ -15,7 +15,10 @@ import (
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/drivers/process"
 	"github.com/manifold-paas/manifold/reconciler"
+	"github.com/manifold-paas/manifold/reconciler/ledger"
 	"github.com/manifold-paas/manifold/reconciler/review"
+	"github.com/manifold-paas/manifold/reconciler/source"
+	"github.com/manifold-paas/manifold/spec"
 )
 
 // appReviewEnv is a reconciler on the process driver whose app hello builds its own
@@ -108,6 +111,14 @@ func (e *appReviewEnv) pullRequest(t *testing.T, n, content string) {
 	gitIn(t, e.work, "checkout", "-q", "main")
 }
 
+// SyncApps is the Manager's, read under the lock restart takes.
+func (s *swappableReviews) SyncApps(ctx context.Context, settings *spec.Review, config source.Snapshot, now time.Time) review.AppSync {
+	s.mu.Lock()
+	m := s.Manager
+	s.mu.Unlock()
+	return m.SyncApps(ctx, settings, config, now)
+}
+
 // pass runs one pass; unlike reconcile, an app may stall (its source unreadable).
 func (e *appReviewEnv) pass(t *testing.T) {
 	t.Helper()
@@ -153,8 +164,13 @@ func TestAppSourceReviewEnvironments(t *testing.T) {
 			if got := get(t, env.router.addrs(host)); got != "pr 7, pushed again\n" {
 				t.Errorf("hello--pr-7 after a push serves %q", got)
 			}
-			if releases, err := env.ledger.List("hello", "hello--pr-7"); err != nil || len(releases) != 2 {
-				t.Errorf("hello--pr-7 has %d releases (%v) after a push, want 2", len(releases), err)
+			releases, err := env.ledger.List("hello", "hello--pr-7")
+			if err != nil || len(releases) != 2 {
+				t.Fatalf("hello--pr-7 has %d releases (%v) after a push, want 2", len(releases), err)
+			}
+			pushed := gitIn(t, env.bare, "rev-parse", "refs/pull/7/head")
+			if mark := releases[0].Review; mark == nil || *mark != (ledger.Review{Ref: "refs/pull/7/head", Commit: pushed, Source: "app"}) {
+				t.Errorf("hello--pr-7's v2 is marked %+v, want its ref, commit %s and source app", mark, pushed)
 			}
 			env.wantHooks(t, "postdeploy run.1")
 
