@@ -239,8 +239,11 @@ func (d *decoder) envFile(b *body) []*rawEnv {
 			continue
 		}
 		env := &rawEnv{name: blk.label, pos: blk.labelPos}
-		if !nameRE.MatchString(blk.label) {
+		switch {
+		case !nameRE.MatchString(blk.label):
 			d.sink.add(blk.labelPos, "invalid environment name %q: want lowercase letters, digits and dashes, starting with a letter (it is part of domain names)", blk.label)
+		case strings.Contains(blk.label, "--"):
+			d.sink.add(blk.labelPos, `invalid environment name %q: "--" is kept for the review environments of apps' git sources (hello--pr-7)`, blk.label)
 		}
 		envAttrs, appBlocks := d.checkShape(blk.body, shape{what: fmt.Sprintf("environment %q", blk.label), attrs: []string{"recipients", "soak"}, blocks: []string{"app"}})
 		a, ok := envAttrs["recipients"]

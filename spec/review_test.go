@@ -72,6 +72,9 @@ func TestLoadAppReviewErrors(t *testing.T) {
 				`  }`,
 				`}`,
 			)}, `apps/a.hcl:3:12: review = true needs a git source, and app "a" in environment "p" builds a folder of the config repo: its review environments come from the config repo's refs (the review block of manifold.hcl)`},
+		{"an environment named as an app source's review environment", map[string]string{"environments/a--pr-7.hcl": lines(
+			`environment "a--pr-7" {}`,
+		)}, `environments/a--pr-7.hcl:1:13: invalid environment name "a--pr-7": "--" is kept for the review environments of apps' git sources (hello--pr-7)`},
 		{"not a bool", map[string]string{"apps/a.hcl": lines(
 			`app "a" {`,
 			`  source { git = "https://git.example.com/a.git" }`,
