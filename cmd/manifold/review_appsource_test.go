@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -70,6 +71,27 @@ func sourcePullRequest(t testing.TB, work, bare string, n int, content string) s
 	return commit
 }
 
+// sourcePush posts what a forge sends for a push to the app's own repository (not
+// the config repo's): the webhook answers 202, and a pass lists the app's refs.
+func (d *daemon) sourcePush(t testing.TB, ref, after string) {
+	t.Helper()
+	body := fmt.Sprintf(`{"ref":%q,"after":%q,"repository":{"full_name":"acme/hello"}}`, ref, after)
+	req, err := http.NewRequest(http.MethodPost, "http://"+d.webhook+"/hooks/git", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("the webhook answers the app source's push %d, want 202", resp.StatusCode)
+	}
+}
+
 // TestAppSourceReviewAppsEndToEnd: `manifold up` on a config repo whose app hello
 // builds its own git source with review = true; a pull request ref of that source
 // (update-ref + the webhook, as the source's forge sends) becomes hello--pr-7, built
@@ -85,8 +107,8 @@ func TestAppSourceReviewAppsEndToEnd(t *testing.T) {
 	eventually(t, 2*time.Minute, "main deploys", func() error { return wantBody(d, "hello.default.localhost", "main\n") })
 
 	const host = "hello.hello--pr-7.localhost"
-	sourcePullRequest(t, work, bare, 7, "pr 7\n")
-	d.hook(t)
+	first := sourcePullRequest(t, work, bare, 7, "pr 7\n")
+	d.sourcePush(t, "refs/pull/7/head", first)
 	eventually(t, time.Minute, "hello--pr-7 answers", func() error { return wantBody(d, host, "pr 7\n") })
 	if err := wantBody(d, "hello.default.localhost", "main\n"); err != nil {
 		t.Errorf("main after hello--pr-7: %v", err)
@@ -103,7 +125,7 @@ func TestAppSourceReviewAppsEndToEnd(t *testing.T) {
 	}
 
 	second := sourcePullRequest(t, work, bare, 7, "pr 7, pushed again\n")
-	d.hook(t)
+	d.sourcePush(t, "refs/pull/7/head", second)
 	eventually(t, time.Minute, "hello--pr-7 redeploys", func() error { return wantBody(d, host, "pr 7, pushed again\n") })
 	code, out, errOut = runCLI(t, "releases", "-a", "hello", "-e", "hello--pr-7", "--api", d.apiAddr)
 	if code != 0 || !strings.Contains(out, "v2") || !strings.Contains(out, second[:7]) {
