@@ -1,6 +1,6 @@
 // Package review decides the lifecycle of review environments from listings of the
-// config repo's refs: which to create, redeploy and destroy, and which wait for a
-// slot. A failed listing never destroys anything.
+// refs of the config repo and of apps' git sources: which to create, redeploy and
+// destroy, and which wait for a slot. A failed listing never destroys anything.
 package review
 
 import (
