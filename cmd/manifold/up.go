@@ -59,12 +59,14 @@ type upOptions struct {
 	dockerInstance  string
 	swarmSlugListen string
 	swarmSlugURL    string
-	metricsAddr     string
-	dynoUser        string
-	dashboardLogin  bool
-	ageIdentity     string
-	keyring         *secret.Keyring // loaded from ageIdentity by up
-	verbose         bool
+	// swarmRouterSources is ParseRouterSources' input: addresses, "none" or "".
+	swarmRouterSources string
+	metricsAddr        string
+	dynoUser           string
+	dashboardLogin     bool
+	ageIdentity        string
+	keyring            *secret.Keyring // loaded from ageIdentity by up
+	verbose            bool
 }
 
 func newUpCmd() *cobra.Command {
@@ -100,6 +102,7 @@ func newUpCmd() *cobra.Command {
 	f.StringVar(&o.dockerInstance, "docker-instance", "default", "label value that keeps this daemon's containers apart from others on the engine")
 	f.StringVar(&o.swarmSlugListen, "swarm-slug-listen", cmp.Or(os.Getenv("MANIFOLD_SWARM_SLUG_LISTEN"), defaultSwarmSlugListen), "swarm driver: where the slug server listens for the nodes (env MANIFOLD_SWARM_SLUG_LISTEN)")
 	f.StringVar(&o.swarmSlugURL, "swarm-slug-url", os.Getenv("MANIFOLD_SWARM_SLUG_URL"), "swarm driver: the slug server's URL as the nodes reach it (env MANIFOLD_SWARM_SLUG_URL; default: the listen address, or for every interface this machine's address toward the manager)")
+	f.StringVar(&o.swarmRouterSources, "swarm-router-sources", os.Getenv("MANIFOLD_SWARM_ROUTER_SOURCES"), "swarm driver: comma-separated addresses or prefixes the router reaches the nodes from; the nodes drop other connections to dynos' ports (env MANIFOLD_SWARM_ROUTER_SOURCES; default: the slug URL's host; none: set no firewall rules)")
 	f.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (default: off; the one-minute history for `manifold metrics` is always kept)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "debug logging")
 	f.BoolVar(&o.dashboardLogin, "dashboard-login", false, "make a local deploy-scope token and print the dashboard's one-click login URL (needs --api)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/manifold-paas/manifold/drivers"
@@ -16,10 +17,17 @@ const defaultSwarmSlugListen = ":7070"
 
 // openSwarmDriver drives the swarm whose manager DOCKER_HOST (or the local socket)
 // is, serving slugs to the nodes at --swarm-slug-listen and telling them
-// --swarm-slug-url (see docs/swarm.md).
+// --swarm-slug-url; the nodes' firewall lets the dynos' ports be reached from
+// --swarm-router-sources only (default: the slug URL's host; "none": no rules).
+// See docs/swarm.md.
 func openSwarmDriver(ctx context.Context, o upOptions, sink drivers.LogSink, logger *slog.Logger) (drivers.Driver, error) {
+	sources, noGuard, err := swarm.ParseRouterSources(o.swarmRouterSources)
+	if err != nil {
+		return nil, fmt.Errorf("--swarm-router-sources (MANIFOLD_SWARM_ROUTER_SOURCES): %w", err)
+	}
 	return swarm.New(ctx, swarm.Options{
 		Logs: sink, Logger: logger, BootTimeout: o.bootTimeout, Instance: o.dockerInstance,
 		SlugListen: o.swarmSlugListen, SlugURL: o.swarmSlugURL,
+		RouterSources: sources, NoGuard: noGuard,
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +62,15 @@ type Options struct {
 	// empty: http:// and SlugListen's address, or when that is every interface, this
 	// machine's address on its route to the manager's swarm address.
 	SlugURL string
+	// RouterSources are the IPv4 addresses (as prefixes) the router's connections
+	// to the nodes come from: the guard on every node drops new connections to the
+	// dynos' published ports from anywhere else. nil: the slug URL's host (the
+	// address the nodes reach the daemon at); empty: only the node itself. See
+	// docs/swarm.md, Reachability.
+	RouterSources []netip.Prefix
+	// NoGuard runs no guard (and removes one an earlier driver left), for operators
+	// who firewall the nodes' ephemeral ports themselves.
+	NoGuard bool
 }
 
 func (o *Options) setDefaults() {
@@ -126,7 +136,8 @@ type Driver struct {
 var _ drivers.Driver = (*Driver)(nil)
 
 // New connects to a swarm manager, starts the slug server, adopts the services of
-// opts.Instance (nothing that runs is touched) and starts watching.
+// opts.Instance (nothing that runs is touched), sets or adopts the instance's
+// guard (see RouterSources) and starts watching.
 func New(ctx context.Context, opts Options) (*Driver, error) {
 	opts.setDefaults()
 	if opts.Logs == nil {
@@ -179,6 +190,12 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	}
 	d.log.Info("slug server", "listen", listener.Addr().String(), "url", opts.SlugURL)
 	if err := d.adopt(ctx); err != nil {
+		cancel()
+		_ = d.slugs.close()
+		_ = cli.Close()
+		return nil, err
+	}
+	if err := d.ensureGuard(ctx); err != nil {
 		cancel()
 		_ = d.slugs.close()
 		_ = cli.Close()

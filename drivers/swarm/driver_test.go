@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sort"
@@ -16,13 +17,15 @@ import (
 
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/drivers/swarm"
+	"github.com/manifold-paas/manifold/drivers/swarm/swarmtest"
 	"github.com/manifold-paas/manifold/logs"
 )
 
 // TestSwarmDriver runs one app on a three-node swarm: its replicas spread over the
 // nodes and the router answers from each; logs of tasks on other nodes arrive named
 // web.N; one-offs pass their exit codes through; a scale-down stops one task; a new
-// driver adopts everything without restarting a task.
+// driver adopts everything (the guard too) without restarting a task; the guard
+// keeps an outside host from the dynos' ports until a driver with NoGuard removes it.
 func TestSwarmDriver(t *testing.T) {
 	c := newCluster(t, 3)
 	out := &sink{}
@@ -30,7 +33,11 @@ func TestSwarmDriver(t *testing.T) {
 	port := freePort(t, c.HostAddr)
 	listen := net.JoinHostPort(c.HostAddr, port)
 	instance := randomName()
+	began := time.Now()
 	d := newDriver(t, c, instance, listen, out)
+	waitGuard(t, c, instance, true)
+	t.Logf("guard in place on %d nodes %s after swarm.New began", len(c.Nodes), time.Since(began).Round(10*time.Millisecond))
+	outsider := c.AddOutsider(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	slug := makeSlug(t)
@@ -64,6 +71,29 @@ func TestSwarmDriver(t *testing.T) {
 		}
 		if len(nodes) != 3 {
 			t.Fatalf("router answered from %d nodes, want 3: %v", len(nodes), nodes)
+		}
+	})
+
+	t.Run("an outside host cannot reach a dyno's port; the router's address can", func(t *testing.T) {
+		for _, dy := range dynos {
+			if err := outsider.Dial(dy.Addr, 2*time.Second); err == nil {
+				t.Fatalf("outside host %s connected to %s's port %s", outsider.Addr, dy.Name, dy.Addr)
+			}
+			// The test process is where the router is, at the slug URL's host.
+			conn, err := net.DialTimeout("tcp", dy.Addr, 5*time.Second)
+			if err != nil {
+				t.Fatalf("the router's address cannot connect to %s at %s: %v", dy.Name, dy.Addr, err)
+			}
+			conn.Close()
+		}
+		all, err := d.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dy := range all {
+			if dy.Spec.App != app {
+				t.Fatalf("List reports %s, which is no dyno of %s (the guard is not a dyno)", dy.ID, app)
+			}
 		}
 	})
 
@@ -108,14 +138,15 @@ func TestSwarmDriver(t *testing.T) {
 		dynos = waitDynos(t, d, app, time.Minute, allUp(2))
 	})
 
-	t.Run("a new driver adopts every service; no task restarts", func(t *testing.T) {
+	var d2 *swarm.Driver
+	t.Run("a new driver adopts every service and the guard; no task restarts", func(t *testing.T) {
 		mgr := c.Manager().Client
 		before := runningTaskIDs(t, mgr, instance)
 		svcBefore := serviceVersions(t, mgr, instance)
 		if err := d.Close(); err != nil {
 			t.Fatalf("close: %v", err)
 		}
-		d2 := newDriver(t, c, instance, listen, out)
+		d2 = newDriver(t, c, instance, listen, out)
 		after := waitDynos(t, d2, app, 30*time.Second, allUp(2))
 		if strings.Join(summary(after), ",") != strings.Join(summary(dynos), ",") {
 			t.Fatalf("adopted dynos %v, want %v", summary(after), summary(dynos))
@@ -127,6 +158,55 @@ func TestSwarmDriver(t *testing.T) {
 			t.Fatalf("services after adoption %s, want the same ids and versions %s", now, svcBefore)
 		}
 	})
+	t.Run("a driver with NoGuard removes the guard: no chain on any node, ports open", func(t *testing.T) {
+		if d2 == nil {
+			t.Fatal("no adopting driver: the adoption subtest failed")
+		}
+		if err := d2.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		d3, err := swarm.New(ctx, swarm.Options{
+			Logs: out, Logger: slog.New(slog.DiscardHandler), Host: c.Manager().Host, Instance: instance,
+			SlugListen: listen, NoGuard: true,
+		})
+		if err != nil {
+			t.Fatalf("swarm.New with NoGuard: %v", err)
+		}
+		t.Cleanup(func() { _ = d3.Close() })
+		waitGuard(t, c, instance, false)
+		// The guard was what kept the outside host out.
+		if err := outsider.Dial(dynos[0].Addr, 5*time.Second); err != nil {
+			t.Fatalf("without the guard the outside host cannot connect to %s: %v", dynos[0].Addr, err)
+		}
+		waitDynos(t, d3, app, 30*time.Second, allUp(2))
+	})
+}
+
+// waitGuard waits until the instance's guard chain, and DOCKER-USER's jump to it,
+// are on every node (present) or on none.
+func waitGuard(t testing.TB, c *swarmtest.Cluster, instance string, present bool) {
+	t.Helper()
+	chain := swarm.GuardChain(instance)
+	var last string
+	err := poll(t, time.Minute, func() bool {
+		for _, n := range c.Nodes {
+			rules, err := n.Rules(context.Background())
+			if err != nil {
+				last = err.Error()
+				return false
+			}
+			last = n.Name + ":\n" + rules
+			has := strings.Contains(rules, "-N "+chain+"\n") && strings.Contains(rules, "-A DOCKER-USER ") &&
+				strings.Contains(rules, "-j "+chain+"\n") && strings.Contains(rules, "-A "+chain+" -j DROP\n")
+			if present != has || (!present && strings.Contains(rules, chain)) {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatalf("guard chain %s present=%v on every node: %v; last rules seen: %s", chain, present, err, last)
+	}
 }
 
 func TestNotAManager(t *testing.T) {

@@ -23,13 +23,15 @@ type observed struct {
 	nodes    map[string]swarm.Node   // by node ID
 }
 
-// observe lists the services of the instance (one-offs apart), their tasks and the nodes.
+// observe lists the services of the instance (one-offs and the guard apart), their tasks and the nodes.
 func (d *Driver) observe(ctx context.Context) (observed, error) {
 	services, err := d.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelInstance+"="+d.opts.Instance))})
 	if err != nil {
 		return observed{}, fmt.Errorf("list services: %w", err)
 	}
-	services = slices.DeleteFunc(services, func(s swarm.Service) bool { return s.Spec.Labels[LabelOneOff] != "" })
+	services = slices.DeleteFunc(services, func(s swarm.Service) bool {
+		return s.Spec.Labels[LabelOneOff] != "" || s.Spec.Labels[LabelGuard] != ""
+	})
 	obs := observed{services: services, tasks: map[string][]swarm.Task{}, nodes: map[string]swarm.Node{}}
 	if len(services) == 0 {
 		return obs, nil
