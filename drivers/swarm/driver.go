@@ -62,7 +62,7 @@ type Options struct {
 	// empty: http:// and SlugListen's address, or when that is every interface, this
 	// machine's address on its route to the manager's swarm address.
 	SlugURL string
-	// RouterSources are the IPv4 addresses (as prefixes) the router's connections
+	// RouterSources are the addresses (as prefixes) the router's connections
 	// to the nodes come from: the guard on every node drops new connections to the
 	// dynos' published ports from anywhere else. nil: the slug URL's host (the
 	// address the nodes reach the daemon at); empty: only the node itself. See

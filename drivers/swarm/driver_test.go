@@ -79,6 +79,11 @@ func TestSwarmDriver(t *testing.T) {
 			if err := outsider.Dial(dy.Addr, 2*time.Second); err == nil {
 				t.Fatalf("outside host %s connected to %s's port %s", outsider.Addr, dy.Name, dy.Addr)
 			}
+			// docker-proxy serves the port on the node's IPv6 addresses too.
+			addr6 := linkLocalAddr(t, c, outsider, dy.Addr)
+			if err := outsider.Dial(addr6, 2*time.Second); err == nil {
+				t.Fatalf("outside host connected to %s's port over IPv6 at %s", dy.Name, addr6)
+			}
 			// The test process is where the router is, at the slug URL's host.
 			conn, err := net.DialTimeout("tcp", dy.Addr, 5*time.Second)
 			if err != nil {
@@ -174,16 +179,18 @@ func TestSwarmDriver(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = d3.Close() })
 		waitGuard(t, c, instance, false)
-		// The guard was what kept the outside host out.
-		if err := outsider.Dial(dynos[0].Addr, 5*time.Second); err != nil {
-			t.Fatalf("without the guard the outside host cannot connect to %s: %v", dynos[0].Addr, err)
+		// The guard was what kept the outside host out, over IPv4 and IPv6.
+		for _, addr := range []string{dynos[0].Addr, linkLocalAddr(t, c, outsider, dynos[0].Addr)} {
+			if err := outsider.Dial(addr, 5*time.Second); err != nil {
+				t.Fatalf("without the guard the outside host cannot connect to %s: %v", addr, err)
+			}
 		}
 		waitDynos(t, d3, app, 30*time.Second, allUp(2))
 	})
 }
 
-// waitGuard waits until the instance's guard chain, and DOCKER-USER's jump to it,
-// are on every node (present) or on none.
+// waitGuard waits until the instance's guard chains, and the jumps to them (IPv4:
+// from DOCKER-USER; IPv6: from INPUT), are on every node (present) or on none.
 func waitGuard(t testing.TB, c *swarmtest.Cluster, instance string, present bool) {
 	t.Helper()
 	chain := swarm.GuardChain(instance)
@@ -196,9 +203,12 @@ func waitGuard(t testing.TB, c *swarmtest.Cluster, instance string, present bool
 				return false
 			}
 			last = n.Name + ":\n" + rules
-			has := strings.Contains(rules, "-N "+chain+"\n") && strings.Contains(rules, "-A DOCKER-USER ") &&
-				strings.Contains(rules, "-j "+chain+"\n") && strings.Contains(rules, "-A "+chain+" -j DROP\n")
-			if present != has || (!present && strings.Contains(rules, chain)) {
+			v4, v6, _ := strings.Cut(rules, "# ip6tables\n")
+			has := func(rules, from string) bool {
+				return strings.Contains(rules, "-N "+chain+"\n") && strings.Contains(rules, "-A "+chain+" -j DROP\n") &&
+					strings.Contains(rules, "-A "+from+" ") && strings.Contains(rules, "-j "+chain+"\n")
+			}
+			if present && (!has(v4, "DOCKER-USER") || !has(v6, "INPUT")) || !present && strings.Contains(rules, chain) {
 				return false
 			}
 		}
@@ -207,6 +217,24 @@ func waitGuard(t testing.TB, c *swarmtest.Cluster, instance string, present bool
 	if err != nil {
 		t.Fatalf("guard chain %s present=%v on every node: %v; last rules seen: %s", chain, present, err, last)
 	}
+}
+
+// linkLocalAddr is [fe80::…%iface]:port of the node and port of addr (node:port),
+// as the outsider reaches it.
+func linkLocalAddr(t testing.TB, c *swarmtest.Cluster, o *swarmtest.Outsider, addr string) string {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	for _, n := range c.Nodes {
+		if n.Addr == host {
+			ll, err := o.LinkLocal(context.Background(), n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return net.JoinHostPort(ll, port)
+		}
+	}
+	t.Fatalf("no node at %s", host)
+	return ""
 }
 
 func TestNotAManager(t *testing.T) {

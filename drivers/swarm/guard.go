@@ -39,39 +39,66 @@ const (
 
 // guardScript runs on every node with the node's network namespace (host
 // networking) and the node's root at /host: it uses the node's own iptables
-// (chroot), so the stack image needs none. It makes the instance's chain, which
-// lets the router's sources through (RETURN: Docker's own rules decide next) and
-// drops the rest, and jumps to it from DOCKER-USER (filter/FORWARD, before Docker's
-// rules) for new TCP connections whose original destination port is in the node's
-// ephemeral range (where the node picks host-mode ports) and which Docker DNATs to
-// $PORT of a container. It rebuilds the chain on start (idempotent), sets the rules
-// again if something flushed them, and removes them on SIGTERM, so removing the
-// service leaves the node as it was. ip_local_port_range is read with cat: ash's
-// read takes one byte per read(2) and /proc/sys ends a file at the first.
+// (chroot), so the stack image needs none. Its chain (one per instance, in each
+// family's filter table) lets the router's sources through (RETURN: Docker's own
+// rules decide next) and drops the rest.
+//
+// IPv4: Docker DNATs a host-mode port to the task's container in nat/PREROUTING,
+// so the connection crosses filter/FORWARD, whose first jump is DOCKER-USER:
+// the chain is jumped to from there for new TCP connections DNAT'd to $PORT whose
+// original destination port is in the node's ephemeral range (where the node
+// picks host-mode ports). The node's own connections (OUTPUT) never cross it.
+// IPv6: Docker 20.10 has no ip6tables rules by default, and docker-proxy serves
+// the port on [::]: the chain is jumped to from filter/INPUT for new TCP
+// connections to the ephemeral range, and lets lo (the node itself) through.
+//
+// It rebuilds its chains on start (idempotent), sets the rules again when
+// something flushed them, and removes them on SIGTERM, so removing the service
+// leaves the node as it was. ip_local_port_range is read with cat: ash's read
+// takes one byte per read(2), and /proc/sys ends a file after the first.
 const guardScript = `set -u
 chain=$MANIFOLD_GUARD_CHAIN
 ipt() { chroot /host iptables -w 5 "$@"; }
+ip6t() { chroot /host ip6tables -w 5 "$@"; }
 set -- $(cat /proc/sys/net/ipv4/ip_local_port_range)
 ports=$1:$2
-match="-p tcp --dport $MANIFOLD_GUARD_PORT -m conntrack --ctstate NEW --ctorigdstport $ports"
+fwd="-p tcp --dport $MANIFOLD_GUARD_PORT -m conntrack --ctstate NEW --ctorigdstport $ports"
+in6="-p tcp --dport $ports -m conntrack --ctstate NEW"
+v6=no
 remove() {
-  while ipt -D DOCKER-USER $match -j "$chain" 2>/dev/null; do :; done
-  ipt -F "$chain" 2>/dev/null
-  ipt -X "$chain" 2>/dev/null
+  while ipt -D DOCKER-USER $fwd -j "$chain" 2>/dev/null; do :; done
+  ipt -F "$chain" 2>/dev/null; ipt -X "$chain" 2>/dev/null
+  while ip6t -D INPUT $in6 -j "$chain" 2>/dev/null; do :; done
+  ip6t -F "$chain" 2>/dev/null; ip6t -X "$chain" 2>/dev/null
+}
+# fill CMD SOURCES [FIRST-RULE]: the chain afresh, the sources pass, the rest drops.
+fill() {
+  cmd=$1 sources=$2; shift 2
+  $cmd -N "$chain" 2>/dev/null || $cmd -F "$chain" || return 1
+  [ $# = 0 ] || $cmd -A "$chain" "$@" -j RETURN || return 1
+  for s in $sources; do $cmd -A "$chain" -s "$s" -j RETURN || return 1; done
+  $cmd -A "$chain" -j DROP
 }
 apply() {
   ipt -N DOCKER-USER 2>/dev/null
-  ipt -N "$chain" 2>/dev/null || ipt -F "$chain" || return 1
-  for s in $MANIFOLD_GUARD_SOURCES; do ipt -A "$chain" -s "$s" -j RETURN || return 1; done
-  ipt -A "$chain" -j DROP || return 1
-  ipt -C DOCKER-USER $match -j "$chain" 2>/dev/null || ipt -I DOCKER-USER $match -j "$chain"
+  fill ipt "$MANIFOLD_GUARD_SOURCES" || return 1
+  ipt -C DOCKER-USER $fwd -j "$chain" 2>/dev/null || ipt -I DOCKER-USER $fwd -j "$chain" || return 1
+  [ -e /proc/net/if_inet6 ] || return 0
+  if fill ip6t "$MANIFOLD_GUARD_SOURCES6" -i lo && { ip6t -C INPUT $in6 -j "$chain" 2>/dev/null || ip6t -I INPUT $in6 -j "$chain"; }; then
+    v6=yes
+  else
+    echo "guard: the node has IPv6 but its ip6tables failed: dynos' ports are not filtered over IPv6" >&2
+  fi
+}
+present() {
+  ipt -C DOCKER-USER $fwd -j "$chain" 2>/dev/null && { [ $v6 = no ] || ip6t -C INPUT $in6 -j "$chain" 2>/dev/null; }
 }
 trap 'remove; echo "guard: rules of $chain removed"; exit 0' TERM INT
 apply || { echo "guard: cannot set the rules of $chain with the node's iptables" >&2; remove; exit 1; }
-echo "guard: $chain drops new connections to ports $ports (container port $MANIFOLD_GUARD_PORT) but from: ${MANIFOLD_GUARD_SOURCES:-the node itself}"
+echo "guard: $chain drops new connections to ports $ports (container port $MANIFOLD_GUARD_PORT; IPv6 filtered: $v6) but from the node and: $MANIFOLD_GUARD_SOURCES $MANIFOLD_GUARD_SOURCES6"
 while :; do
   sleep 10 & wait $!
-  ipt -C DOCKER-USER $match -j "$chain" 2>/dev/null || { echo "guard: rules of $chain gone, setting them again"; apply; }
+  present || { echo "guard: rules of $chain gone, setting them again"; apply; }
 done
 `
 
@@ -90,8 +117,8 @@ func GuardChain(instance string) string {
 	return ("MANIFOLD-" + hex.EncodeToString(sum[:]))[:maxChainName]
 }
 
-// ParseRouterSources reads MANIFOLD_SWARM_ROUTER_SOURCES: comma-separated IPv4
-// addresses or prefixes the dynos' ports accept connections from; "none" turns the
+// ParseRouterSources reads MANIFOLD_SWARM_ROUTER_SOURCES: comma-separated
+// addresses or prefixes (IPv4 or IPv6) the dynos' ports accept connections from; "none" turns the
 // guard off (noGuard); empty means the default (nil: the slug URL's host).
 func ParseRouterSources(s string) (sources []netip.Prefix, noGuard bool, err error) {
 	s = strings.TrimSpace(s)
@@ -122,7 +149,7 @@ func ParseRouterSources(s string) (sources []netip.Prefix, noGuard bool, err err
 // guardSources are the prefixes the guard lets through: Options.RouterSources, or
 // the slug URL's host (the address the nodes reach the daemon at, and so the one
 // the router's connections come from). A loopback or unspecified host gives none:
-// a router on the node itself connects locally, which the rules never see.
+// a router on the node itself connects locally, which the rules let through.
 func guardSources(ctx context.Context, opts Options) ([]netip.Prefix, error) {
 	sources := opts.RouterSources
 	if sources == nil {
@@ -135,25 +162,17 @@ func guardSources(ctx context.Context, opts Options) ([]netip.Prefix, error) {
 		if err != nil {
 			return nil, fmt.Errorf("swarm driver: guard: the router's address from the slug URL's host %q: %w (set RouterSources)", host, err)
 		}
-		local := true
 		for _, a := range addrs {
 			a = a.Unmap()
-			if a.IsLoopback() || a.IsUnspecified() {
-				continue
+			if !a.IsLoopback() && !a.IsUnspecified() {
+				sources = append(sources, netip.PrefixFrom(a, a.BitLen()))
 			}
-			local = false
-			if a.Is4() {
-				sources = append(sources, netip.PrefixFrom(a, 32))
-			}
-		}
-		if !local && len(sources) == 0 {
-			return nil, fmt.Errorf("swarm driver: guard: the slug URL's host %q has no IPv4 address and the guard filters IPv4 only (set RouterSources)", host)
 		}
 	}
 	out := make([]netip.Prefix, 0, len(sources))
 	for _, p := range sources {
-		if !p.IsValid() || !p.Addr().Is4() {
-			return nil, fmt.Errorf("swarm driver: guard: router source %s: the guard filters IPv4 only (set RouterSources to the router's IPv4 addresses)", p)
+		if !p.IsValid() || p.Addr().Is4In6() {
+			return nil, fmt.Errorf("swarm driver: guard: router source %q: want an IPv4 or IPv6 prefix (an address is /32 or /128)", p)
 		}
 		out = append(out, p.Masked())
 	}
@@ -163,9 +182,13 @@ func guardSources(ctx context.Context, opts Options) ([]netip.Prefix, error) {
 // guardSpec is the global service that keeps the rules on every node that can
 // run dynos (those holding the stack image), labelled with its own digest.
 func (d *Driver) guardSpec(imageID string, sources []netip.Prefix) (swarm.ServiceSpec, error) {
-	words := make([]string, len(sources))
-	for i, p := range sources {
-		words[i] = p.String()
+	var v4, v6 []string
+	for _, p := range sources {
+		if p.Addr().Is4() {
+			v4 = append(v4, p.String())
+		} else {
+			v6 = append(v6, p.String())
+		}
 	}
 	labels := map[string]string{LabelInstance: d.opts.Instance, LabelGuard: "true"}
 	initProcess := true
@@ -181,7 +204,8 @@ func (d *Driver) guardSpec(imageID string, sources []netip.Prefix) (swarm.Servic
 				Env: []string{
 					"MANIFOLD_GUARD_CHAIN=" + GuardChain(d.opts.Instance),
 					"MANIFOLD_GUARD_PORT=" + strconv.Itoa(containerPort),
-					"MANIFOLD_GUARD_SOURCES=" + strings.Join(words, " "),
+					"MANIFOLD_GUARD_SOURCES=" + strings.Join(v4, " "),
+					"MANIFOLD_GUARD_SOURCES6=" + strings.Join(v6, " "),
 				},
 				Init:            &initProcess,
 				StopSignal:      "SIGTERM",

@@ -70,6 +70,7 @@ type Node struct {
 
 	dir     string
 	hostEnd string // the host's end of its veth pair
+	iface   string // the node's end of its veth pair
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when cmd exits
@@ -193,6 +194,7 @@ func (c *Cluster) addNode(t testing.TB, i int) (*Node, error) {
 	node.Host = "unix://" + filepath.Join(node.dir, "docker.sock")
 	node.hostEnd = c.Prefix + "h" + strconv.Itoa(i)
 	hostEnd, nsEnd := node.hostEnd, c.Prefix+"v"+strconv.Itoa(i)
+	node.iface = nsEnd
 	for _, args := range [][]string{
 		{"netns", "add", node.Name},
 		{"link", "add", hostEnd, "type", "veth", "peer", "name", nsEnd},
