@@ -105,9 +105,9 @@ done
 // guardServiceName is the instance's guard service: mf-default-guard.
 func guardServiceName(instance string) string { return "mf-" + instance + "-guard" }
 
-// GuardChain is the iptables chain (filter table) of an instance's guard on every
-// node, jumped to from DOCKER-USER: MANIFOLD-<instance>, or a digest of the
-// instance when that is longer than iptables allows.
+// GuardChain is the chain of an instance's guard in every node's IPv4 and IPv6
+// filter tables (jumped to from DOCKER-USER and from INPUT): MANIFOLD-<instance>,
+// or a digest of the instance when that is longer than iptables allows.
 func GuardChain(instance string) string {
 	name := "MANIFOLD-" + instance
 	if len(name) <= maxChainName {
@@ -117,9 +117,9 @@ func GuardChain(instance string) string {
 	return ("MANIFOLD-" + hex.EncodeToString(sum[:]))[:maxChainName]
 }
 
-// ParseRouterSources reads MANIFOLD_SWARM_ROUTER_SOURCES: comma-separated
-// addresses or prefixes (IPv4 or IPv6) the dynos' ports accept connections from; "none" turns the
-// guard off (noGuard); empty means the default (nil: the slug URL's host).
+// ParseRouterSources reads MANIFOLD_SWARM_ROUTER_SOURCES: comma-separated IPv4 or
+// IPv6 addresses or prefixes the dynos' ports accept connections from; "none"
+// turns the guard off (noGuard); empty means the default (nil: the slug URL's host).
 func ParseRouterSources(s string) (sources []netip.Prefix, noGuard bool, err error) {
 	s = strings.TrimSpace(s)
 	switch s {
@@ -136,6 +136,9 @@ func ParseRouterSources(s string) (sources []netip.Prefix, noGuard bool, err err
 		} else {
 			var addr netip.Addr
 			addr, err = netip.ParseAddr(field)
+			if err == nil && addr.Zone() != "" {
+				err = fmt.Errorf("%s: an address with a zone is no source", field)
+			}
 			prefix = netip.PrefixFrom(addr, addr.BitLen())
 		}
 		if err != nil {

@@ -20,7 +20,9 @@ func TestParseRouterSources(t *testing.T) {
 		{in: "none", noGuard: true},
 		{in: "10.0.0.5", want: []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32")}},
 		{in: "10.0.0.5, 192.168.1.0/24", want: []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32"), netip.MustParsePrefix("192.168.1.0/24")}},
+		{in: "fd00::1,fd01::/64", want: []netip.Prefix{netip.MustParsePrefix("fd00::1/128"), netip.MustParsePrefix("fd01::/64")}},
 		{in: "10.0.0.5,", err: "router sources"},
+		{in: "fe80::1%eth0", err: "zone"},
 		{in: "router.example", err: "router sources"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
