@@ -106,7 +106,7 @@ func (d *Driver) dynos(obs observed) ([]drivers.Dyno, map[string]taskName) {
 			var live []int
 			for slot, tasks := range slots {
 				slices.SortFunc(tasks, func(a, b swarm.Task) int { return b.Meta.CreatedAt.Compare(a.Meta.CreatedAt) })
-				if isLive(tasks[0], obs.nodes, release == current) {
+				if isLive(tasks, obs.nodes, release == current) {
 					live = append(live, slot)
 				}
 			}
@@ -152,21 +152,30 @@ func (d *Driver) dynos(obs observed) ([]drivers.Dyno, map[string]taskName) {
 	return out, names
 }
 
-// isLive says whether a slot's newest task is a dyno now: Swarm wants it running
-// (old releases: and it runs) on a node that is up and not drained, or it crashed
-// (current release). A drained node's tasks are being stopped: the router drops them
-// as soon as the drain is listed, before Swarm tells the tasks.
-func isLive(newest swarm.Task, nodes map[string]swarm.Node, current bool) bool {
-	if current && failed(newest) {
-		return true // crashed: Swarm marks it shutdown at once and starts its next task
+// isLive says whether a slot is a dyno now, from its tasks (newest first): its
+// newest task crashed (current release: Swarm marks it shutdown at once and starts
+// its next task), or a task of it is one Swarm wants running (old releases: and it
+// runs) on a node that is up and not drained. Not only the newest counts: after a
+// rollback a slot can hold the old task that still serves and, newer, a copy of it
+// Swarm made and shut down again (the restart of the failed task, made from the
+// rolled-back spec, and the rollback keeping the running one). A drained node's
+// tasks are being stopped: the router drops them as soon as the drain is listed.
+func isLive(tasks []swarm.Task, nodes map[string]swarm.Node, current bool) bool {
+	if current && failed(tasks[0]) {
+		return true
 	}
-	if newest.DesiredState != swarm.TaskStateRunning && newest.DesiredState != swarm.TaskStateReady {
-		return false
+	for _, t := range tasks {
+		if t.DesiredState != swarm.TaskStateRunning && t.DesiredState != swarm.TaskStateReady {
+			continue
+		}
+		if node, ok := nodes[t.NodeID]; t.NodeID != "" && (!ok || node.Status.State != swarm.NodeStateReady || node.Spec.Availability == swarm.NodeAvailabilityDrain) {
+			continue // a node that is down or drained: its tasks are rescheduled elsewhere
+		}
+		if current || t.Status.State == swarm.TaskStateRunning {
+			return true
+		}
 	}
-	if node, ok := nodes[newest.NodeID]; newest.NodeID != "" && (!ok || node.Status.State != swarm.NodeStateReady || node.Spec.Availability == swarm.NodeAvailabilityDrain) {
-		return false // a node that is down or drained: its tasks are rescheduled elsewhere
-	}
-	return current || newest.Status.State == swarm.TaskStateRunning
+	return false
 }
 
 // taskDyno is the dyno of one slot from its tasks, newest first, and the ID of the
