@@ -66,12 +66,6 @@ func (l *eventLog) wait(t testing.TB, what string, timeout time.Duration, match 
 	return found
 }
 
-func (l *eventLog) any(match func(drivers.Event) bool) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.ContainsFunc(l.events, match)
-}
-
 // platformLines are the app's heroku lines, in order.
 func (s *sink) platformLines(app string) []string {
 	s.mu.Lock()
