@@ -168,7 +168,7 @@ func isLive(tasks []swarm.Task, nodes map[string]swarm.Node, current bool) bool 
 		if t.DesiredState != swarm.TaskStateRunning && t.DesiredState != swarm.TaskStateReady {
 			continue
 		}
-		if node, ok := nodes[t.NodeID]; t.NodeID != "" && (!ok || node.Status.State != swarm.NodeStateReady || node.Spec.Availability == swarm.NodeAvailabilityDrain) {
+		if !onUsableNode(t, nodes) {
 			continue // a node that is down or drained: its tasks are rescheduled elsewhere
 		}
 		if current || t.Status.State == swarm.TaskStateRunning {
@@ -178,12 +178,22 @@ func isLive(tasks []swarm.Task, nodes map[string]swarm.Node, current bool) bool 
 	return false
 }
 
+// onUsableNode says whether a task is unassigned yet, or on a node that is ready
+// and not drained.
+func onUsableNode(t swarm.Task, nodes map[string]swarm.Node) bool {
+	if t.NodeID == "" {
+		return true
+	}
+	node, ok := nodes[t.NodeID]
+	return ok && node.Status.State == swarm.NodeStateReady && node.Spec.Availability != swarm.NodeAvailabilityDrain
+}
+
 // taskDyno is the dyno of one slot from its tasks, newest first, and the ID of the
 // task it runs now.
 func (d *Driver) taskDyno(service string, spec drivers.DynoSpec, tasks []swarm.Task, nodes map[string]swarm.Node) (drivers.Dyno, string) {
 	newest := tasks[0]
 	for _, t := range tasks[1:] {
-		if newest.Status.State != swarm.TaskStateRunning && t.Status.State == swarm.TaskStateRunning && t.DesiredState == swarm.TaskStateRunning {
+		if newest.Status.State != swarm.TaskStateRunning && t.Status.State == swarm.TaskStateRunning && t.DesiredState == swarm.TaskStateRunning && onUsableNode(t, nodes) {
 			// A forced update (a rebalance) starts the slot's next task first: the
 			// one running serves until it is up.
 			newest = t
