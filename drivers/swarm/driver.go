@@ -120,9 +120,11 @@ type Driver struct {
 	wg     sync.WaitGroup
 	events *supervisor.Queue
 	// relist wakes the watch loop for a listing now (capacity 1: wakes fold);
-	// eventRelists counts the listings it made so.
+	// eventRelists counts the listings it made so, eventsSeen the manager's events
+	// that asked for one.
 	relist       chan struct{}
 	eventRelists atomic.Int64
+	eventsSeen   atomic.Int64
 
 	// ops serialises the read-modify-write of services (Start, Stop).
 	ops sync.Mutex
@@ -215,11 +217,12 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		_ = cli.Close()
 		return nil, err
 	}
-	d.wg.Add(4)
+	d.wg.Add(5)
 	go func() { defer d.wg.Done(); d.events.Run(dctx) }()
 	go func() { defer d.wg.Done(); d.slugs.serve(d.log) }()
 	go func() { defer d.wg.Done(); d.watch(dctx) }()
 	go func() { defer d.wg.Done(); d.followEvents(dctx) }()
+	go func() { defer d.wg.Done(); d.followStops(dctx) }()
 	return d, nil
 }
 

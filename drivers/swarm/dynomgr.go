@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"context"
 	"strings"
 	"time"
 
@@ -66,11 +67,12 @@ func (d *Driver) stopStarted(obs observed, prev map[string]string, gone drivers.
 	if node, ok := obs.nodes[t.NodeID]; !ok || node.Status.State != swarm.NodeStateReady {
 		return false
 	}
+	// Said before the stop is recorded: followStops may tell its end at once.
+	d.platform(gone.Spec, gone.Name, supervisor.MsgTerm)
+	d.events.Push(drivers.Event{Dyno: gone, From: from, To: drivers.StateDown})
 	d.mu.Lock()
 	d.stops[gone.ID] = &stopping{dyno: gone, from: from, began: time.Now(), own: own}
 	d.mu.Unlock()
-	d.platform(gone.Spec, gone.Name, supervisor.MsgTerm)
-	d.events.Push(drivers.Event{Dyno: gone, From: from, To: drivers.StateDown})
 	return true
 }
 
@@ -158,8 +160,17 @@ func (d *Driver) finishStops(obs observed, names map[string]taskName) {
 				exit = supervisor.Exit{Code: cs.ExitCode}
 			}
 			done = append(done, ended{*st, exit})
-		case (st.task == "" && !ownListed) || (st.task != "" && !ok) ||
-			time.Since(st.began) > stopGrace(st.dyno.Spec)+d.drainDelay()+stopLimit:
+		case (st.task == "" && !ownListed) || (st.task != "" && !ok):
+			// Swarm deletes a scaled-down task soon after it stopped, at times
+			// before any listing saw it stopped. Gone only after the whole grace,
+			// it was killed then (Swarm's SIGKILL: 137); sooner, it exited on its
+			// own with a status nobody listed.
+			exit := supervisor.Exit{Unknown: "its task was removed before its end was listed"}
+			if time.Since(st.began) >= d.fullGrace(st.dyno.Spec) {
+				exit = supervisor.Exit{Code: 137}
+			}
+			done = append(done, ended{*st, exit})
+		case time.Since(st.began) > d.fullGrace(st.dyno.Spec)+stopLimit:
 			done = append(done, ended{*st, supervisor.Exit{Unknown: "its task's end was not listed"}})
 		default:
 			continue
@@ -201,6 +212,41 @@ func stopGrace(spec drivers.DynoSpec) time.Duration {
 		return spec.StopTimeout
 	}
 	return defaultStopGrace
+}
+
+// fullGrace is the time Swarm gives a stopping task before SIGKILL: the drain of a
+// web task, then the stop timeout.
+func (d *Driver) fullGrace(spec drivers.DynoSpec) time.Duration {
+	if spec.Type == "web" {
+		return d.drainDelay() + stopGrace(spec)
+	}
+	return stopGrace(spec)
+}
+
+// followStops lists every pollInterval while a stop is pending, until ctx ends: a
+// stopped task may be deleted soon after (a scale-down's), and the watch loop's
+// listing (RelistInterval apart) would miss how it ended.
+func (d *Driver) followStops(ctx context.Context) {
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		d.mu.Lock()
+		pending := len(d.stops)
+		d.mu.Unlock()
+		if pending == 0 {
+			continue
+		}
+		obs, err := d.observe(ctx)
+		if err != nil {
+			continue // the watch loop says so
+		}
+		d.finishStops(obs, nil)
+	}
 }
 
 // currentTasks maps the task each listed dyno runs now to the dyno's ID.

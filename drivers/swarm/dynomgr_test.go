@@ -3,7 +3,7 @@ package swarm_test
 import (
 	"context"
 	"log/slog"
-	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +14,7 @@ import (
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/drivers/supervisor"
 	"github.com/manifold-paas/manifold/drivers/swarm"
+	"github.com/manifold-paas/manifold/drivers/swarm/swarmtest"
 	"github.com/manifold-paas/manifold/logs"
 )
 
@@ -42,11 +43,24 @@ func collectEvents(t testing.TB, d *swarm.Driver) *eventLog {
 // wait waits for an event that matches.
 func (l *eventLog) wait(t testing.TB, what string, timeout time.Duration, match func(drivers.Event) bool) drivers.Event {
 	t.Helper()
+	return l.waitFrom(t, 0, what, timeout, match)
+}
+
+// count is how many events came so far.
+func (l *eventLog) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.events)
+}
+
+// waitFrom waits for an event that matches among those after the first n.
+func (l *eventLog) waitFrom(t testing.TB, n int, what string, timeout time.Duration, match func(drivers.Event) bool) drivers.Event {
+	t.Helper()
 	var found drivers.Event
 	err := poll(t, timeout, func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		for _, ev := range l.events {
+		for _, ev := range l.events[n:] {
 			if match(ev) {
 				found = ev
 				return true
@@ -225,13 +239,15 @@ func TestDynoManager(t *testing.T) {
 
 // TestEventsDriveTheTable: with the periodic listing ten minutes apart, the driver
 // still acts at once on a node drained through the manager: the manager's node event
-// makes it relist, and the dyno on that node leaves the table.
+// makes it relist, and the dyno on that node leaves the table. Before the drain the
+// connection to the manager is cut: the event stream reconnects.
 func TestEventsDriveTheTable(t *testing.T) {
 	c := newCluster(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	proxy := swarmtest.NewProxy(t, c.Manager())
 	d, err := swarm.New(ctx, swarm.Options{
-		Logs: &sink{}, Logger: slog.New(slog.DiscardHandler), Host: c.Manager().Host, Instance: randomName(),
+		Logs: &sink{}, Logger: slog.New(slog.DiscardHandler), Host: proxy.Host, Instance: randomName(),
 		SlugListen: c.HostAddr + ":0", RelistInterval: 10 * time.Minute, BootTimeout: 20 * time.Second,
 	})
 	if err != nil {
@@ -255,8 +271,24 @@ func TestEventsDriveTheTable(t *testing.T) {
 	for _, dy := range dynos {
 		events.wait(t, dy.Name+" up", time.Minute, func(ev drivers.Event) bool { return ev.Dyno.ID == dy.ID && ev.To == drivers.StateUp })
 	}
-	victim := dynos[slices.IndexFunc(dynos, func(dy drivers.Dyno) bool { return hostOf(dy.Addr) == c.Nodes[1].Addr })]
-	before := swarm.EventRelists(d)
+
+	// The stream breaks; the driver follows the events again: a node event (a label,
+	// set again until one is seen) reaches it.
+	proxy.Cut()
+	cut := swarm.EventsSeen(d)
+	label := 0
+	if err := poll(t, time.Minute, func() bool {
+		if swarm.EventsSeen(d) > cut {
+			return true
+		}
+		label++
+		_ = c.LabelNode(ctx, c.Nodes[1], "manifold.test", strconv.Itoa(label))
+		return false
+	}); err != nil {
+		t.Fatalf("no event-driven listing after the stream was cut: %v", err)
+	}
+
+	before, seenBefore, drained := swarm.EventRelists(d), swarm.EventsSeen(d), events.count()
 	node, _, err := c.Manager().Client.NodeInspectWithRaw(ctx, c.Nodes[1].ID)
 	if err != nil {
 		t.Fatal(err)
@@ -265,11 +297,34 @@ func TestEventsDriveTheTable(t *testing.T) {
 	if err := c.Manager().Client.NodeUpdate(ctx, node.ID, node.Version, node.Spec); err != nil {
 		t.Fatalf("drain %s: %v", c.Nodes[1].Name, err)
 	}
-	ev := events.wait(t, victim.Name+" leaving the drained node", time.Minute, func(ev drivers.Event) bool {
-		return ev.Dyno.ID == victim.ID && ev.From == drivers.StateUp && ev.To != drivers.StateUp
+	t.Logf("before the drain: %v", summary(dynos))
+	t.Cleanup(func() {
+		if t.Failed() {
+			logTasks(t, c)
+		}
 	})
-	if after := swarm.EventRelists(d); after <= before {
-		t.Errorf("event-driven listings %d before the drain, %d after: want more", before, after)
+	// Names follow the live slots, so the dyno that changes may be the other name
+	// (web.2 leaves while web.1 is the remaining slot): any dyno leaving up is the
+	// drain, seen by a listing the event asked for.
+	ev := events.waitFrom(t, drained, "a dyno leaving up after the drain", time.Minute, func(ev drivers.Event) bool {
+		return ev.Dyno.Spec.App == app && ev.From == drivers.StateUp && ev.To != drivers.StateUp
+	})
+	if after, seen := swarm.EventRelists(d), swarm.EventsSeen(d); after <= before || seen <= seenBefore {
+		t.Errorf("event-driven listings %d, events %d before the drain; %d, %d after: want more", before, seenBefore, after, seen)
 	}
-	t.Logf("%s on the drained node: %s -> %s (listings asked by events: %d)", victim.Name, ev.From, ev.To, swarm.EventRelists(d))
+	t.Logf("after the drain %s: %s -> %s (listings asked by events: %d)", ev.Dyno.Name, ev.From, ev.To, swarm.EventRelists(d))
+}
+
+// logTasks logs every task of the swarm, for a failure's record.
+func logTasks(t *testing.T, c *swarmtest.Cluster) {
+	t.Helper()
+	tasks, _ := c.Manager().Client.TaskList(context.Background(), dockerswarm.TaskListOptions{})
+	for _, tk := range tasks {
+		t.Logf("  task %s slot %d v%s node %s desired %s state %s err %q created %s ports %v", tk.ID, tk.Slot,
+			tk.Spec.ContainerSpec.Labels[swarm.LabelRelease], tk.NodeID, tk.DesiredState, tk.Status.State, tk.Status.Err,
+			tk.Meta.CreatedAt.Format(time.StampMilli), tk.Status.PortStatus.Ports)
+	}
+	for _, n := range c.Nodes {
+		t.Logf("  node %s %s %s", n.Name, n.ID, n.Addr)
+	}
 }

@@ -57,6 +57,7 @@ func (d *Driver) streamEvents(ctx context.Context) error {
 		select {
 		case msg := <-msgs:
 			if d.relevant(msg) {
+				d.eventsSeen.Add(1)
 				d.relistSoon()
 			}
 		case err := <-errs:
