@@ -176,13 +176,20 @@ func (d *Driver) nonce(taskID string) (taskNonce, bool) {
 	defer cancel()
 	nonce, err := d.firstLineNonce(ctx, taskID)
 	if err != nil {
-		d.log.Warn("memory samples of the task refused: no nonce at the head of its log", "task", taskID, "err", err)
+		d.log.Warn("memory sample of the task refused: no nonce at the head of its log", "task", taskID, "err", err)
+		if !errors.Is(err, errNoNonce) {
+			return taskNonce{}, false // the manager did not answer: ask again next time
+		}
 	}
 	d.mu.Lock()
 	d.nonces[taskID] = taskNonce{nonce: nonce}
 	d.mu.Unlock()
 	return taskNonce{nonce: nonce}, nonce != ""
 }
+
+// errNoNonce says a task's log does not begin with the boot script's nonce: none of
+// its samples is taken.
+var errNoNonce = errors.New("the first line is not the boot script's nonce")
 
 // firstLineNonce reads the task's first stdout line through the manager.
 func (d *Driver) firstLineNonce(ctx context.Context, taskID string) (string, error) {
@@ -199,11 +206,14 @@ func (d *Driver) firstLineNonce(ctx context.Context, taskID string) (string, err
 	defer pr.Close()
 	first, err := bufio.NewReader(pr).ReadString('\n')
 	if err != nil && first == "" {
+		if errors.Is(err, io.EOF) {
+			return "", errNoNonce
+		}
 		return "", err
 	}
 	fields := strings.Fields(first)
 	if len(fields) != 3 || fields[0] != markerPrefix || fields[1] != "nonce" || len(fields[2]) != 32 {
-		return "", errors.New("the first line is not the boot script's nonce")
+		return "", errNoNonce
 	}
 	return fields[2], nil
 }
