@@ -166,8 +166,7 @@ func TestReleaseThatCannotFetchRollsBack(t *testing.T) {
 		if err != nil {
 			t.Errorf("no rollback line naming the fetch failure: %v; lines: %v", err, out.texts())
 		}
-		// The service is back on v1. (Not asserted: that List shows both v1 dynos
-		// up again; in 2 of 8 runs one stayed listed as starting: see docs/swarm.md.)
+		// The service is back on v1.
 		err = poll(t, 2*time.Minute, func() bool {
 			svc, _, err := c.Manager().Client.ServiceInspectWithRaw(ctx, "mf-"+instance+"-"+app+"-test-web", dockerswarm.ServiceInspectOptions{})
 			return err == nil && svc.Spec.Labels[swarm.LabelRelease] == "1"
@@ -176,16 +175,18 @@ func TestReleaseThatCannotFetchRollsBack(t *testing.T) {
 			t.Errorf("service not rolled back to v1: %v", err)
 		}
 	})
-	logListingAfterRollback(t, c, d, app)
+	bothUpAfterRollback(t, c, d, app)
 	if stats.failed != 0 || stats.requests < 20 {
 		t.Fatalf("%d of %d requests failed while v2 failed and rolled back", stats.failed, stats.requests)
 	}
 	t.Logf("v2 failed and rolled back in %s; %d requests, none failed", stats.duration.Round(100*time.Millisecond), stats.requests)
 }
 
-// logListingAfterRollback logs the listing and the tasks when the old release's two
-// dynos are not both listed up within 30 s of the rollback (see docs/swarm.md).
-func logListingAfterRollback(t *testing.T, c *swarmtest.Cluster, d *swarm.Driver, app string) {
+// bothUpAfterRollback fails, with the listing and the tasks, when the old release's
+// two dynos are not both listed up within 30 s of the rollback. (They were not, in
+// about one run in four, before the listing looked past a slot's newest task: the
+// rollback leaves a newer copy of the running task, shut down, in one slot.)
+func bothUpAfterRollback(t *testing.T, c *swarmtest.Cluster, d *swarm.Driver, app string) {
 	t.Helper()
 	var dynos []drivers.Dyno
 	err := poll(t, 30*time.Second, func() bool {
@@ -204,7 +205,7 @@ func logListingAfterRollback(t *testing.T, c *swarmtest.Cluster, d *swarm.Driver
 	if err == nil {
 		return
 	}
-	t.Logf("after the rollback the listing is %v; tasks:", summary(dynos))
+	t.Errorf("after the rollback the listing is %v, want both v1 dynos up; tasks:", summary(dynos))
 	tasks, _ := c.Manager().Client.TaskList(context.Background(), dockerswarm.TaskListOptions{})
 	for _, tk := range tasks {
 		t.Logf("  task %s slot %d v%s node %s desired %s state %s err %q created %s", tk.ID, tk.Slot,

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types/swarm"
@@ -54,6 +55,12 @@ type Options struct {
 	// RestartDelay is Swarm's wait before restarting a failed task (1 s). Swarm has a
 	// fixed delay, not Heroku's growing cool-off.
 	RestartDelay time.Duration
+	// MemoryReportInterval is how often a task samples its memory, and so the least
+	// time between two R14 reports of it (20 s, Heroku's cadence; whole seconds).
+	MemoryReportInterval time.Duration
+	// MemoryHardLimit is the multiple of a dyno's quota at which the kernel kills it
+	// (R15): 2, Heroku's 200% for standard dynos; 1 kills at the quota (no R14).
+	MemoryHardLimit float64
 	// SlugListen is where the slug server listens (":0": every interface, a port
 	// picked). Give a fixed port in production: the URL is in every service, and a
 	// task that restarts after the daemon did fetches from it again.
@@ -92,6 +99,12 @@ func (o *Options) setDefaults() {
 	if o.RestartDelay <= 0 {
 		o.RestartDelay = DefaultRestartDelay
 	}
+	if o.MemoryReportInterval < time.Second {
+		o.MemoryReportInterval = supervisor.DefaultMemoryReportInterval
+	}
+	if o.MemoryHardLimit < 1 {
+		o.MemoryHardLimit = supervisor.DefaultMemoryHardLimit
+	}
 	if o.SlugListen == "" {
 		o.SlugListen = DefaultSlugListen
 	}
@@ -116,6 +129,12 @@ type Driver struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	events *supervisor.Queue
+	// relist wakes the watch loop for a listing now (capacity 1: wakes fold);
+	// eventRelists counts the listings it made so, eventsSeen the manager's events
+	// that asked for one.
+	relist       chan struct{}
+	eventRelists atomic.Int64
+	eventsSeen   atomic.Int64
 
 	// ops serialises the read-modify-write of services (Start, Stop).
 	ops sync.Mutex
@@ -126,11 +145,19 @@ type Driver struct {
 	updateStates map[string]swarm.UpdateState
 	// nodeReady is each node's readiness at the last listing.
 	nodeReady map[string]bool
+	// nonces are the memory samplers' nonces, by task ID (memory.go).
+	nonces map[string]taskNonce
 	// taskNames names the dyno of every task seen, for its log lines.
 	taskNames map[string]taskName
-	follow    map[string]context.CancelFunc
-	runSeq    int
-	closed    bool
+	// current maps the task each dyno of the last listing runs to its dyno ID, ran
+	// every listed task that a dyno ran; stops are the dynos whose tasks Swarm is
+	// stopping, by dyno ID (dynomgr.go).
+	current map[string]string
+	ran     map[string]string
+	stops   map[string]*stopping
+	follow  map[string]context.CancelFunc
+	runSeq  int
+	closed  bool
 }
 
 var _ drivers.Driver = (*Driver)(nil)
@@ -183,12 +210,18 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		ctx:          dctx,
 		cancel:       cancel,
 		events:       supervisor.NewQueue(opts.Logger),
+		relist:       make(chan struct{}, 1),
 		follow:       map[string]context.CancelFunc{},
 		taskNames:    map[string]taskName{},
+		stops:        map[string]*stopping{},
+		ran:          map[string]string{},
+		nonces:       map[string]taskNonce{},
 		nodeReady:    map[string]bool{},
 		updateStates: map[string]swarm.UpdateState{},
 	}
 	d.log.Info("slug server", "listen", listener.Addr().String(), "url", opts.SlugURL)
+	// The boot script's memory samples are taken out of the tasks' lines.
+	d.opts.Logs = markerSink{next: opts.Logs, d: d}
 	if err := d.adopt(ctx); err != nil {
 		cancel()
 		_ = d.slugs.close()
@@ -201,10 +234,12 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		_ = cli.Close()
 		return nil, err
 	}
-	d.wg.Add(3)
+	d.wg.Add(5)
 	go func() { defer d.wg.Done(); d.events.Run(dctx) }()
 	go func() { defer d.wg.Done(); d.slugs.serve(d.log) }()
 	go func() { defer d.wg.Done(); d.watch(dctx) }()
+	go func() { defer d.wg.Done(); d.followEvents(dctx) }()
+	go func() { defer d.wg.Done(); d.followStops(dctx) }()
 	return d, nil
 }
 

@@ -232,6 +232,8 @@ func (d *Driver) adopt(ctx context.Context) error {
 		d.last[dyno.ID] = dyno
 	}
 	d.taskNames = names
+	d.current = currentTasks(names)
+	d.ran = currentTasks(names)
 	d.mu.Unlock()
 	d.log.Info("adopted services", "count", len(obs.services))
 	return nil

@@ -74,6 +74,10 @@ func (d *Driver) List(ctx context.Context) ([]drivers.Dyno, error) {
 type taskName struct {
 	spec drivers.DynoSpec
 	name string
+	// dyno is the dyno's ID; current says the task is the one the dyno runs now
+	// (the others of its slot ended before).
+	dyno    string
+	current bool
 }
 
 // dynos is pure over one listing: the dynos, and the dyno of every task by ID.
@@ -104,7 +108,7 @@ func (d *Driver) dynos(obs observed) ([]drivers.Dyno, map[string]taskName) {
 			var live []int
 			for slot, tasks := range slots {
 				slices.SortFunc(tasks, func(a, b swarm.Task) int { return b.Meta.CreatedAt.Compare(a.Meta.CreatedAt) })
-				if isLive(tasks[0], obs.nodes, release == current) {
+				if isLive(tasks, obs.nodes, release == current) {
 					live = append(live, slot)
 				}
 			}
@@ -118,9 +122,10 @@ func (d *Driver) dynos(obs observed) ([]drivers.Dyno, map[string]taskName) {
 					spec = specOfTask(slots[slot][0], tmpl)
 				}
 				spec.Index = rank + 1
-				out = append(out, d.taskDyno(svc.Spec.Name, spec, slots[slot], obs.nodes))
+				dyno, task := d.taskDyno(svc.Spec.Name, spec, slots[slot], obs.nodes)
+				out = append(out, dyno)
 				for _, t := range slots[slot] {
-					names[t.ID] = taskName{spec: spec, name: spec.Name()}
+					names[t.ID] = taskName{spec: spec, name: spec.Name(), dyno: dyno.ID, current: t.ID == task}
 				}
 			}
 			if release == current {
@@ -149,26 +154,48 @@ func (d *Driver) dynos(obs observed) ([]drivers.Dyno, map[string]taskName) {
 	return out, names
 }
 
-// isLive says whether a slot's newest task is a dyno now: Swarm wants it running
-// (old releases: and it runs) on a node that is up, or it crashed (current release).
-func isLive(newest swarm.Task, nodes map[string]swarm.Node, current bool) bool {
-	if current && failed(newest) {
-		return true // crashed: Swarm marks it shutdown at once and starts its next task
+// isLive says whether a slot is a dyno now, from its tasks (newest first): its
+// newest task crashed (current release: Swarm marks it shutdown at once and starts
+// its next task), or a task of it is one Swarm wants running (old releases: and it
+// runs) on a node that is up and not drained. Not only the newest counts: after a
+// rollback a slot can hold the old task that still serves and, newer, a copy of it
+// Swarm made and shut down again (the restart of the failed task, made from the
+// rolled-back spec, and the rollback keeping the running one). A drained node's
+// tasks are being stopped: the router drops them as soon as the drain is listed.
+func isLive(tasks []swarm.Task, nodes map[string]swarm.Node, current bool) bool {
+	if current && failed(tasks[0]) {
+		return true
 	}
-	if newest.DesiredState != swarm.TaskStateRunning && newest.DesiredState != swarm.TaskStateReady {
-		return false
+	for _, t := range tasks {
+		if t.DesiredState != swarm.TaskStateRunning && t.DesiredState != swarm.TaskStateReady {
+			continue
+		}
+		if !onUsableNode(t, nodes) {
+			continue // a node that is down or drained: its tasks are rescheduled elsewhere
+		}
+		if current || t.Status.State == swarm.TaskStateRunning {
+			return true
+		}
 	}
-	if newest.NodeID != "" && nodes[newest.NodeID].Status.State != swarm.NodeStateReady {
-		return false // a node that is down: its tasks are rescheduled elsewhere
-	}
-	return current || newest.Status.State == swarm.TaskStateRunning
+	return false
 }
 
-// taskDyno is the dyno of one slot from its tasks, newest first.
-func (d *Driver) taskDyno(service string, spec drivers.DynoSpec, tasks []swarm.Task, nodes map[string]swarm.Node) drivers.Dyno {
+// onUsableNode says whether a task is unassigned yet, or on a node that is ready
+// and not drained.
+func onUsableNode(t swarm.Task, nodes map[string]swarm.Node) bool {
+	if t.NodeID == "" {
+		return true
+	}
+	node, ok := nodes[t.NodeID]
+	return ok && node.Status.State == swarm.NodeStateReady && node.Spec.Availability != swarm.NodeAvailabilityDrain
+}
+
+// taskDyno is the dyno of one slot from its tasks, newest first, and the ID of the
+// task it runs now.
+func (d *Driver) taskDyno(service string, spec drivers.DynoSpec, tasks []swarm.Task, nodes map[string]swarm.Node) (drivers.Dyno, string) {
 	newest := tasks[0]
 	for _, t := range tasks[1:] {
-		if newest.Status.State != swarm.TaskStateRunning && t.Status.State == swarm.TaskStateRunning && t.DesiredState == swarm.TaskStateRunning {
+		if newest.Status.State != swarm.TaskStateRunning && t.Status.State == swarm.TaskStateRunning && t.DesiredState == swarm.TaskStateRunning && onUsableNode(t, nodes) {
 			// A forced update (a rebalance) starts the slot's next task first: the
 			// one running serves until it is up.
 			newest = t
@@ -198,8 +225,9 @@ func (d *Driver) taskDyno(service string, spec drivers.DynoSpec, tasks []swarm.T
 		dyno.State = drivers.StateCrashed
 		dyno.Reason, _ = reason(newest, spec)
 		dyno.Restarts--
-	case lastFailure != nil:
-		// Swarm restarts the slot after its delay: crashed until then, as on Heroku.
+	case lastFailure != nil && !containerStarted(newest):
+		// Swarm restarts the slot after its delay: crashed until the next task's
+		// container starts, as a Heroku dyno is until its cool-off ends.
 		dyno.State = drivers.StateCrashed
 		dyno.Reason, _ = reason(*lastFailure, spec)
 		dyno.StateChangedAt = lastFailure.Status.Timestamp
@@ -209,7 +237,13 @@ func (d *Driver) taskDyno(service string, spec drivers.DynoSpec, tasks []swarm.T
 			dyno.Reason = newest.Status.Err // "no suitable node (…)": why it does not start
 		}
 	}
-	return dyno
+	return dyno, newest.ID
+}
+
+// containerStarted says whether a task's container was started: Swarm's "starting"
+// lasts until a web task's health check passes.
+func containerStarted(t swarm.Task) bool {
+	return t.Status.State == swarm.TaskStateStarting || t.Status.State == swarm.TaskStateRunning
 }
 
 // failed says whether a task ended on its own, not stopped by Swarm.

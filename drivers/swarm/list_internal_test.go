@@ -20,6 +20,8 @@ func TestDynosFromTasks(t *testing.T) {
 	nodes := map[string]swarm.Node{
 		"n1": {ID: "n1", Status: swarm.NodeStatus{State: swarm.NodeStateReady, Addr: "10.0.0.1"}},
 		"n2": {ID: "n2", Status: swarm.NodeStatus{State: swarm.NodeStateDown, Addr: "10.0.0.2"}},
+		"n3": {ID: "n3", Status: swarm.NodeStatus{State: swarm.NodeStateReady, Addr: "10.0.0.3"},
+			Spec: swarm.NodeSpec{Availability: swarm.NodeAvailabilityDrain}},
 	}
 	task := func(id string, release, slot int, node string, desired, state swarm.TaskState, exit int, age time.Duration) swarm.Task {
 		tk := swarm.Task{
@@ -62,6 +64,20 @@ func TestDynosFromTasks(t *testing.T) {
 			task("failed", 2, 1, "n1", shutdown, swarm.TaskStateFailed, 3, time.Minute),
 			task("next", 2, 1, "n1", running, swarm.TaskStateReady, 0, time.Second),
 		}, []string{"svc/v2/1 web.1 crashed  Process exited with status 3 restarts=1"}},
+		{"after a rollback, the slot's running task behind a newer copy shut down", 2, []swarm.Task{
+			// As listed when the rollback test saw v1/2 starting for minutes.
+			task("old2", 2, 2, "n1", running, running, 0, time.Minute),
+			task("old1", 2, 1, "n1", running, running, 0, time.Minute),
+			task("v3", 3, 2, "n1", shutdown, swarm.TaskStateFailed, exitFetchFailed, 20*time.Second),
+			task("copy", 2, 2, "n1", shutdown, shutdown, 0, 10*time.Second),
+		}, []string{"svc/v2/1 web.1 up 10.0.0.1:30001", "svc/v2/2 web.2 up 10.0.0.1:30002"}},
+		{"tasks of a drained node are dropped at once", 1, []swarm.Task{
+			task("a", 2, 1, "n3", running, running, 0, time.Minute),
+		}, []string{"svc/v2/1 web.1 starting "}},
+		{"starting again once the next task's container starts", 1, []swarm.Task{
+			task("failed", 2, 1, "n1", shutdown, swarm.TaskStateFailed, 3, time.Minute),
+			task("next", 2, 1, "n1", running, swarm.TaskStateStarting, 0, time.Second),
+		}, []string{"svc/v2/1 web.1 starting "}},
 		{"killed under its memory limit is R15", 1, []swarm.Task{
 			task("hog", 2, 1, "n1", running, swarm.TaskStateFailed, 137, time.Minute),
 		}, []string{"svc/v2/1 web.1 crashed  Error R15 (Memory quota vastly exceeded) restarts=0"}},

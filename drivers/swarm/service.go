@@ -58,8 +58,11 @@ const (
 // SIGTERM it waits MANIFOLD_DRAIN_SECONDS before passing it on, so that the router
 // has dropped a web task (it lists tasks every RelistInterval) before its process
 // stops taking requests; the stop grace is longer by as much.
+//
+// A dyno with a memory quota also samples its memory for R14 (memory.go): the first
+// line is the nonce, the sampler starts before the app.
 const bootScript = `set -e
-f=` + slugCacheDir + `/$MANIFOLD_SLUG_SHA256.tgz
+` + memoryAnnounce + `f=` + slugCacheDir + `/$MANIFOLD_SLUG_SHA256.tgz
 if [ ! -f "$f" ]; then
   mkdir -p ` + slugCacheDir + `
   wget -q -O "$f.$$" "$MANIFOLD_SLUG_URL" || { echo "slug fetch from $MANIFOLD_SLUG_URL failed" >&2; rm -f "$f.$$"; exit 197; }
@@ -71,7 +74,7 @@ tar -xzf "$f" -C /app
 cd /app
 for p in /app/.profile.d/*.sh; do [ -r "$p" ] && . "$p"; done
 set +e
-drain=$MANIFOLD_DRAIN_SECONDS
+` + memorySampler + `drain=$MANIFOLD_DRAIN_SECONDS
 unset MANIFOLD_SLUG_URL MANIFOLD_SLUG_SHA256 MANIFOLD_DRAIN_SECONDS
 /bin/sh -c "$MANIFOLD_COMMAND" &
 child=$!
@@ -178,6 +181,9 @@ func (d *Driver) serviceSpec(name string, t template, replicas uint64, oneOff bo
 		"MANIFOLD_SLUG_SHA256="+t.slugSHA,
 		"MANIFOLD_DRAIN_SECONDS="+strconv.FormatFloat(drain.Seconds(), 'f', -1, 64),
 	)
+	if spec.MemoryBytes > 0 && !oneOff {
+		env = append(env, d.memoryEnv(spec.MemoryBytes)...)
+	}
 	grace := spec.StopTimeout
 	if grace <= 0 {
 		grace = defaultStopGrace
@@ -206,7 +212,9 @@ func (d *Driver) serviceSpec(name string, t template, replicas uint64, oneOff bo
 		Resources: &swarm.ResourceRequirements{Limits: &swarm.Limit{}, Reservations: &swarm.Resources{}},
 	}
 	if spec.MemoryBytes > 0 {
-		ts.Resources.Limits.MemoryBytes = spec.MemoryBytes
+		// Placed by the quota; killed by the kernel past the hard limit (R15), and
+		// sampled for R14 in between (memory.go), as Heroku does.
+		ts.Resources.Limits.MemoryBytes = d.hardLimit(spec.MemoryBytes)
 		ts.Resources.Reservations.MemoryBytes = spec.MemoryBytes
 	}
 	if spec.CPUShares > 0 {

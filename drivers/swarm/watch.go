@@ -20,9 +20,11 @@ import (
 // broke (the manager restarting, a network blip).
 const logRetry = time.Second
 
-// watch lists services and tasks every RelistInterval and tells every change of a
-// dyno's state as an event and a platform line, until ctx ends. Swarm's own event
-// stream says nothing of task health, so the listing is the one source.
+// watch lists services, tasks and nodes every RelistInterval, and at once when the
+// manager's event stream says a service or node changed (followEvents), and tells
+// every change of a dyno's state as an event and platform lines, until ctx ends.
+// Swarm has no task events, so the periodic listing is what sees a task's own
+// changes (running, healthy, failed), and the backstop for missed events.
 func (d *Driver) watch(ctx context.Context) {
 	tick := time.NewTicker(d.opts.RelistInterval)
 	defer tick.Stop()
@@ -31,6 +33,8 @@ func (d *Driver) watch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-d.relist:
+			d.eventRelists.Add(1)
 		}
 		obs, err := d.observe(ctx)
 		if err != nil {
@@ -40,7 +44,7 @@ func (d *Driver) watch(ctx context.Context) {
 		for _, svc := range obs.services {
 			d.followLogs(svc.Spec.Name)
 		}
-		d.diff(d.dynos(obs))
+		d.finishStops(obs, d.diff(obs))
 		d.tellRollbacks(obs)
 		if back := d.nodesBack(obs); len(back) > 0 {
 			d.rebalance(ctx, back)
@@ -132,12 +136,16 @@ func (d *Driver) rebalance(ctx context.Context, back []string) {
 }
 
 // diff pushes an event per dyno whose state changed since the last listing, and
-// keeps the listing's task names for the logs.
-func (d *Driver) diff(now []drivers.Dyno, names map[string]taskName) {
+// keeps the listing's task names for the logs; it returns them.
+func (d *Driver) diff(obs observed) map[string]taskName {
+	now, names := d.dynos(obs)
 	d.mu.Lock()
 	for id, name := range names {
 		d.taskNames[id] = name
 	}
+	prev := d.current
+	d.current = currentTasks(names)
+	d.forgetNonces(names)
 	last := d.last
 	next := make(map[string]drivers.Dyno, len(now))
 	for _, dyno := range now {
@@ -160,9 +168,13 @@ func (d *Driver) diff(now []drivers.Dyno, names map[string]taskName) {
 		if _, ok := next[id]; !ok {
 			gone := dyno
 			gone.State = drivers.StateDown
-			d.tell(gone, dyno.State)
+			gone.Addr = ""
+			if !d.stopStarted(obs, prev, gone, dyno.State) {
+				d.tell(gone, dyno.State)
+			}
 		}
 	}
+	return names
 }
 
 func (d *Driver) tell(dyno drivers.Dyno, from drivers.State) {
@@ -174,7 +186,9 @@ func (d *Driver) tell(dyno drivers.Dyno, from drivers.State) {
 		case strings.HasPrefix(dyno.Reason, "Error R10"):
 			code = "R10"
 		}
-		d.platform(dyno.Spec, dyno.Name, dyno.Reason)
+		for _, line := range d.crashLines(dyno) {
+			d.platform(dyno.Spec, dyno.Name, line)
+		}
 	}
 	if from != dyno.State {
 		d.platform(dyno.Spec, dyno.Name, supervisor.StateChanged(from, dyno.State))
