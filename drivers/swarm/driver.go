@@ -25,6 +25,8 @@ const (
 	DefaultRelistInterval = time.Second
 	DefaultRestartDelay   = time.Second
 	DefaultSlugListen     = ":0"
+	DefaultLogMaxBytes    = 10 << 20
+	DefaultLogMaxFiles    = 3
 )
 
 // Options configure a Driver. The zero value of every field but Logs is usable, but
@@ -61,6 +63,12 @@ type Options struct {
 	// empty: http:// and SlugListen's address, or when that is every interface, this
 	// machine's address on its route to the manager's swarm address.
 	SlugURL string
+	// LogMaxBytes and LogMaxFiles bound each task's log on its node (Docker's
+	// json-file max-size and max-file; 10 MiB, 3 files): what a node keeps while
+	// the manager or the daemon is out of reach, the most the driver can deliver
+	// late. Older lines are rotated away and reported as L10.
+	LogMaxBytes int64
+	LogMaxFiles int
 }
 
 func (o *Options) setDefaults() {
@@ -84,6 +92,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.SlugListen == "" {
 		o.SlugListen = DefaultSlugListen
+	}
+	if o.LogMaxBytes <= 0 {
+		o.LogMaxBytes = DefaultLogMaxBytes
+	}
+	if o.LogMaxFiles <= 0 {
+		o.LogMaxFiles = DefaultLogMaxFiles
 	}
 }
 

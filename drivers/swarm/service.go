@@ -57,8 +57,9 @@ const (
 // at /app, sources .profile.d and runs the command, the way a Heroku dyno boots. On
 // SIGTERM it waits MANIFOLD_DRAIN_SECONDS before passing it on, so that the router
 // has dropped a web task (it lists tasks every RelistInterval) before its process
-// stops taking requests; the stop grace is longer by as much.
-const bootScript = `set -e
+// stops taking requests; the stop grace is longer by as much. It begins with
+// stampOutput (logstream.go), which numbers the lines of long-running services.
+const bootScript = stampOutput + `set -e
 f=` + slugCacheDir + `/$MANIFOLD_SLUG_SHA256.tgz
 if [ ! -f "$f" ]; then
   mkdir -p ` + slugCacheDir + `
@@ -178,6 +179,9 @@ func (d *Driver) serviceSpec(name string, t template, replicas uint64, oneOff bo
 		"MANIFOLD_SLUG_SHA256="+t.slugSHA,
 		"MANIFOLD_DRAIN_SECONDS="+strconv.FormatFloat(drain.Seconds(), 'f', -1, 64),
 	)
+	if !oneOff {
+		env = append(env, "MANIFOLD_LOG_STAMP=1") // see stampOutput
+	}
 	grace := spec.StopTimeout
 	if grace <= 0 {
 		grace = defaultStopGrace
@@ -204,6 +208,7 @@ func (d *Driver) serviceSpec(name string, t template, replicas uint64, oneOff bo
 			Preferences: []swarm.PlacementPreference{{Spread: &swarm.SpreadOver{SpreadDescriptor: "node.id"}}},
 		},
 		Resources: &swarm.ResourceRequirements{Limits: &swarm.Limit{}, Reservations: &swarm.Resources{}},
+		LogDriver: d.logDriver(),
 	}
 	if spec.MemoryBytes > 0 {
 		ts.Resources.Limits.MemoryBytes = spec.MemoryBytes
