@@ -27,6 +27,8 @@ const (
 	DefaultRelistInterval = time.Second
 	DefaultRestartDelay   = time.Second
 	DefaultSlugListen     = ":0"
+	DefaultLogMaxBytes    = 10 << 20
+	DefaultLogMaxFiles    = 3
 )
 
 // Options configure a Driver. The zero value of every field but Logs is usable, but
@@ -78,6 +80,12 @@ type Options struct {
 	// NoGuard runs no guard (and removes one an earlier driver left), for operators
 	// who firewall the nodes' ephemeral ports themselves.
 	NoGuard bool
+	// LogMaxBytes and LogMaxFiles bound each task's log on its node (Docker's
+	// json-file max-size and max-file; 10 MiB, 3 files): what a node keeps while
+	// the manager or the daemon is out of reach, the most the driver can deliver
+	// late. Older lines are rotated away and reported as L10.
+	LogMaxBytes int64
+	LogMaxFiles int
 }
 
 func (o *Options) setDefaults() {
@@ -107,6 +115,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.SlugListen == "" {
 		o.SlugListen = DefaultSlugListen
+	}
+	if o.LogMaxBytes <= 0 {
+		o.LogMaxBytes = DefaultLogMaxBytes
+	}
+	if o.LogMaxFiles <= 0 {
+		o.LogMaxFiles = DefaultLogMaxFiles
 	}
 }
 

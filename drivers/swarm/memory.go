@@ -211,7 +211,13 @@ func (d *Driver) firstLineNonce(ctx context.Context, taskID string) (string, err
 		}
 		return "", err
 	}
-	fields := strings.Fields(first)
+	// The boot script numbers its lines (stampOutput): the nonce is line 1, written
+	// before the app starts, so no line of the app's can stand in for it.
+	seq, text := unstamp(strings.TrimRight(first, "\r\n"))
+	if seq > 1 {
+		return "", errNoNonce
+	}
+	fields := strings.Fields(text)
 	if len(fields) != 3 || fields[0] != markerPrefix || fields[1] != "nonce" || len(fields[2]) != 32 {
 		return "", errNoNonce
 	}

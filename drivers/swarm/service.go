@@ -57,11 +57,12 @@ const (
 // at /app, sources .profile.d and runs the command, the way a Heroku dyno boots. On
 // SIGTERM it waits MANIFOLD_DRAIN_SECONDS before passing it on, so that the router
 // has dropped a web task (it lists tasks every RelistInterval) before its process
-// stops taking requests; the stop grace is longer by as much.
+// stops taking requests; the stop grace is longer by as much. It begins with
+// stampOutput (logstream.go), which numbers the lines of long-running services.
 //
-// A dyno with a memory quota also samples its memory for R14 (memory.go): the first
-// line is the nonce, the sampler starts before the app.
-const bootScript = `set -e
+// A dyno with a memory quota also samples its memory for R14 (memory.go): its first
+// line is the nonce (numbered 1), the sampler starts before the app.
+const bootScript = stampOutput + `set -e
 ` + memoryAnnounce + `f=` + slugCacheDir + `/$MANIFOLD_SLUG_SHA256.tgz
 if [ ! -f "$f" ]; then
   mkdir -p ` + slugCacheDir + `
@@ -181,6 +182,9 @@ func (d *Driver) serviceSpec(name string, t template, replicas uint64, oneOff bo
 		"MANIFOLD_SLUG_SHA256="+t.slugSHA,
 		"MANIFOLD_DRAIN_SECONDS="+strconv.FormatFloat(drain.Seconds(), 'f', -1, 64),
 	)
+	if !oneOff {
+		env = append(env, "MANIFOLD_LOG_STAMP=1") // see stampOutput
+	}
 	if spec.MemoryBytes > 0 && !oneOff {
 		env = append(env, d.memoryEnv(spec.MemoryBytes)...)
 	}
@@ -210,6 +214,7 @@ func (d *Driver) serviceSpec(name string, t template, replicas uint64, oneOff bo
 			Preferences: []swarm.PlacementPreference{{Spread: &swarm.SpreadOver{SpreadDescriptor: "node.id"}}},
 		},
 		Resources: &swarm.ResourceRequirements{Limits: &swarm.Limit{}, Reservations: &swarm.Resources{}},
+		LogDriver: d.logDriver(),
 	}
 	if spec.MemoryBytes > 0 {
 		// Placed by the quota; killed by the kernel past the hard limit (R15), and

@@ -1,15 +1,11 @@
 package swarm
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/drivers/supervisor"
@@ -202,100 +198,6 @@ func (d *Driver) tell(dyno drivers.Dyno, from drivers.State) {
 // platform publishes a line of the dyno manager (source heroku).
 func (d *Driver) platform(spec drivers.DynoSpec, dyno, text string) {
 	d.opts.Logs.Publish(logs.Line{Time: time.Now().UTC().Truncate(time.Microsecond), App: spec.App, Env: spec.Env, Source: logs.SourceHeroku, Dyno: dyno, Text: text})
-}
-
-// followLogs follows a service's logs (every task on every node, through the
-// manager) once; the follower lives until Close.
-func (d *Driver) followLogs(service string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed || d.follow[service] != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(d.ctx)
-	d.follow[service] = cancel
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		d.followService(ctx, service)
-	}()
-}
-
-// followService publishes the service's lines as its dynos' (source app), named by
-// the dyno each task is as of the last listing. When the stream breaks it follows
-// again from the last line's time, so a brief outage loses nothing.
-func (d *Driver) followService(ctx context.Context, service string) {
-	since := time.Now().UTC()
-	for ctx.Err() == nil {
-		last, err := d.streamLogs(ctx, service, since)
-		if !last.IsZero() {
-			since = last
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			d.log.Debug("follow service logs", "service", service, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(logRetry):
-		}
-	}
-}
-
-// streamLogs follows one stream and returns the time of the last line it published.
-func (d *Driver) streamLogs(ctx context.Context, service string, since time.Time) (time.Time, error) {
-	rc, err := d.cli.ServiceLogs(ctx, service, container.LogsOptions{
-		ShowStdout: true, ShowStderr: true, Follow: true, Timestamps: true, Details: true,
-		Since: since.Format(time.RFC3339Nano),
-	})
-	if err != nil {
-		return time.Time{}, err
-	}
-	defer rc.Close()
-	pr, pw := io.Pipe()
-	go func() {
-		_, err := stdcopy.StdCopy(pw, pw, rc)
-		pw.CloseWithError(err)
-	}()
-	var last time.Time
-	scanner := bufio.NewScanner(pr)
-	scanner.Buffer(make([]byte, 64<<10), 1<<20)
-	for scanner.Scan() {
-		at, taskID, text, ok := parseLogLine(scanner.Text())
-		if !ok || !at.After(since) {
-			continue // a line already published before the stream broke
-		}
-		last = at
-		spec, name, ok := d.taskDynoName(ctx, taskID)
-		if !ok {
-			continue
-		}
-		d.opts.Logs.Publish(logs.Line{Time: at.UTC().Truncate(time.Microsecond), App: spec.App, Env: spec.Env, Source: logs.SourceApp, Dyno: name, Text: text})
-	}
-	pr.Close()
-	return last, scanner.Err()
-}
-
-// parseLogLine splits "2026-12-01T15:00:00.123Z com.docker.swarm.node.id=…,…,com.docker.swarm.task.id=… text".
-func parseLogLine(line string) (at time.Time, taskID, text string, ok bool) {
-	ts, rest, found := strings.Cut(line, " ")
-	if !found {
-		return at, "", "", false
-	}
-	at, err := time.Parse(time.RFC3339Nano, ts)
-	if err != nil {
-		return at, "", "", false
-	}
-	details, text, _ := strings.Cut(rest, " ")
-	for _, kv := range strings.Split(details, ",") {
-		if v, found := strings.CutPrefix(kv, "com.docker.swarm.task.id="); found {
-			taskID = v
-		}
-	}
-	return at, taskID, text, taskID != ""
 }
 
 // taskDynoName names the dyno a task is, from the last listing; a task not listed
