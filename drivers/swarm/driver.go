@@ -86,6 +86,13 @@ type Options struct {
 	// late. Older lines are rotated away and reported as L10.
 	LogMaxBytes int64
 	LogMaxFiles int
+	// RendezvousURL is where one-offs connect out to for their stdin, output and
+	// terminal (http://host:port, plain: the task speaks it with nc); empty: SlugURL,
+	// whose listener serves it.
+	RendezvousURL string
+	// RendezvousTimeout is how long a one-off's running task has to connect to the
+	// rendezvous endpoint before the one-off fails and its service is removed (60 s).
+	RendezvousTimeout time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -122,6 +129,9 @@ func (o *Options) setDefaults() {
 	if o.LogMaxFiles <= 0 {
 		o.LogMaxFiles = DefaultLogMaxFiles
 	}
+	if o.RendezvousTimeout <= 0 {
+		o.RendezvousTimeout = DefaultRendezvousTimeout
+	}
 }
 
 // ErrNotManager is wrapped by New's error when the engine is not a swarm manager.
@@ -137,6 +147,8 @@ type Driver struct {
 	cli   *client.Client
 	log   *slog.Logger
 	slugs *slugServer
+	// rendezvous hands one-offs' connections to their Run calls.
+	rendezvous *rendezvous
 
 	// ctx is cancelled by Close; it owns every goroutine, which wg counts.
 	ctx    context.Context
@@ -215,12 +227,18 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 			return nil, fmt.Errorf("swarm driver: %w", err)
 		}
 	}
+	if opts.RendezvousURL == "" {
+		opts.RendezvousURL = opts.SlugURL
+	}
 	dctx, cancel := context.WithCancel(context.Background())
+	log := opts.Logger.With("driver", "swarm", "instance", opts.Instance)
+	rv := newRendezvous(log)
 	d := &Driver{
 		opts:         opts,
 		cli:          cli,
-		log:          opts.Logger.With("driver", "swarm", "instance", opts.Instance),
-		slugs:        newSlugServer(listener),
+		log:          log,
+		slugs:        newSlugServer(listener, rv),
+		rendezvous:   rv,
 		ctx:          dctx,
 		cancel:       cancel,
 		events:       supervisor.NewQueue(opts.Logger),

@@ -130,8 +130,9 @@ func TestSwarmDriver(t *testing.T) {
 			if err != nil {
 				t.Fatalf("run: %v", err)
 			}
-			if code != want || stdout.String() != "out-run.1\n" || stderr.String() != "err\n" {
-				t.Fatalf("run: code %d stdout %q stderr %q, want %d, out-run.1, err", code, stdout.String(), stderr.String(), want)
+			// The rendezvous is one stream: stderr comes merged into stdout.
+			if code != want || stdout.String() != "out-run.1\nerr\n" || stderr.String() != "" {
+				t.Fatalf("run: code %d stdout %q stderr %q, want %d, out-run.1 then err on stdout", code, stdout.String(), stderr.String(), want)
 			}
 		}
 	})

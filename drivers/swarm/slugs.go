@@ -17,7 +17,8 @@ import (
 // slugServer serves the slugs of the driver's services to the nodes over HTTP, at
 // /slugs/<sha256>: a task fetches its slug at start and checks it against the digest,
 // so no registry holds app code. The path is the digest: only who knows a slug's
-// sha256 (the service spec) can ask for it.
+// sha256 (the service spec) can ask for it. The same listener is the one-offs'
+// rendezvous endpoint (rendezvous.go), at /rendezvous/<token>.
 type slugServer struct {
 	listener net.Listener
 	server   *http.Server
@@ -34,10 +35,11 @@ type slugStamp struct {
 	sha     string
 }
 
-func newSlugServer(listener net.Listener) *slugServer {
+func newSlugServer(listener net.Listener, rv *rendezvous) *slugServer {
 	s := &slugServer{listener: listener, paths: map[string]string{}, known: map[string]slugStamp{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /slugs/{sha}", s.serveSlug)
+	mux.HandleFunc("GET /rendezvous/{token}", rv.serve)
 	s.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s
 }
