@@ -265,10 +265,11 @@ func TestUpSwarmDriver(t *testing.T) {
 		if code != 3 || !strings.Contains(out, "one-off run.") || !strings.Contains(out, "says bye") {
 			t.Errorf("run: exit %d, stdout %q, stderr %q; want 3 and the one-off's output", code, out, errOut)
 		}
-		// A Swarm task cannot be given stdin: data on it is refused, not dropped.
-		code, out, errOut = runCLIWithStdin(t, strings.NewReader("data\n"), "--api", apiAddr, "run", "-a", "hello", "--", "cat")
-		if code != 1 || !strings.Contains(errOut, "take no stdin") || !strings.Contains(errOut, "--no-stdin") {
-			t.Errorf("run with data on stdin: exit %d, stdout %q, stderr %q; want 1 and the refusal", code, out, errOut)
+		// The one-off connects out to the daemon's rendezvous endpoint: stdin
+		// reaches the command and its output comes back.
+		code, out, errOut = runCLIWithStdin(t, strings.NewReader("data\nmore data\n"), "--api", apiAddr, "run", "-a", "hello", "--", "sh", "-c", "cat; wc -l </dev/null; exit 4")
+		if code != 4 || out != "data\nmore data\n0\n" {
+			t.Errorf("run with data on stdin: exit %d, stdout %q, stderr %q; want 4 and the data back", code, out, errOut)
 		}
 	})
 
