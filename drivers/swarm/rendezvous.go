@@ -105,7 +105,8 @@ func (r *rendezvous) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	// The server's header deadline must not end the session.
 	_ = conn.SetDeadline(time.Time{})
-	if _, err := brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + rendezvousUpgrade + "\r\n\r\n"); err == nil {
+	_, err = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + rendezvousUpgrade + "\r\n\r\n")
+	if err == nil {
 		err = brw.Flush()
 	}
 	if err != nil {
