@@ -271,6 +271,8 @@ func TestUpSwarmDriver(t *testing.T) {
 		if code != 4 || out != "data\nmore data\n0\n" {
 			t.Errorf("run with data on stdin: exit %d, stdout %q, stderr %q; want 4 and the data back", code, out, errOut)
 		}
+		// From a terminal: a pty of its size and TERM, a typed line, the exit code.
+		runOnATerminal(t, apiAddr)
 	})
 
 	t.Run("a restarted daemon adopts every service and task", func(t *testing.T) {

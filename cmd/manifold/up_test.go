@@ -532,6 +532,8 @@ func runOnATerminal(t *testing.T, apiAddr string) {
 	defer controller.Close()
 	defer tty.Close()
 	var output lockedBuffer
+	began := time.Now()
+	firstByte := make(chan time.Duration, 1) // a figure for the log, not asserted
 	// Copies the terminal's output until controller closes, and types a line as soon as
 	// the one-off says it waits for it (the Enter key is "\r" on a raw terminal): the
 	// read that brings "ready" is the signal, no polling.
@@ -540,6 +542,9 @@ func runOnATerminal(t *testing.T, apiAddr string) {
 		typed := false
 		for {
 			n, err := controller.Read(buf)
+			if n > 0 && output.String() == "" {
+				firstByte <- time.Since(began)
+			}
 			_, _ = output.Write(buf[:n])
 			if !typed && strings.Contains(output.String(), "ready") {
 				typed = true
@@ -559,6 +564,11 @@ func runOnATerminal(t *testing.T, apiAddr string) {
 	code := exitCode(root.ExecuteContext(context.Background()), &stderr)
 	if code != 6 {
 		t.Errorf("run on a terminal: exit %d, %q; want 6", code, stderr.String())
+	}
+	select {
+	case d := <-firstByte:
+		t.Logf("interactive manifold run: first byte after %s", d.Round(time.Millisecond))
+	default:
 	}
 	if !term.IsTerminal(int(tty.Fd())) {
 		t.Fatal("the test's terminal is gone")
