@@ -162,6 +162,8 @@ type Driver struct {
 	eventRelists atomic.Int64
 	eventsSeen   atomic.Int64
 
+	// guardSeen is when the guard last ran on every node (awaitGuard); under mu.
+	guardSeen time.Time
 	// ops serialises the read-modify-write of services (Start, Stop).
 	ops sync.Mutex
 

@@ -35,15 +35,23 @@ func TestSwarmDriver(t *testing.T) {
 	instance := randomName()
 	began := time.Now()
 	d := newDriver(t, c, instance, listen, out)
-	waitGuard(t, c, instance, true)
-	t.Logf("guard in place on %d nodes %s after swarm.New began", len(c.Nodes), time.Since(began).Round(10*time.Millisecond))
 	outsider := c.AddOutsider(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	slug := makeSlug(t)
 	app := "hello"
 
-	for i := 1; i <= 3; i++ {
+	// The first web start waits for the fresh guard: once it returns, every node
+	// filters the port its task will publish (looked at once, not polled).
+	if _, err := d.Start(ctx, webSpec(app, 1, 1, slug)); err != nil {
+		t.Fatalf("start web.1: %v", err)
+	}
+	if ok, last := guardOnEveryNode(c, instance, true); !ok {
+		t.Fatalf("the first web dyno started before the guard ran on every node; rules seen: %s", last)
+	}
+	t.Logf("guard in place on %d nodes %s after swarm.New began", len(c.Nodes), time.Since(began).Round(10*time.Millisecond))
+
+	for i := 2; i <= 3; i++ {
 		if _, err := d.Start(ctx, webSpec(app, i, 1, slug)); err != nil {
 			t.Fatalf("start web.%d: %v", i, err)
 		}
@@ -194,30 +202,38 @@ func TestSwarmDriver(t *testing.T) {
 // from DOCKER-USER; IPv6: from INPUT), are on every node (present) or on none.
 func waitGuard(t testing.TB, c *swarmtest.Cluster, instance string, present bool) {
 	t.Helper()
-	chain := swarm.GuardChain(instance)
 	var last string
 	err := poll(t, time.Minute, func() bool {
-		for _, n := range c.Nodes {
-			rules, err := n.Rules(context.Background())
-			if err != nil {
-				last = err.Error()
-				return false
-			}
-			last = n.Name + ":\n" + rules
-			v4, v6, _ := strings.Cut(rules, "# ip6tables\n")
-			has := func(rules, from string) bool {
-				return strings.Contains(rules, "-N "+chain+"\n") && strings.Contains(rules, "-A "+chain+" -j DROP\n") &&
-					strings.Contains(rules, "-A "+from+" ") && strings.Contains(rules, "-j "+chain+"\n")
-			}
-			if present && (!has(v4, "DOCKER-USER") || !has(v6, "INPUT")) || !present && strings.Contains(rules, chain) {
-				return false
-			}
-		}
-		return true
+		var ok bool
+		ok, last = guardOnEveryNode(c, instance, present)
+		return ok
 	})
 	if err != nil {
-		t.Fatalf("guard chain %s present=%v on every node: %v; last rules seen: %s", chain, present, err, last)
+		t.Fatalf("guard chain %s present=%v on every node: %v; last rules seen: %s", swarm.GuardChain(instance), present, err, last)
 	}
+}
+
+// guardOnEveryNode tells whether the guard's chains and jumps are on every node
+// (present) or on none, and the last node's rules it read.
+func guardOnEveryNode(c *swarmtest.Cluster, instance string, present bool) (bool, string) {
+	chain := swarm.GuardChain(instance)
+	last := ""
+	for _, n := range c.Nodes {
+		rules, err := n.Rules(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		last = n.Name + ":\n" + rules
+		v4, v6, _ := strings.Cut(rules, "# ip6tables\n")
+		has := func(rules, from string) bool {
+			return strings.Contains(rules, "-N "+chain+"\n") && strings.Contains(rules, "-A "+chain+" -j DROP\n") &&
+				strings.Contains(rules, "-A "+from+" ") && strings.Contains(rules, "-j "+chain+"\n")
+		}
+		if present && (!has(v4, "DOCKER-USER") || !has(v6, "INPUT")) || !present && strings.Contains(rules, chain) {
+			return false, last
+		}
+	}
+	return true, last
 }
 
 // linkLocalAddr is [fe80::…%iface]:port of the node and port of addr (node:port),

@@ -50,6 +50,9 @@ func (d *Driver) Start(ctx context.Context, spec drivers.DynoSpec) (drivers.Dyno
 	if err != nil {
 		return drivers.Dyno{}, err
 	}
+	if spec.Type == "web" {
+		d.awaitGuard(ctx) // a web task publishes a port: not before the node filters it
+	}
 	name := serviceName(d.opts.Instance, spec)
 	d.ops.Lock()
 	defer d.ops.Unlock()

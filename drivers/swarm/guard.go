@@ -14,6 +14,8 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
 )
@@ -33,6 +35,10 @@ const labelGuardSpec = "manifold.guard.sha256"
 
 const (
 	guardStopGrace = 10 * time.Second
+	// guardWait bounds how long the first web dyno's start waits for the guard to
+	// run on every node; guardRecheck is how long a finding that it does holds.
+	guardWait    = 30 * time.Second
+	guardRecheck = 30 * time.Second
 	// maxChainName is iptables' limit on a chain's name.
 	maxChainName = 28
 )
@@ -51,6 +57,10 @@ const (
 // IPv6: Docker 20.10 has no ip6tables rules by default, and docker-proxy serves
 // the port on [::]: the chain is jumped to from filter/INPUT for new TCP
 // connections to the ephemeral range, and lets lo (the node itself) through.
+//
+// Its health check passes once the rules are set (/tmp/.guard-ready), and Swarm
+// reports a task running only once it is healthy: a running guard task is a node
+// whose dynos' ports are filtered (awaitGuard).
 //
 // It rebuilds its chains on start (idempotent), sets the rules again when
 // something flushed them, and removes them on SIGTERM, so removing the service
@@ -95,6 +105,7 @@ present() {
 }
 trap 'remove; echo "guard: rules of $chain removed"; exit 0' TERM INT
 apply || { echo "guard: cannot set the rules of $chain with the node's iptables" >&2; remove; exit 1; }
+: > /tmp/.guard-ready
 echo "guard: $chain drops new connections to ports $ports (container port $MANIFOLD_GUARD_PORT; IPv6 filtered: $v6) but from the node and: $MANIFOLD_GUARD_SOURCES $MANIFOLD_GUARD_SOURCES6"
 while :; do
   sleep 10 & wait $!
@@ -216,6 +227,11 @@ func (d *Driver) guardSpec(imageID string, sources []netip.Prefix) (swarm.Servic
 				// The node's iptables binary and libraries, run with chroot.
 				Mounts:        []mount.Mount{{Type: mount.TypeBind, Source: "/", Target: "/host", ReadOnly: true}},
 				CapabilityAdd: []string{"CAP_NET_ADMIN", "CAP_NET_RAW"},
+				Healthcheck: &container.HealthConfig{
+					Test:     []string{"CMD-SHELL", "test -f /tmp/.guard-ready"},
+					Interval: healthInterval, Timeout: healthTimeout, Retries: healthRetries,
+					StartPeriod: guardWait,
+				},
 			},
 			// The node's own network namespace: its filter table is the guard's.
 			Networks:      []swarm.NetworkAttachmentConfig{{Target: "host"}},
@@ -285,4 +301,71 @@ func (d *Driver) ensureGuard(ctx context.Context) error {
 	}
 	d.log.Info("guard set", "service", name, "chain", GuardChain(d.opts.Instance), "sources", sources)
 	return nil
+}
+
+// awaitGuard returns once the guard runs (its rules set) on every ready node that
+// can run dynos, so that a web dyno's published port is never open to anyone but
+// the router: a fresh guard takes a few seconds per node. It waits at most
+// guardWait, then lets the start go on with a warning naming the nodes (a node
+// whose iptables fails must not stop every deploy); a finding holds guardRecheck.
+func (d *Driver) awaitGuard(ctx context.Context) {
+	if d.opts.NoGuard {
+		return
+	}
+	d.mu.Lock()
+	fresh := time.Since(d.guardSeen) < guardRecheck
+	d.mu.Unlock()
+	if fresh {
+		return
+	}
+	var unguarded []string
+	err := d.poll(ctx, guardWait, func(ctx context.Context) (bool, error) {
+		missing, err := d.unguardedNodes(ctx)
+		if err != nil {
+			return false, nil // the manager briefly away: ask again
+		}
+		unguarded = missing
+		return len(missing) == 0, nil
+	})
+	if err != nil {
+		d.log.Warn("the guard does not run on every node: a dyno's port there may be reachable from outside the router",
+			"nodes", unguarded, "waited", guardWait, "service", guardServiceName(d.opts.Instance))
+		return
+	}
+	d.mu.Lock()
+	d.guardSeen = time.Now()
+	d.mu.Unlock()
+}
+
+// unguardedNodes names the ready nodes holding the stack image on which no guard
+// task runs.
+func (d *Driver) unguardedNodes(ctx context.Context) ([]string, error) {
+	image, err := d.stackImage(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := d.cli.NodeList(ctx, swarm.NodeListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := d.cli.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(
+		filters.Arg("service", guardServiceName(d.opts.Instance)), filters.Arg("desired-state", "running"))})
+	if err != nil {
+		return nil, err
+	}
+	guarded := map[string]bool{}
+	for _, t := range tasks {
+		if t.Status.State == swarm.TaskStateRunning {
+			guarded[t.NodeID] = true
+		}
+	}
+	var missing []string
+	for _, n := range nodes {
+		if n.Status.State != swarm.NodeStateReady || n.Spec.Availability != swarm.NodeAvailabilityActive ||
+			n.Spec.Labels[NodeImageLabel(image)] != "true" || guarded[n.ID] {
+			continue
+		}
+		missing = append(missing, n.Description.Hostname+" ("+n.ID+")")
+	}
+	return missing, nil
 }
