@@ -18,18 +18,7 @@ const exitRendezvousFailed = 196
 // pty and speaks telnet over the connection. The status reaches the boot script
 // through a file, as nc's and telnetd's own status is not the command's.
 const oneOffBootScript = `set -e
-f=` + slugCacheDir + `/$MANIFOLD_SLUG_SHA256.tgz
-if [ ! -f "$f" ]; then
-  mkdir -p ` + slugCacheDir + `
-  wget -q -O "$f.$$" "$MANIFOLD_SLUG_URL" || { echo "slug fetch from $MANIFOLD_SLUG_URL failed" >&2; rm -f "$f.$$"; exit 197; }
-  echo "$MANIFOLD_SLUG_SHA256  $f.$$" | sha256sum -c -s || { echo "slug checksum mismatch" >&2; rm -f "$f.$$"; exit 198; }
-  mv "$f.$$" "$f"
-fi
-mkdir -p /app
-tar -xzf "$f" -C /app
-cd /app
-for p in /app/.profile.d/*.sh; do [ -r "$p" ] && . "$p"; done
-unset MANIFOLD_SLUG_URL MANIFOLD_SLUG_SHA256 MANIFOLD_DRAIN_SECONDS
+` + fetchSlug + `unset MANIFOLD_SLUG_URL MANIFOLD_SLUG_SHA256 MANIFOLD_DRAIN_SECONDS
 r=/tmp/.manifold-run
 mkdir -p -m 700 $r
 cat > $r/attach <<'EOF'

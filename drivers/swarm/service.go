@@ -53,17 +53,11 @@ const (
 	updateMonitorTime = 5 * time.Second
 )
 
-// bootScript fetches the slug once per node (checked against its sha256), unpacks it
-// at /app, sources .profile.d and runs the command, the way a Heroku dyno boots. On
-// SIGTERM it waits MANIFOLD_DRAIN_SECONDS before passing it on, so that the router
-// has dropped a web task (it lists tasks every RelistInterval) before its process
-// stops taking requests; the stop grace is longer by as much. It begins with
-// stampOutput (logstream.go), which numbers the lines of long-running services.
-//
-// A dyno with a memory quota also samples its memory for R14 (memory.go): its first
-// line is the nonce (numbered 1), the sampler starts before the app.
-const bootScript = stampOutput + `set -e
-` + memoryAnnounce + `f=` + slugCacheDir + `/$MANIFOLD_SLUG_SHA256.tgz
+// fetchSlug boots a task's slug as a Heroku dyno does: fetched once per node from
+// the daemon's slug server (exit 197 when it cannot be, 198 when its sha256 is not
+// the one asked for), unpacked at /app, .profile.d sourced. Both boot scripts
+// begin with it.
+const fetchSlug = `f=` + slugCacheDir + `/$MANIFOLD_SLUG_SHA256.tgz
 if [ ! -f "$f" ]; then
   mkdir -p ` + slugCacheDir + `
   wget -q -O "$f.$$" "$MANIFOLD_SLUG_URL" || { echo "slug fetch from $MANIFOLD_SLUG_URL failed" >&2; rm -f "$f.$$"; exit 197; }
@@ -74,7 +68,19 @@ mkdir -p /app
 tar -xzf "$f" -C /app
 cd /app
 for p in /app/.profile.d/*.sh; do [ -r "$p" ] && . "$p"; done
-set +e
+`
+
+// bootScript fetches the slug once per node (checked against its sha256), unpacks it
+// at /app, sources .profile.d and runs the command, the way a Heroku dyno boots. On
+// SIGTERM it waits MANIFOLD_DRAIN_SECONDS before passing it on, so that the router
+// has dropped a web task (it lists tasks every RelistInterval) before its process
+// stops taking requests; the stop grace is longer by as much. It begins with
+// stampOutput (logstream.go), which numbers the lines of long-running services.
+//
+// A dyno with a memory quota also samples its memory for R14 (memory.go): its first
+// line is the nonce (numbered 1), the sampler starts before the app.
+const bootScript = stampOutput + `set -e
+` + memoryAnnounce + fetchSlug + `set +e
 ` + memorySampler + `drain=$MANIFOLD_DRAIN_SECONDS
 unset MANIFOLD_SLUG_URL MANIFOLD_SLUG_SHA256 MANIFOLD_DRAIN_SECONDS
 /bin/sh -c "$MANIFOLD_COMMAND" &
