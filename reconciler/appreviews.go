@@ -27,6 +27,11 @@ func (r *Reconciler) syncAppReviews(ctx context.Context, settings *spec.Review, 
 	switch {
 	case !decisions.Settled:
 		return running, decisions, func(string) bool { return true }
+	case apps.Undecided:
+		return running, decisions, func(env string) bool {
+			_, ok := review.AppOf(env)
+			return ok
+		}
 	case len(apps.Unsettled) > 0:
 		return running, decisions, func(env string) bool {
 			app, ok := review.AppOf(env)

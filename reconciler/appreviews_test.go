@@ -201,6 +201,26 @@ func TestAppSourceReviewEnvironments(t *testing.T) {
 				t.Errorf("hello--pr-7 after the restart's first listing serves %q", got)
 			}
 
+			// After another restart, a review overlay that does not load at HEAD (it
+			// declares another environment) decides nothing: hello--pr-7, which only
+			// the state file knows of now, stays while the config repo's listings
+			// settle.
+			env.reviews.restart()
+			env.write("environments/review.hcl", "environment \"qa\" {}\n")
+			env.pass(t)
+			env.pass(t)
+			env.pass(t)
+			if got := env.router.addrs(host); len(got) == 0 {
+				t.Fatal("hello--pr-7 torn down after a restart while the review overlay did not load")
+			}
+			if err := os.Remove(filepath.Join(env.repo, "environments/review.hcl")); err != nil {
+				t.Fatal(err)
+			}
+			env.reconcile()
+			if got := get(t, env.router.addrs(host)); got != "pr 7, pushed again\n" {
+				t.Errorf("hello--pr-7 after the overlay loads again serves %q", got)
+			}
+
 			gitIn(t, env.bare, "update-ref", "-d", "refs/pull/7/head")
 			env.reconcile()
 			if got := env.router.addrs(host); len(got) == 0 {

@@ -77,6 +77,11 @@ type AppSync struct {
 	// must leave their review environments that run alone, as it does the config
 	// repo's until Decisions.Settled.
 	Unsettled []string
+	// Undecided says which apps want review environments could not be told this pass
+	// (the overlay does not load at HEAD, nothing has loaded yet): the daemon must
+	// leave every app source's review environment that runs alone, those of apps
+	// only a restored state file knows of too.
+	Undecided bool
 }
 
 // appSource is the review state of one app's git source.
@@ -106,13 +111,16 @@ func (m *Manager) SyncApps(ctx context.Context, settings *spec.Review, config so
 		return out
 	}
 	if config.Dir == "" {
-		return out // nothing has loaded yet
+		out.Undecided = true // nothing has loaded yet
+		return out
 	}
 	tree := os.DirFS(config.Dir)
 	reviewed, err := Apps(tree, OverlayEnv)
 	if err != nil {
-		// The overlay does not load at HEAD: nothing changes, nothing is destroyed.
+		// The overlay does not load at HEAD: nothing changes, nothing is destroyed,
+		// though after a restart m.apps does not know the apps yet.
 		out.Unsettled = slices.Sorted(maps.Keys(m.apps))
+		out.Undecided = true
 		return out
 	}
 	wanted := map[string]spec.App{}
