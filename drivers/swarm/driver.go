@@ -162,8 +162,10 @@ type Driver struct {
 	eventRelists atomic.Int64
 	eventsSeen   atomic.Int64
 
-	// guardSeen is when the guard last ran on every node (awaitGuard); under mu.
-	guardSeen time.Time
+	// guardSeen is when awaitGuard last looked, guardMissing whether the guard did
+	// not run on every node then; under mu.
+	guardSeen    time.Time
+	guardMissing bool
 	// ops serialises the read-modify-write of services (Start, Stop).
 	ops sync.Mutex
 

@@ -307,19 +307,26 @@ func (d *Driver) ensureGuard(ctx context.Context) error {
 // can run dynos, so that a web dyno's published port is never open to anyone but
 // the router: a fresh guard takes a few seconds per node. It waits at most
 // guardWait, then lets the start go on with a warning naming the nodes (a node
-// whose iptables fails must not stop every deploy); a finding holds guardRecheck.
+// whose iptables fails must not stop every deploy), and after such a wait only
+// looks; a finding holds guardRecheck.
 func (d *Driver) awaitGuard(ctx context.Context) {
 	if d.opts.NoGuard {
 		return
 	}
 	d.mu.Lock()
 	fresh := time.Since(d.guardSeen) < guardRecheck
+	wait := guardWait
+	if d.guardMissing {
+		// It did not come within guardWait before: look once, so that a node whose
+		// guard cannot run slows no deploy beyond the first.
+		wait = pollInterval
+	}
 	d.mu.Unlock()
 	if fresh {
 		return
 	}
 	var unguarded []string
-	err := d.poll(ctx, guardWait, func(ctx context.Context) (bool, error) {
+	err := d.poll(ctx, wait, func(ctx context.Context) (bool, error) {
 		missing, err := d.unguardedNodes(ctx)
 		if err != nil {
 			return false, nil // the manager briefly away: ask again
@@ -327,14 +334,13 @@ func (d *Driver) awaitGuard(ctx context.Context) {
 		unguarded = missing
 		return len(missing) == 0, nil
 	})
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.guardSeen, d.guardMissing = time.Now(), err != nil
 	if err != nil {
 		d.log.Warn("the guard does not run on every node: a dyno's port there may be reachable from outside the router",
-			"nodes", unguarded, "waited", guardWait, "service", guardServiceName(d.opts.Instance))
-		return
+			"nodes", unguarded, "waited", wait, "service", guardServiceName(d.opts.Instance))
 	}
-	d.mu.Lock()
-	d.guardSeen = time.Now()
-	d.mu.Unlock()
 }
 
 // unguardedNodes names the ready nodes holding the stack image on which no guard
