@@ -13,7 +13,7 @@ import (
 // --swarm-slug-listen nor MANIFOLD_SWARM_SLUG_LISTEN says: a fixed port on every
 // interface, since the URL is written into every service and a task restarted after
 // the daemon did (a crash, a node that failed) fetches from it again.
-const defaultSwarmSlugListen = ":7070"
+const defaultSwarmSlugListen = ":7071"
 
 // openSwarmDriver drives the swarm whose manager DOCKER_HOST (or the local socket)
 // is, serving slugs to the nodes at --swarm-slug-listen and telling them
