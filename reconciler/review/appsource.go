@@ -106,10 +106,13 @@ func (m *Manager) SyncApps(ctx context.Context, settings *spec.Review, config so
 	var out AppSync
 	if settings == nil {
 		// No review block: no review environment is wanted.
+		m.restoreApps(spec.Review{})
+		out.Destroy = m.dropApps(nil)
 		m.apps = nil
 		m.forgetApps(nil)
 		return out
 	}
+	m.restoreApps(*settings)
 	if config.Dir == "" {
 		out.Undecided = true // nothing has loaded yet
 		return out
@@ -117,8 +120,8 @@ func (m *Manager) SyncApps(ctx context.Context, settings *spec.Review, config so
 	tree := os.DirFS(config.Dir)
 	reviewed, err := Apps(tree, OverlayEnv)
 	if err != nil {
-		// The overlay does not load at HEAD: nothing changes, nothing is destroyed,
-		// though after a restart m.apps does not know the apps yet.
+		// The overlay does not load at HEAD: nothing changes, nothing is destroyed
+		// (after a restart m.apps knows the apps of the state files only).
 		out.Unsettled = slices.Sorted(maps.Keys(m.apps))
 		out.Undecided = true
 		return out
@@ -129,18 +132,7 @@ func (m *Manager) SyncApps(ctx context.Context, settings *spec.Review, config so
 			wanted[app.Name] = app
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(m.apps)) {
-		if _, ok := wanted[name]; ok {
-			continue
-		}
-		for _, env := range m.apps[name].tracker.Envs() {
-			if env.State == StateActive {
-				out.Destroy = append(out.Destroy, Destroyed{Env: env, Reason: name + " no longer says review = true"})
-			}
-			_ = os.RemoveAll(filepath.Join(m.Dir, env.Name))
-		}
-		delete(m.apps, name)
-	}
+	out.Destroy = m.dropApps(wanted)
 	m.forgetApps(reviewed)
 	if m.apps == nil {
 		m.apps = map[string]*appSource{}
@@ -181,6 +173,27 @@ func (m *Manager) SyncApps(ctx context.Context, settings *spec.Review, config so
 				out.Running = append(out.Running, m.appRun(src, tree, config, env))
 			}
 		}
+	}
+	return out
+}
+
+// dropApps destroys the review environments of every app of m.apps that wanted
+// does not hold (those restored from a state file too: the app stopped saying
+// review = true while the daemon was down), removes their folders (checkouts and
+// postdeploy marks) and forgets the apps.
+func (m *Manager) dropApps(wanted map[string]spec.App) []Destroyed {
+	var out []Destroyed
+	for _, name := range slices.Sorted(maps.Keys(m.apps)) {
+		if _, ok := wanted[name]; ok {
+			continue
+		}
+		for _, env := range m.apps[name].tracker.Envs() {
+			if env.State == StateActive {
+				out = append(out, Destroyed{Env: env, Reason: name + " no longer says review = true"})
+			}
+			_ = os.RemoveAll(filepath.Join(m.Dir, env.Name))
+		}
+		delete(m.apps, name)
 	}
 	return out
 }

@@ -310,3 +310,56 @@ func TestSyncAppsRestart(t *testing.T) {
 		t.Errorf("the ttl's teardown undone by a restart: running %+v", got.Running)
 	}
 }
+
+// TestSyncAppsDroppedWhileDown: an app that stops saying review = true (or loses the
+// review block) while the daemon is down has the review environments its state file
+// knows of destroyed at the first pass after the restart, with a reason (so that
+// predestroy runs), their folders (the postdeploy mark) removed, then its file.
+func TestSyncAppsDroppedWhileDown(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		change func(t *testing.T, config string, s *appSyncer)
+	}{
+		{"review = false", func(t *testing.T, config string, _ *appSyncer) {
+			hcl := filepath.Join(config, "apps/hello.hcl")
+			writeFiles(t, config, map[string]string{"apps/hello.hcl": strings.Replace(readFile(t, hcl), "review = true", "review = false", 1)})
+		}},
+		{"no review block", func(_ *testing.T, _ string, s *appSyncer) { s.settings = nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			config, bare, first, _ := appSourceRepos(t, "file")
+			git(t, bare, "update-ref", "refs/pull/7/head", first)
+			dir := t.TempDir()
+			s := &appSyncer{t: t, manager: &review.Manager{URL: "file://" + config, Dir: dir},
+				settings: &spec.Review{Refs: []string{"refs/pull/*/head"}, Max: 5},
+				config:   source.Snapshot{Rev: source.Revision{ID: "c1"}, Dir: config, Root: config}, now: time.Now()}
+			if got := s.pass(); len(got.Running) != 1 {
+				t.Fatalf("running %+v, want hello--pr-7", got.Running)
+			}
+			s.manager.MarkPostdeployed("hello--pr-7")
+			mark := filepath.Join(dir, "hello--pr-7", "postdeployed")
+			if _, err := os.Stat(mark); err != nil {
+				t.Fatalf("postdeploy mark: %v", err)
+			}
+
+			// The daemon is down while the app changes; then it starts again.
+			tt.change(t, config, s)
+			s.manager = &review.Manager{URL: "file://" + config, Dir: dir}
+			got := s.pass()
+			if len(got.Running) != 0 || destroyed(got.Destroy) != "hello--pr-7: hello no longer says review = true" {
+				t.Errorf("first pass after the restart: running %+v, destroy %q; want hello--pr-7 destroyed", got.Running, destroyed(got.Destroy))
+			}
+			for _, path := range []string{filepath.Join(dir, "hello--pr-7"), filepath.Join(dir, "tracker-hello.json")} {
+				if _, err := os.Stat(path); !os.IsNotExist(err) {
+					t.Errorf("%s after the teardown: %v, want it gone", path, err)
+				}
+			}
+			if got := s.pass(); len(got.Running) != 0 || len(got.Destroy) != 0 {
+				t.Errorf("second pass: running %+v, destroy %q; want nothing", got.Running, destroyed(got.Destroy))
+			}
+		})
+	}
+}

@@ -66,25 +66,62 @@ func (m *Manager) saveApp(app string, src *appSource) {
 	src.saved = data
 }
 
-// forgetApps removes the state files of every app but those of keep that say
-// review = true: the others have no review environment to remember.
-func (m *Manager) forgetApps(keep []spec.App) {
-	if m.Dir == "" {
+// restoreApps loads every app source's state file into m.apps, once: before the
+// config repo's tracker fills slots (the environments those files know of hold
+// slots of the shared max), and so that an app that stopped saying review = true
+// while the daemon was down has its environments destroyed, predestroy first, as
+// when it stops while the daemon runs. A file that does not read still makes an
+// (empty) entry, which the listings fill as on a first start.
+func (m *Manager) restoreApps(settings spec.Review) {
+	if m.appsRestored {
 		return
+	}
+	m.appsRestored = true
+	for _, app := range m.stateApps() {
+		if m.apps[app] != nil {
+			continue
+		}
+		src := &appSource{tracker: NewTracker(settings), running: map[string]Running{}, loaded: map[string]string{}}
+		src.tracker.app = app
+		if m.restoreApp(app, src) {
+			src.listed = missingListings - 1
+		}
+		if m.apps == nil {
+			m.apps = map[string]*appSource{}
+		}
+		m.apps[app] = src
+	}
+}
+
+// stateApps returns the apps that have a state file under Dir, sorted.
+func (m *Manager) stateApps() []string {
+	if m.Dir == "" {
+		return nil
 	}
 	entries, err := os.ReadDir(m.Dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		m.logger().Error("read review state", "err", err)
-		return
 	}
+	var apps []string
 	for _, e := range entries {
 		app, ok := strings.CutPrefix(e.Name(), appStatePrefix)
 		app, isState := strings.CutSuffix(app, appStateSuffix)
-		kept := slices.ContainsFunc(keep, func(a spec.App) bool { return a.Name == app && a.Review && a.Source.Git != "" })
-		if !ok || !isState || kept {
+		if ok && isState && app != "" && !e.IsDir() {
+			apps = append(apps, app)
+		}
+	}
+	return apps
+}
+
+// forgetApps removes the state files of every app but those of keep that say
+// review = true: the others have no review environment to remember (SyncApps has
+// destroyed those they had: restoreApps put every file's app in m.apps).
+func (m *Manager) forgetApps(keep []spec.App) {
+	for _, app := range m.stateApps() {
+		if slices.ContainsFunc(keep, func(a spec.App) bool { return a.Name == app && a.Review && a.Source.Git != "" }) {
 			continue
 		}
-		if err := os.Remove(filepath.Join(m.Dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(m.appStatePath(app)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			m.logger().Error("remove review state", "err", err)
 		}
 	}

@@ -55,8 +55,9 @@ type Manager struct {
 	running map[string]Running    // by env name: the last that loaded
 	apps    map[string]*appSource // by app name: apps' own git sources (appsource.go)
 
-	restored bool   // the state file was read (once, at the first Sync)
-	saved    []byte // the state file's content as last written
+	restored     bool   // the state file was read (once, at the first Sync)
+	appsRestored bool   // the app sources' state files were read (restoreApps)
+	saved        []byte // the state file's content as last written
 }
 
 // Sync lists the refs, decides, and returns every active review environment with
