@@ -363,3 +363,36 @@ func TestSyncAppsDroppedWhileDown(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncAppsRestartKeepsMax: after a restart the app source's environments that
+// ran hold their slots of the shared max from the first pass on: a config repo ref
+// that appeared meanwhile waits rather than make one environment too many.
+func TestSyncAppsRestartKeepsMax(t *testing.T) {
+	t.Parallel()
+	config, bare, first, _ := appSourceRepos(t, "file")
+	git(t, bare, "update-ref", "refs/pull/7/head", first)
+	git(t, bare, "update-ref", "refs/pull/8/head", first)
+	dir := t.TempDir()
+	s := &appSyncer{t: t, manager: &review.Manager{URL: "file://" + config, Dir: dir},
+		settings: &spec.Review{Refs: []string{"refs/pull/*/head"}, Max: 2},
+		config:   source.Snapshot{Rev: source.Revision{ID: "c1"}, Dir: config, Root: config}, now: time.Now()}
+	if got := s.pass(); len(got.Running) != 2 {
+		t.Fatalf("running %+v, want hello--pr-7 and hello--pr-8", got.Running)
+	}
+
+	git(t, config, "update-ref", "refs/pull/1/head", "HEAD")
+	s.manager = &review.Manager{URL: "file://" + config, Dir: dir}
+	for i := range 2 {
+		s.pass()
+		envs, _ := s.manager.Envs()
+		var active []string
+		for _, env := range envs {
+			if env.State == review.StateActive {
+				active = append(active, env.Name)
+			}
+		}
+		if got := strings.Join(active, " "); got != "hello--pr-7 hello--pr-8" {
+			t.Errorf("pass %d after the restart: active %q, want the 2 (max) that ran before it", i+1, got)
+		}
+	}
+}

@@ -97,6 +97,9 @@ func (m *Manager) Sync(ctx context.Context, settings *spec.Review, now time.Time
 		lister = GitLister{URL: m.URL}
 	}
 	refs, err := lister.List(ctx)
+	// The app sources' environments that ran before a restart hold slots too:
+	// SyncApps, later in the pass, would restore them too late.
+	m.restoreApps(*settings)
 	m.tracker.taken = m.activeBesides("")
 	decisions := m.tracker.Observe(now, refs, err)
 	if err == nil {
