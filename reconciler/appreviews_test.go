@@ -114,9 +114,13 @@ func (e *appReviewEnv) pullRequest(t *testing.T, n, content string) {
 // SyncApps is the Manager's, read under the lock restart takes.
 func (s *swappableReviews) SyncApps(ctx context.Context, settings *spec.Review, config source.Snapshot, now time.Time) review.AppSync {
 	s.mu.Lock()
-	m := s.Manager
+	m, after := s.Manager, s.afterSyncApps
 	s.mu.Unlock()
-	return m.SyncApps(ctx, settings, config, now)
+	got := m.SyncApps(ctx, settings, config, now)
+	if after != nil {
+		after()
+	}
+	return got
 }
 
 // pass runs one pass; unlike reconcile, an app may stall (its source unreadable).
@@ -254,4 +258,50 @@ func TestAppSourceReviewEnvironments(t *testing.T) {
 func (e *appReviewEnv) wantHooks(t *testing.T, want ...string) {
 	t.Helper()
 	(&reviewEnv{hooks: e.hooks}).wantHooks(t, want...)
+}
+
+// TestAppSourceReviewMarkBuiltCommit: when the ref of an app source's review
+// environment moves between the listing and the fetch (its checkout is elsewhere, so
+// the ref is fetched), the release's review mark names the commit that was built,
+// not the one listed.
+func TestAppSourceReviewMarkBuiltCommit(t *testing.T) {
+	t.Parallel()
+	env := newAppReviewEnv(t, "file")
+	env.reconcile()
+	env.pullRequest(t, "7", "pr 7 as listed\n")
+	listed := gitIn(t, env.bare, "rev-parse", "refs/pull/7/head")
+	env.pullRequest(t, "7", "pr 7 moved\n")
+	moved := gitIn(t, env.bare, "rev-parse", "refs/pull/7/head")
+	gitIn(t, env.bare, "update-ref", "refs/pull/7/head", listed)
+
+	var moveErr error
+	env.reviews.mu.Lock()
+	env.reviews.afterSyncApps = func() {
+		// Once: the forge moves the ref right after the listing.
+		out, err := exec.Command("git", "-C", env.bare, "update-ref", "refs/pull/7/head", moved).CombinedOutput()
+		env.reviews.mu.Lock()
+		defer env.reviews.mu.Unlock()
+		if err != nil {
+			moveErr = fmt.Errorf("move refs/pull/7/head: %w: %s", err, out)
+		}
+		env.reviews.afterSyncApps = nil
+	}
+	env.reviews.mu.Unlock()
+	env.reconcile()
+	env.reviews.mu.Lock()
+	err := moveErr
+	env.reviews.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, env.router.addrs("hello.hello--pr-7.localhost")); got != "pr 7 moved\n" {
+		t.Fatalf("hello--pr-7 serves %q, want the moved ref's build", got)
+	}
+	releases, err := env.ledger.List("hello", "hello--pr-7")
+	if err != nil || len(releases) != 1 {
+		t.Fatalf("hello--pr-7 has %d releases (%v), want 1", len(releases), err)
+	}
+	if mark := releases[0].Review; mark == nil || mark.Commit != moved {
+		t.Errorf("hello--pr-7's v1 is marked %+v, want the built commit %s (listed: %s)", mark, moved, listed)
+	}
 }

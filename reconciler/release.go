@@ -115,7 +115,7 @@ func (r *Reconciler) deploy(ctx context.Context, app *spec.App, snapshot source.
 		Author:         author,
 		SpecDigest:     fingerprint,
 		Status:         ledger.StatusPending,
-		Review:         r.reviewMark(app.Env),
+		Review:         r.reviewMark(app),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("append release of %s (%s): %w", app.Name, app.Env, err)

@@ -3,9 +3,11 @@ package reconciler
 import (
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/manifold-paas/manifold/reconciler/ledger"
 	"github.com/manifold-paas/manifold/reconciler/review"
+	"github.com/manifold-paas/manifold/spec"
 )
 
 // reviewmark.go marks the releases of review environments in the ledger: the mark is
@@ -18,7 +20,8 @@ const reviewSourceConfig = "config"
 const reviewSourceApp = "app"
 
 // setReviewMarks records the mark of each review environment this pass runs: the ref
-// and the commit of the tree its apps were loaded from.
+// and the commit of the tree its apps were loaded from (for an app source's, the
+// listed commit, which reviewMark replaces by the one built).
 func (r *Reconciler) setReviewMarks(running []review.Running) {
 	marks := make(map[string]ledger.Review, len(running))
 	for _, run := range running {
@@ -37,14 +40,20 @@ func (r *Reconciler) setReviewMarks(running []review.Running) {
 	r.mu.Unlock()
 }
 
-// reviewMark is the mark of a release made in env: nil unless env is a review
-// environment the last pass ran.
-func (r *Reconciler) reviewMark(env string) *ledger.Review {
+// reviewMark is the mark of a release of app: nil unless its environment is a
+// review environment the last pass ran. An app source's mark names the commit its
+// source resolved to for this build (app.Source.Digest), not the listed one: when
+// its checkout is elsewhere the ref is fetched, and it may have moved since the
+// listing (source.CloneAt).
+func (r *Reconciler) reviewMark(app *spec.App) *ledger.Review {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	mark, ok := r.reviewMarks[env]
+	mark, ok := r.reviewMarks[app.Env]
+	r.mu.Unlock()
 	if !ok {
 		return nil
+	}
+	if built, isGit := strings.CutPrefix(app.Source.Digest, "git:"); isGit && mark.Source == reviewSourceApp {
+		mark.Commit = built
 	}
 	return &mark
 }

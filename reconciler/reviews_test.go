@@ -44,6 +44,8 @@ type reviewEnv struct {
 type swappableReviews struct {
 	mu sync.Mutex
 	*review.Manager
+	// afterSyncApps, when set, runs once SyncApps has listed (appreviews_test.go).
+	afterSyncApps func()
 }
 
 func (s *swappableReviews) Sync(ctx context.Context, settings *spec.Review, now time.Time) ([]review.Running, review.Decisions) {
