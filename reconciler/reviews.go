@@ -42,6 +42,7 @@ func (r *Reconciler) syncReviews(ctx context.Context, wanted map[plan.AppKey]boo
 	if keep != nil {
 		apps = r.keepRunningReviews(ctx, wanted, keep)
 	}
+	r.findableForPredestroy(decisions.Destroy)
 	for _, d := range decisions.Destroy {
 		r.log.Info("review environment destroyed", "env", d.Env.Name, "ref", d.Env.Ref, "why", d.Reason)
 		if settings != nil {
@@ -109,6 +110,28 @@ func (r *Reconciler) keepRunningReviews(ctx context.Context, wanted map[plan.App
 		}
 	}
 	return apps
+}
+
+// findableForPredestroy adds to r.reviews, until the pass sets them anew, the last
+// applied specs of the apps of environments about to be destroyed that it lacks:
+// r.reviews holds the apps of the last pass, none at the first after a restart, and
+// predestroy runs as a one-off of an app looked up there (an app that stopped saying
+// review = true while the daemon was down is destroyed at that first pass).
+func (r *Reconciler) findableForPredestroy(destroy []review.Destroyed) {
+	if len(destroy) == 0 {
+		return
+	}
+	applied := r.applied.all()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, d := range destroy {
+		for _, app := range applied {
+			key := plan.KeyOf(&app)
+			if app.Env == d.Env.Name && !slices.ContainsFunc(r.reviews, func(a spec.App) bool { return plan.KeyOf(&a) == key }) {
+				r.reviews = append(r.reviews, app)
+			}
+		}
+	}
 }
 
 // allReady tells whether every app of a review environment runs a release.

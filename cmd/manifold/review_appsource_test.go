@@ -223,3 +223,76 @@ func BenchmarkAppRefToReviewApp(b *testing.B) {
 		})
 	}
 }
+
+// TestAppSourceReviewDroppedWhileDown: hello stops saying review = true while the
+// daemon is down (kill -9). The new daemon's first passes destroy hello--pr-7 as
+// the old one would have: predestroy runs (on its current release), its dynos stop,
+// and <state>/review/hello--pr-7 (its postdeploy mark) and hello's state file go.
+func TestAppSourceReviewDroppedWhileDown(t *testing.T) {
+	config, work, bare := appSourceRepos(t, 5)
+	hooksDir := t.TempDir()
+	if err := os.Chmod(hooksDir, 0o777); err != nil { // dynos run as nobody
+		t.Fatal(err)
+	}
+	hooks := filepath.Join(hooksDir, "hooks.log")
+	writeTree(t, config, map[string]string{"manifold.hcl": fmt.Sprintf(`review {
+  refs       = ["refs/pull/*/head"]
+  postdeploy = { hello = "echo postdeploy $DYNO >> %[1]s" }
+  predestroy = { hello = "echo predestroy $DYNO >> %[1]s" }
+}
+`, hooks)})
+	git(t, config, "commit", "-q", "-am", "hooks")
+	state := t.TempDir()
+	t.Cleanup(func() { killDynos(filepath.Join(state, "dynos")) })
+	routerAddr := freeAddr(t)
+	d := startDaemon(t, state, "file://"+config, routerAddr, "1h")
+	eventually(t, 2*time.Minute, "main deploys", func() error { return wantBody(d, "hello.default.localhost", "main\n") })
+
+	const host = "hello.hello--pr-7.localhost"
+	d.sourcePush(t, "refs/pull/7/head", sourcePullRequest(t, work, bare, 7, "pr 7\n"))
+	eventually(t, time.Minute, "hello--pr-7 answers", func() error { return wantBody(d, host, "pr 7\n") })
+	hooksAre := func(want string) func() error {
+		return func() error {
+			data, _ := os.ReadFile(hooks)
+			if string(data) != want {
+				return fmt.Errorf("hooks ran %q, want %q", data, want)
+			}
+			return nil
+		}
+	}
+	eventually(t, time.Minute, "postdeploy runs", hooksAre("postdeploy run.1\n"))
+	folder := filepath.Join(state, "review", "hello--pr-7")
+	if _, err := os.Stat(filepath.Join(folder, "postdeployed")); err != nil {
+		t.Fatalf("hello--pr-7's postdeploy mark: %v", err)
+	}
+
+	d.kill()
+	writeTree(t, config, map[string]string{"apps/hello.hcl": strings.Replace(readTree(t, config, "apps/hello.hcl"), "review     = true", "review     = false", 1)})
+	git(t, config, "commit", "-q", "-am", "hello: no more review apps")
+	d = startDaemon(t, state, "file://"+config, routerAddr, "1h")
+	eventually(t, time.Minute, "predestroy runs", hooksAre("postdeploy run.1\npredestroy run.1\n")) // the new daemon counts one-offs from 1
+	eventually(t, time.Minute, "hello--pr-7 torn down", func() error {
+		if err := wantBody(d, host, "pr 7\n"); err == nil {
+			d.hook(t)
+			return fmt.Errorf("hello--pr-7 still answers")
+		}
+		return nil
+	})
+	for _, path := range []string{folder, filepath.Join(state, "review", "tracker-hello.json")} {
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Errorf("%s after the teardown: %v, want it gone", path, err)
+		}
+	}
+	if err := wantBody(d, "hello.default.localhost", "main\n"); err != nil {
+		t.Errorf("main after hello--pr-7 went: %v", err)
+	}
+}
+
+func readTree(t testing.TB, root, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
