@@ -137,6 +137,10 @@ func (o *Options) setDefaults() {
 // ErrNotManager is wrapped by New's error when the engine is not a swarm manager.
 var ErrNotManager = errors.New("not a swarm manager")
 
+// ErrClosed is wrapped by the error of a call made after Close, and of a Run that
+// Close ended.
+var ErrClosed = errors.New("swarm driver closed")
+
 // ErrUnknownDyno is returned by Stop for an id that is no dyno of this driver.
 var ErrUnknownDyno = errors.New("no such dyno")
 
@@ -302,7 +306,7 @@ func (d *Driver) beginCall() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return errors.New("swarm driver closed")
+		return ErrClosed
 	}
 	d.wg.Add(1)
 	return nil

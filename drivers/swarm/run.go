@@ -32,7 +32,8 @@ const outputDrainTimeout = 5 * time.Second
 // stdin is o.Stdin and its output, stdout and stderr merged, streams to o.Stdout as
 // it is written. With o.Terminal the command runs on a pty of that size. The exit
 // code is the task's. A task that does not connect within RendezvousTimeout of
-// running fails the one-off with ErrRendezvous. The service is removed in the end.
+// running fails the one-off with ErrRendezvous. Close ends a one-off still running
+// with ErrClosed. The service is removed in the end.
 func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 	spec := o.DynoSpec
 	if err := spec.ValidateForContainers(); err != nil {
@@ -46,6 +47,13 @@ func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 		return -1, fmt.Errorf("run %s: %w", spec.Ref(), err)
 	}
 	defer d.wg.Done()
+	// Close waits for every call, and http.Server.Close leaves the hijacked
+	// rendezvous connection open: an interactive one-off would hold Close for as
+	// long as its user types. The driver's end ends the wait (and so closes the
+	// connection); the service is removed as after any end.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer context.AfterFunc(d.ctx, func() { cancel(ErrClosed) })()
 	tmpl, err := d.template(ctx, spec)
 	if err != nil {
 		return -1, err
@@ -114,10 +122,10 @@ func (d *Driver) Run(ctx context.Context, o drivers.OneOff) (int, error) {
 		select {
 		case <-task.ended:
 		case <-ctx.Done():
-			return -1, fmt.Errorf("run %s: %w", spec.Ref(), ctx.Err())
+			return -1, fmt.Errorf("run %s: %w", spec.Ref(), context.Cause(ctx))
 		}
 	case <-ctx.Done():
-		return -1, fmt.Errorf("run %s: %w", spec.Ref(), ctx.Err())
+		return -1, fmt.Errorf("run %s: %w", spec.Ref(), context.Cause(ctx))
 	}
 	ended := *task.last
 	code := -1
@@ -174,7 +182,7 @@ func (d *Driver) awaitRendezvous(ctx context.Context, o drivers.OneOff, wait *re
 			text, _ := reason(ended, spec)
 			return nil, fmt.Errorf("run %s: ended before it connected to the rendezvous endpoint: %s", spec.Ref(), text)
 		case <-ctx.Done():
-			return nil, fmt.Errorf("run %s: %w", spec.Ref(), ctx.Err())
+			return nil, fmt.Errorf("run %s: %w", spec.Ref(), context.Cause(ctx))
 		}
 	}
 }

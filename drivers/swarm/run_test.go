@@ -26,7 +26,8 @@ import (
 // endpoint on a two-node swarm: stdin reaches the command and its output comes back
 // while it runs, a terminal is a real pty of the size given, a one-off on the
 // non-manager node works, the endpoint takes each token once and no other, and a
-// one-off that cannot reach it fails naming the URL, its service removed.
+// one-off that cannot reach it fails naming the URL, its service removed, and Close
+// ends a one-off that waits on stdin (removing its service).
 func TestOneOffRendezvous(t *testing.T) {
 	c := newCluster(t, 2)
 	listen := net.JoinHostPort(c.HostAddr, freePort(t, c.HostAddr))
@@ -197,6 +198,48 @@ func TestOneOffRendezvous(t *testing.T) {
 		for _, s := range list {
 			if s.Spec.Labels[swarm.LabelInstance] == instance && s.Spec.Labels[swarm.LabelOneOff] != "" {
 				t.Errorf("one-off service %s left after it failed", s.Spec.Name)
+			}
+		}
+	})
+
+	t.Run("Close ends a one-off that waits on stdin", func(t *testing.T) {
+		instance := randomName()
+		nd, err := swarm.New(ctx, swarm.Options{
+			Logs: &sink{}, Logger: slog.New(slog.DiscardHandler), Host: c.Manager().Host, Instance: instance,
+			SlugListen: net.JoinHostPort(c.HostAddr, "0"), RelistInterval: 300 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatalf("swarm.New: %v", err)
+		}
+		defer nd.Close()
+		stdin, typist := io.Pipe() // never written nor closed: a user who walked away
+		defer typist.Close()
+		out := &watchedBuffer{}
+		ran := make(chan error, 1)
+		go func() {
+			_, err := nd.Run(ctx, drivers.OneOff{DynoSpec: runSpec("echo waiting; cat"), Stdin: stdin, Stdout: out})
+			ran <- err
+		}()
+		if err := poll(t, time.Minute, func() bool { return out.String() == "waiting\n" }); err != nil {
+			t.Fatalf("the one-off did not start: %v; output %q", err, out.String())
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- nd.Close() }()
+		select {
+		case <-closed:
+		case <-ctx.Done():
+			t.Fatal("Close did not return while a one-off waited on stdin")
+		}
+		if err := <-ran; !errors.Is(err, swarm.ErrClosed) {
+			t.Fatalf("run: %v; want ErrClosed", err)
+		}
+		list, err := c.Manager().Client.ServiceList(ctx, dockerswarm.ServiceListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range list {
+			if s.Spec.Labels[swarm.LabelInstance] == instance && s.Spec.Labels[swarm.LabelOneOff] != "" {
+				t.Errorf("one-off service %s left after Close", s.Spec.Name)
 			}
 		}
 	})
