@@ -151,6 +151,9 @@ type Driver struct {
 	cli   *client.Client
 	log   *slog.Logger
 	slugs *slugServer
+	// appLogs is Options.Logs as given: opts.Logs takes the memory samples out
+	// first (markerSink), appLogs gets the marker lines refused late.
+	appLogs drivers.LogSink
 	// rendezvous hands one-offs' connections to their Run calls.
 	rendezvous *rendezvous
 
@@ -261,6 +264,7 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	}
 	d.log.Info("slug server", "listen", listener.Addr().String(), "url", opts.SlugURL)
 	// The boot script's memory samples are taken out of the tasks' lines.
+	d.appLogs = opts.Logs
 	d.opts.Logs = markerSink{next: opts.Logs, d: d}
 	if err := d.adopt(ctx); err != nil {
 		cancel()

@@ -251,6 +251,7 @@ func (d *Driver) streamLogs(ctx context.Context, service string, cur *logCursor,
 			continue
 		}
 		seq, text := unstamp(text)
+		_, seen := cur.tasks[taskID]
 		verdict, lost, lostSince := cur.accept(taskID, at, seq)
 		switch verdict {
 		case lineSeen:
@@ -261,6 +262,9 @@ func (d *Driver) streamLogs(ctx context.Context, service string, cur *logCursor,
 		spec, name, ok := d.taskDynoName(ctx, taskID)
 		if !ok {
 			continue
+		}
+		if seq == 1 && !seen {
+			d.learnNonce(taskID, text) // the boot script's first line (memory.go)
 		}
 		if verdict == lineAfterLoss {
 			d.log.Warn("dyno log lines lost", "app", spec.App, "env", spec.Env, "dyno", name, "lost", lost)

@@ -31,7 +31,8 @@ import (
 // task's very first line, before the app starts. Each sample is written as
 // "<markerPrefix> mem SEQ BYTES MAC", MAC = the first 32 hex of sha256("NONCE SEQ
 // BYTES"). The driver takes the nonce from the first line of that task's own log
-// (the manager's task log, which no dyno can read), and accepts a sample only with
+// (line 1 of the stream, else the manager's task log, which no dyno can read; never
+// waiting for the manager on the log follower), and accepts a sample only with
 // the right MAC and a sequence number above the last one accepted. So an app can
 // forge no sample, nor replay one, nor speak for another task; a marker line the app
 // wrote is published as the app's own line. What it cannot prevent: an app that can
@@ -89,13 +90,32 @@ func (d *Driver) forgetNonces(names map[string]taskName) {
 	}
 }
 
-// nonceTimeout bounds reading the head of a task's log for its nonce.
-const nonceTimeout = 10 * time.Second
+// nonceTimeout bounds reading the head of a task's log for its nonce;
+// maxPendingSamples bounds a task's samples held while it is read (one comes every
+// MemoryReportInterval).
+const (
+	nonceTimeout      = 10 * time.Second
+	maxPendingSamples = 4
+)
 
 // taskNonce is what the driver knows of a task's samples.
 type taskNonce struct {
 	nonce   string // "" when it could not be read: the task's samples are refused
 	lastSeq int
+	// fetching: the nonce is being read from the task's log; pending are the
+	// samples that came meanwhile, checked once it is known.
+	fetching bool
+	pending  []memorySample
+}
+
+// memorySample is a marker line that claims to be a sample of task.
+type memorySample struct {
+	line logs.Line
+	task string
+	name taskName
+	seq  int
+	used int64
+	mac  string
 }
 
 // markerSink publishes every line to next but the boot script's markers, which it
@@ -113,45 +133,89 @@ func (s markerSink) Publish(line logs.Line) {
 }
 
 // marker handles a marker line; false: it is no genuine one (publish it as the app's).
+// It never waits for the manager: a sample whose task's nonce is not known yet is
+// held until it is (it is published as the app's line then if it is no genuine one).
 func (d *Driver) marker(line logs.Line) bool {
 	fields := strings.Fields(strings.TrimPrefix(line.Text, markerPrefix))
 	switch {
 	case len(fields) == 2 && fields[0] == "nonce":
-		return true // read from the task's own log when its first sample comes
+		return true // learnt from the stream's line 1 (learnNonce) or the task's log
 	case len(fields) != 5 || fields[0] != "mem":
 		return false
 	}
-	taskID, mac := fields[1], fields[4]
-	seq, err1 := strconv.Atoi(fields[2])
-	used, err2 := strconv.ParseInt(fields[3], 10, 64)
+	s := memorySample{line: line, task: fields[1], mac: fields[4]}
+	var err1, err2 error
+	s.seq, err1 = strconv.Atoi(fields[2])
+	s.used, err2 = strconv.ParseInt(fields[3], 10, 64)
 	if err1 != nil || err2 != nil {
 		return false
 	}
 	d.mu.Lock()
-	name, named := d.taskNames[taskID]
+	name, named := d.taskNames[s.task]
 	d.mu.Unlock()
 	if !named || name.spec.App != line.App || name.spec.Env != line.Env || name.spec.MemoryBytes <= 0 {
 		return false
 	}
-	nonce, ok := d.nonce(taskID)
-	if !ok || !validSample(nonce.nonce, seq, used, mac) || seq <= nonce.lastSeq {
-		d.log.Warn("memory sample refused: not the boot script's", "task", taskID, "app", line.App, "dyno", line.Dyno)
+	s.name = name
+	return d.sample(s)
+}
+
+// sample takes a sample whose MAC is right under the task's nonce, or holds it
+// while the nonce is read; false: refused.
+func (d *Driver) sample(s memorySample) bool {
+	d.mu.Lock()
+	n, known := d.nonces[s.task]
+	if !known || n.fetching {
+		if len(n.pending) >= maxPendingSamples {
+			d.mu.Unlock()
+			d.log.Warn("memory sample refused: too many wait for the task's nonce", "task", s.task, "app", s.line.App, "dyno", s.line.Dyno)
+			return false
+		}
+		fetch := !n.fetching
+		n.fetching = true
+		n.pending = append(n.pending, s)
+		d.nonces[s.task] = n
+		d.mu.Unlock()
+		if fetch {
+			d.fetchNonce(s.task)
+		}
+		return true
+	}
+	accepted := d.verifyLocked(s)
+	d.mu.Unlock()
+	if !accepted {
+		d.log.Warn("memory sample refused: not the boot script's", "task", s.task, "app", s.line.App, "dyno", s.line.Dyno)
 		return false
 	}
-	d.mu.Lock()
-	nonce.lastSeq = seq
-	d.nonces[taskID] = nonce
-	dyno, listed := d.last[name.dyno]
-	d.mu.Unlock()
-	quota := name.spec.MemoryBytes
-	d.platform(name.spec, name.name, supervisor.MemoryUsage(used, quota))
-	d.platform(name.spec, name.name, supervisor.MsgR14)
-	if !listed {
-		dyno = drivers.Dyno{ID: name.dyno, Spec: name.spec, Name: name.name, State: drivers.StateUp}
-	}
-	dyno.MemoryBytes = used
-	d.events.Push(drivers.Event{Dyno: dyno, From: dyno.State, To: dyno.State, Code: "R14"})
+	d.report(s)
 	return true
+}
+
+// verifyLocked checks a sample against its task's known nonce and records its
+// sequence number; the caller holds d.mu.
+func (d *Driver) verifyLocked(s memorySample) bool {
+	n := d.nonces[s.task]
+	if !validSample(n.nonce, s.seq, s.used, s.mac) || s.seq <= n.lastSeq {
+		return false
+	}
+	n.lastSeq = s.seq
+	d.nonces[s.task] = n
+	return true
+}
+
+// report turns a sample taken into the platform's R14 lines and event.
+func (d *Driver) report(s memorySample) {
+	d.mu.Lock()
+	dyno, listed := d.last[s.name.dyno]
+	d.mu.Unlock()
+	spec, quota := s.name.spec, s.name.spec.MemoryBytes
+	d.platform(spec, s.name.name, supervisor.MemoryUsage(s.used, quota))
+	d.platform(spec, s.name.name, supervisor.MsgR14)
+	if !listed {
+		dyno = drivers.Dyno{ID: s.name.dyno, Spec: spec, Name: s.name.name, State: drivers.StateUp}
+	}
+	dyno.MemoryBytes = s.used
+	d.events.Push(drivers.Event{Dyno: dyno, From: dyno.State, To: dyno.State, Code: "R14"})
 }
 
 // validSample checks a sample's MAC.
@@ -164,27 +228,75 @@ func validSample(nonce string, seq int, used int64, mac string) bool {
 	return subtle.ConstantTimeCompare([]byte(want), []byte(mac)) == 1
 }
 
-// nonce is the task's nonce, read once from the first line of its log.
-func (d *Driver) nonce(taskID string) (taskNonce, bool) {
-	d.mu.Lock()
-	n, ok := d.nonces[taskID]
-	d.mu.Unlock()
-	if ok {
-		return n, n.nonce != ""
+// learnNonce takes a task's nonce from its line 1 in the service's stream, when
+// that is the first line the stream brought of the task: the boot script numbers
+// the lines (stampOutput) and writes the nonce first, so no line of the app's is
+// number 1, and no lookup of the task's log is needed.
+func (d *Driver) learnNonce(taskID, text string) {
+	nonce, ok := parseNonceLine(text)
+	if !ok {
+		return
 	}
-	ctx, cancel := context.WithTimeout(d.ctx, nonceTimeout)
-	defer cancel()
-	nonce, err := d.firstLineNonce(ctx, taskID)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, known := d.nonces[taskID]; !known {
+		d.nonces[taskID] = taskNonce{nonce: nonce}
+	}
+}
+
+// fetchNonce reads the task's nonce from the head of its log, beside the log
+// follower (which must not wait for the manager), then checks the samples held
+// meanwhile.
+func (d *Driver) fetchNonce(taskID string) {
+	d.mu.Lock()
+	closed := d.closed
+	if !closed {
+		d.wg.Add(1)
+	}
+	d.mu.Unlock()
+	if closed {
+		d.settleNonce(taskID, "", ErrClosed)
+		return
+	}
+	go func() {
+		defer d.wg.Done()
+		ctx, cancel := context.WithTimeout(d.ctx, nonceTimeout)
+		nonce, err := d.firstLineNonce(ctx, taskID)
+		cancel()
+		d.settleNonce(taskID, nonce, err)
+	}()
+}
+
+// settleNonce records what the lookup found and checks the samples held (in one
+// go, so that a later sample cannot overtake them): those refused are published as
+// the app's lines. A task whose log has no nonce at its head gets none of its
+// samples taken; when the manager did not answer, the next sample asks again.
+func (d *Driver) settleNonce(taskID, nonce string, err error) {
 	if err != nil {
 		d.log.Warn("memory sample of the task refused: no nonce at the head of its log", "task", taskID, "err", err)
-		if !errors.Is(err, errNoNonce) {
-			return taskNonce{}, false // the manager did not answer: ask again next time
-		}
 	}
 	d.mu.Lock()
-	d.nonces[taskID] = taskNonce{nonce: nonce}
+	held := d.nonces[taskID].pending
+	if err != nil && !errors.Is(err, errNoNonce) {
+		delete(d.nonces, taskID)
+	} else {
+		d.nonces[taskID] = taskNonce{nonce: nonce}
+	}
+	taken := make([]bool, len(held))
+	for i, s := range held {
+		taken[i] = err == nil && d.verifyLocked(s)
+	}
 	d.mu.Unlock()
-	return taskNonce{nonce: nonce}, nonce != ""
+	for i, s := range held {
+		if taken[i] {
+			d.report(s)
+			continue
+		}
+		if err == nil {
+			d.log.Warn("memory sample refused: not the boot script's", "task", s.task, "app", s.line.App, "dyno", s.line.Dyno)
+		}
+		d.appLogs.Publish(s.line)
+	}
 }
 
 // errNoNonce says a task's log does not begin with the boot script's nonce: none of
@@ -217,9 +329,18 @@ func (d *Driver) firstLineNonce(ctx context.Context, taskID string) (string, err
 	if seq > 1 {
 		return "", errNoNonce
 	}
-	fields := strings.Fields(text)
-	if len(fields) != 3 || fields[0] != markerPrefix || fields[1] != "nonce" || len(fields[2]) != 32 {
+	nonce, ok := parseNonceLine(text)
+	if !ok {
 		return "", errNoNonce
 	}
-	return fields[2], nil
+	return nonce, nil
+}
+
+// parseNonceLine reads the boot script's nonce line (without its number).
+func parseNonceLine(text string) (string, bool) {
+	fields := strings.Fields(text)
+	if len(fields) != 3 || fields[0] != markerPrefix || fields[1] != "nonce" || len(fields[2]) != 32 {
+		return "", false
+	}
+	return fields[2], true
 }
