@@ -169,10 +169,10 @@ type Driver struct {
 	eventRelists atomic.Int64
 	eventsSeen   atomic.Int64
 
-	// guardSeen is when awaitGuard last looked, guardMissing whether the guard did
-	// not run on every node then; under mu.
-	guardSeen    time.Time
-	guardMissing bool
+	// guard is what awaitGuard knows of the guard, under mu; guardOps makes
+	// awaitGuard calls take turns.
+	guard    guardState
+	guardOps sync.Mutex
 	// ops serialises the read-modify-write of services (Start, Stop).
 	ops sync.Mutex
 

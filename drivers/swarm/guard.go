@@ -254,7 +254,7 @@ func (d *Driver) guardSpec(imageID string, sources []netip.Prefix) (swarm.Servic
 
 // ensureGuard makes the instance's guard service what the options say: created,
 // updated when its spec changed, adopted unchanged when it is the same, removed
-// when NoGuard is set.
+// when NoGuard is set. It records the stack image it placed the guard by.
 func (d *Driver) ensureGuard(ctx context.Context) error {
 	name := guardServiceName(d.opts.Instance)
 	existing, _, err := d.cli.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
@@ -286,10 +286,10 @@ func (d *Driver) ensureGuard(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	adopted := found && existing.Spec.Labels[labelGuardSpec] == want.Labels[labelGuardSpec]
 	switch {
-	case found && existing.Spec.Labels[labelGuardSpec] == want.Labels[labelGuardSpec]:
+	case adopted:
 		d.log.Info("guard adopted", "service", name)
-		return nil
 	case found:
 		if _, err := d.cli.ServiceUpdate(ctx, existing.ID, existing.Version, want, swarm.ServiceUpdateOptions{}); err != nil {
 			return fmt.Errorf("swarm driver: guard: update %s: %w", name, err)
@@ -299,8 +299,51 @@ func (d *Driver) ensureGuard(ctx context.Context) error {
 			return fmt.Errorf("swarm driver: guard: create %s: %w", name, err)
 		}
 	}
-	d.log.Info("guard set", "service", name, "chain", GuardChain(d.opts.Instance), "sources", sources)
+	d.mu.Lock()
+	d.guard.image = image
+	d.mu.Unlock()
+	if !adopted {
+		d.log.Info("guard set", "service", name, "chain", GuardChain(d.opts.Instance), "sources", sources, "image", image)
+	}
 	return nil
+}
+
+// guardState is what the driver knows of the guard: the stack image ID ensureGuard
+// placed it by (its constraint is that image's node label), when awaitGuard last
+// looked and whether the guard did not run on every node then.
+type guardState struct {
+	image   string
+	seen    time.Time
+	missing bool
+}
+
+// guardCheck is what awaitGuard does: ensure the guard's spec again, then wait up to
+// wait for it on every node (0: the last finding holds).
+type guardCheck struct {
+	ensure bool
+	wait   time.Duration
+}
+
+// nextGuardCheck decides awaitGuard's step, given the stack image's ID now. A
+// reloaded stack image has a new ID, and so a new node label that the guard's
+// constraint does not name: its nodes would get dynos but no guard, so the guard is
+// ensured again (an unchanged image gives the same spec digest: no task restarts),
+// and waited for afresh. Otherwise a finding holds guardRecheck. After the guard
+// failed to come in guardWait a check only looks, even after an image change: a
+// node whose guard cannot run must not slow every deploy.
+func nextGuardCheck(now time.Time, st guardState, image string) guardCheck {
+	switch {
+	case image != st.image && st.missing:
+		return guardCheck{ensure: true, wait: pollInterval}
+	case image != st.image:
+		return guardCheck{ensure: true, wait: guardWait}
+	case now.Sub(st.seen) < guardRecheck:
+		return guardCheck{}
+	case st.missing:
+		return guardCheck{wait: pollInterval}
+	default:
+		return guardCheck{wait: guardWait}
+	}
 }
 
 // awaitGuard returns once the guard runs (its rules set) on every ready node that
@@ -308,25 +351,33 @@ func (d *Driver) ensureGuard(ctx context.Context) error {
 // the router: a fresh guard takes a few seconds per node. It waits at most
 // guardWait, then lets the start go on with a warning naming the nodes (a node
 // whose iptables fails must not stop every deploy), and after such a wait only
-// looks; a finding holds guardRecheck.
+// looks; a finding holds guardRecheck. When the stack image changed since the
+// guard was set, it sets it again first (nextGuardCheck). Calls take turns, so
+// that one update of the guard is waited for by all.
 func (d *Driver) awaitGuard(ctx context.Context) {
 	if d.opts.NoGuard {
 		return
 	}
-	d.mu.Lock()
-	fresh := time.Since(d.guardSeen) < guardRecheck
-	wait := guardWait
-	if d.guardMissing {
-		// It did not come within guardWait before: look once, so that a node whose
-		// guard cannot run slows no deploy beyond the first.
-		wait = pollInterval
+	d.guardOps.Lock()
+	defer d.guardOps.Unlock()
+	image, err := d.stackImage(ctx, "")
+	if err != nil {
+		d.log.Warn("guard: cannot tell the stack image", "err", err)
+		return
 	}
+	d.mu.Lock()
+	step := nextGuardCheck(time.Now(), d.guard, image)
 	d.mu.Unlock()
-	if fresh {
+	if step.ensure {
+		if err := d.ensureGuard(ctx); err != nil {
+			d.log.Warn("guard: the stack image changed, the guard could not follow it", "err", err)
+		}
+	}
+	if step.wait == 0 {
 		return
 	}
 	var unguarded []string
-	err := d.poll(ctx, wait, func(ctx context.Context) (bool, error) {
+	err = d.poll(ctx, step.wait, func(ctx context.Context) (bool, error) {
 		missing, err := d.unguardedNodes(ctx)
 		if err != nil {
 			return false, nil // the manager briefly away: ask again
@@ -336,10 +387,10 @@ func (d *Driver) awaitGuard(ctx context.Context) {
 	})
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.guardSeen, d.guardMissing = time.Now(), err != nil
+	d.guard.seen, d.guard.missing = time.Now(), err != nil
 	if err != nil {
 		d.log.Warn("the guard does not run on every node: a dyno's port there may be reachable from outside the router",
-			"nodes", unguarded, "waited", wait, "service", guardServiceName(d.opts.Instance))
+			"nodes", unguarded, "waited", step.wait, "service", guardServiceName(d.opts.Instance))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestGuardSources(t *testing.T) {
@@ -34,6 +35,34 @@ func TestGuardSources(t *testing.T) {
 			}
 			if err != nil || !slices.Equal(got, tc.want) {
 				t.Fatalf("guardSources = %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestNextGuardCheck: a stack image reloaded since the guard was set (a new ID, so
+// a node label the guard's constraint does not name) sets the guard again and waits
+// for it, even within a fresh finding; an unchanged image keeps the old rules.
+func TestNextGuardCheck(t *testing.T) {
+	now := time.Date(2026, 12, 1, 18, 0, 0, 0, time.UTC)
+	fresh, stale := now.Add(-guardRecheck/2), now.Add(-2*guardRecheck)
+	for _, tc := range []struct {
+		name  string
+		state guardState
+		image string
+		want  guardCheck
+	}{
+		{"the image changed within a fresh finding", guardState{image: "sha256:old", seen: fresh}, "sha256:new", guardCheck{ensure: true, wait: guardWait}},
+		{"the image changed after a stale finding", guardState{image: "sha256:old", seen: stale}, "sha256:new", guardCheck{ensure: true, wait: guardWait}},
+		{"the image changed after the guard failed to come: look once", guardState{image: "sha256:old", seen: stale, missing: true}, "sha256:new", guardCheck{ensure: true, wait: pollInterval}},
+		{"never looked", guardState{image: "sha256:old"}, "sha256:old", guardCheck{wait: guardWait}},
+		{"a fresh finding holds", guardState{image: "sha256:old", seen: fresh}, "sha256:old", guardCheck{}},
+		{"a stale finding: wait again", guardState{image: "sha256:old", seen: stale}, "sha256:old", guardCheck{wait: guardWait}},
+		{"after the guard failed to come: look once", guardState{image: "sha256:old", seen: stale, missing: true}, "sha256:old", guardCheck{wait: pollInterval}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := nextGuardCheck(now, tc.state, tc.image); got != tc.want {
+				t.Fatalf("nextGuardCheck = %+v, want %+v", got, tc.want)
 			}
 		})
 	}
