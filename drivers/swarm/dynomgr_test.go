@@ -185,6 +185,9 @@ func TestDynoManager(t *testing.T) {
 	t.Run("R12: a dyno that ignores SIGTERM is killed after its grace", func(t *testing.T) {
 		stubborn := worker("r12", "trap '' TERM; echo ignoring SIGTERM; while true; do sleep 1; done")
 		polite := worker("polite", "echo polite; exec sleep 600")
+		// A long grace: the polite dyno exits at once on SIGTERM, but on a loaded
+		// machine the relay (after the drain) can take more than the stubborn one's 3 s.
+		polite.StopTimeout = 30 * time.Second
 		start(stubborn)
 		start(polite)
 		for _, spec := range []drivers.DynoSpec{stubborn, polite} {
