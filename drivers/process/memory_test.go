@@ -113,7 +113,9 @@ func TestMemoryR14ThenR15(t *testing.T) {
 		t.Fatalf("%d R14 lines within one report interval, want 1:\n%s", n, strings.Join(texts, "\n"))
 	}
 	i := indexOf(texts, supervisor.MsgR14)
-	checkMemLine(t, texts[i-1], 101, 199)
+	// The first sample over the quota may come while the hog still allocates, just
+	// past 100% (100.1% seen in CI): over the quota is all R14 says.
+	checkMemLine(t, texts[i-1], 100, 199)
 	pid := pidOf(h.d, dyno.ID)
 
 	// Past 200%: R15, the group killed, crashed, restarted.
