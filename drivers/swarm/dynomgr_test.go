@@ -3,6 +3,7 @@ package swarm_test
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -202,7 +203,13 @@ func TestDynoManager(t *testing.T) {
 		events.wait(t, "R12", time.Minute, func(ev drivers.Event) bool {
 			return ev.Dyno.Spec.App == "r12" && ev.Code == "R12" && ev.To == drivers.StateDown
 		})
-		waitLines(t, out, "polite", time.Minute, supervisor.MsgTerm, "Process exited with status 143", "State changed from up to down")
+		// Its status is 143, unless Swarm deleted the task before a listing saw it end
+		// (about 250 ms after; the driver lists every 50 ms then): unknown, never R12.
+		waitLines(t, out, "polite", time.Minute, supervisor.MsgTerm, "Process exited with status *", "State changed from up to down")
+		if exit := out.platformLines("polite"); !slices.Contains(exit, "Process exited with status 143") &&
+			!slices.Contains(exit, "Process exited with status unknown (its task was removed before its end was listed)") {
+			t.Errorf("polite dyno's exit: %q, want status 143 (or unknown)", exit)
+		}
 		t.Logf("r12 lines: %q", out.platformLines("r12"))
 		if inOrder(out.platformLines("polite"), []string{"Error R12*"}) {
 			t.Errorf("R12 for a dyno that exited on SIGTERM: %q", out.platformLines("polite"))
