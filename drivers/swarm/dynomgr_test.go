@@ -13,6 +13,7 @@ import (
 	dockerswarm "github.com/docker/docker/api/types/swarm"
 
 	"github.com/manifold-paas/manifold/drivers"
+	"github.com/manifold-paas/manifold/drivers/internal/engineproxy"
 	"github.com/manifold-paas/manifold/drivers/supervisor"
 	"github.com/manifold-paas/manifold/drivers/swarm"
 	"github.com/manifold-paas/manifold/drivers/swarm/swarmtest"
@@ -255,7 +256,7 @@ func TestEventsDriveTheTable(t *testing.T) {
 	c := newCluster(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	proxy := swarmtest.NewProxy(t, c.Manager())
+	proxy := engineproxy.New(t, c.Manager().Host)
 	d, err := swarm.New(ctx, swarm.Options{
 		Logs: &sink{}, Logger: slog.New(slog.DiscardHandler), Host: proxy.Host, Instance: randomName(),
 		SlugListen: c.HostAddr + ":0", RelistInterval: 10 * time.Minute, BootTimeout: 20 * time.Second,
