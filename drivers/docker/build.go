@@ -221,7 +221,7 @@ func (r *BuildRunner) run(ctx context.Context, cmd buildstep.Cmd, image string, 
 	defer func() {
 		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if err := d.cli.ContainerRemove(rmCtx, created.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		if err := forceRemove(rmCtx, d.cli, created.ID); err != nil {
 			d.log.Warn("remove build container", "app", cmd.App, "container", created.ID, "err", err)
 		}
 	}()

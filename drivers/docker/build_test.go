@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -297,7 +298,7 @@ func TestBuildInContainerFailures(t *testing.T) {
 		}
 		// The step removes its container before it returns, and the build waits for it.
 		if left := e.containers(); len(left) != 0 {
-			t.Errorf("%d build containers left after the time limit", len(left))
+			t.Errorf("%d build containers left after the time limit: %s", len(left), describeContainers(left))
 		}
 	})
 	t.Run("cancelled build", func(t *testing.T) {
@@ -333,7 +334,7 @@ func TestBuildInContainerFailures(t *testing.T) {
 		}
 	})
 	if left := e.containers(); len(left) != 0 {
-		t.Errorf("%d build containers left after failed builds", len(left))
+		t.Errorf("%d build containers left after failed builds: %s", len(left), describeContainers(left))
 	}
 }
 
@@ -454,4 +455,13 @@ func BenchmarkBuildHello(b *testing.B) {
 			}
 		})
 	}
+}
+
+// describeContainers says what each container is, for a test that finds some left.
+func describeContainers(list []container.Summary) string {
+	var parts []string
+	for _, c := range list {
+		parts = append(parts, fmt.Sprintf("%.12s (%s, %s, command %q, labels %v)", c.ID, c.State, c.Status, c.Command, c.Labels))
+	}
+	return strings.Join(parts, "; ")
 }

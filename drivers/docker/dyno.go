@@ -6,7 +6,6 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
 
 	"github.com/manifold-paas/manifold/drivers"
 	"github.com/manifold-paas/manifold/drivers/supervisor"
@@ -107,7 +106,7 @@ func (dy *dyno) Down() {
 	// container behind.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(d.ctx), removeTimeout)
 	defer cancel()
-	if err := d.cli.ContainerRemove(ctx, cid, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+	if err := forceRemove(ctx, d.cli, cid); err != nil {
 		d.log.Warn("remove container of stopped dyno", "dyno", dy.spec.Ref(), "container", cid, "err", err)
 	}
 	// Removed first: List never shows the container as a dyno nobody manages.

@@ -254,7 +254,7 @@ func (d *Driver) copySlug(ctx context.Context, id, slugPath, dst string) error {
 func (d *Driver) removeContainer(spec drivers.DynoSpec, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+	if err := forceRemove(ctx, d.cli, id); err != nil {
 		d.log.Warn("remove container", "dyno", spec.Ref(), "container", id, "err", err)
 	}
 	d.logState.forget(id)

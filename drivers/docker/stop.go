@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -44,7 +45,7 @@ func (d *Driver) stopAndRemove(ctx context.Context, id string, graceSecs int) (i
 	if info, err := d.cli.ContainerInspect(ctx, id); err == nil {
 		status = info.State.ExitCode
 	}
-	if err := d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+	if err := forceRemove(ctx, d.cli, id); err != nil {
 		return status, fmt.Errorf("remove container %s: %w", short(id), err)
 	}
 	return status, nil
@@ -74,4 +75,34 @@ func (d *Driver) stopForeign(ctx context.Context, id string) error {
 	d.logState.forget(info.ID)
 	d.releaseShared(ctx, info.Config.Labels[LabelApp], info.Config.Labels[LabelEnv], info.Config.Labels[LabelVolume])
 	return nil
+}
+
+// forceRemove removes a container, killing it first if it runs, and tries again
+// until ctx ends when the engine fails to: under load the engine answers a forced
+// removal now and then with a transient error (a kill whose exit event it did not
+// see in time, a removal already in progress), and a container left behind holds
+// its port, volume and network. A container already gone is no error.
+func forceRemove(ctx context.Context, cli removeClient, id string) error {
+	const (
+		retry    = 500 * time.Millisecond
+		attempts = 20 // 10 s at most, whatever ctx allows
+	)
+	var err error
+	for range attempts {
+		err = cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+		if err == nil || cerrdefs.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(retry):
+		}
+	}
+	return err
+}
+
+// removeClient is what forceRemove needs of the engine's client.
+type removeClient interface {
+	ContainerRemove(ctx context.Context, id string, opts container.RemoveOptions) error
 }
