@@ -117,12 +117,16 @@ func TestAppSourceReviewAppsEndToEnd(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "hello--pr-7") || !strings.Contains(out, "active") || !strings.Contains(out, "refs/pull/7/head of hello") {
 		t.Errorf("review list: exit %d\n%s%s", code, out, errOut)
 	}
-	code, out, errOut = runCLI(t, "status", "--api", d.apiAddr)
-	if code != 0 || !slices.ContainsFunc(strings.Split(out, "\n"), func(line string) bool {
-		return strings.HasPrefix(line, "hello") && strings.Contains(line, "hello--pr-7") && strings.Contains(line, "Ready")
-	}) {
-		t.Errorf("status does not list hello in hello--pr-7 as Ready: exit %d\n%s%s", code, out, errOut)
-	}
+	// The dyno answers once routed; the pass that started it says Ready when it ends.
+	eventually(t, time.Minute, "status lists hello in hello--pr-7 as Ready", func() error {
+		code, out, errOut := runCLI(t, "status", "--api", d.apiAddr)
+		if code != 0 || !slices.ContainsFunc(strings.Split(out, "\n"), func(line string) bool {
+			return strings.HasPrefix(line, "hello") && strings.Contains(line, "hello--pr-7") && strings.Contains(line, "Ready")
+		}) {
+			return fmt.Errorf("exit %d\n%s%s", code, out, errOut)
+		}
+		return nil
+	})
 
 	second := sourcePullRequest(t, work, bare, 7, "pr 7, pushed again\n")
 	d.sourcePush(t, "refs/pull/7/head", second)
