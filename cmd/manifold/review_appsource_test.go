@@ -202,28 +202,11 @@ func BenchmarkAppRefToReviewApp(b *testing.B) {
 				host := fmt.Sprintf("hello.hello--pr-%d.localhost", i)
 				start := time.Now()
 				git(b, bare, "update-ref", "-d", fmt.Sprintf("refs/pull/%d/head", i))
-				lastHook := time.Time{}
-				eventually(b, time.Minute, host+" gone after its ref went", func() error {
-					if _, err := d.get(host); err != nil {
-						return nil
-					}
-					// Two listings must lack the ref: a webhook every 250 ms stands
-					// for the next event or poll (the webhook limits bursts).
-					if time.Since(lastHook) > 250*time.Millisecond {
-						d.hook(b)
-						lastHook = time.Now()
-					}
-					return fmt.Errorf("%s still answers", host)
-				})
-				teardown = append(teardown, time.Since(start))
+				teardown = append(teardown, d.waitTornDown(b, host, start))
 			}
 			b.StopTimer()
-			slices.Sort(took)
-			slices.Sort(teardown)
-			b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "p50-ms")
-			b.ReportMetric(float64(took[(len(took)*99)/100].Milliseconds()), "p99-ms")
-			b.ReportMetric(float64(teardown[len(teardown)/2].Milliseconds()), "teardown-p50-ms")
-			b.ReportMetric(float64(teardown[(len(teardown)*99)/100].Milliseconds()), "teardown-p99-ms")
+			reportMillis(b, "", took)
+			reportMillis(b, "teardown-", teardown)
 		})
 	}
 }

@@ -127,27 +127,12 @@ func BenchmarkRefToReviewApp(b *testing.B) {
 	b.Cleanup(func() { killDynos(filepath.Join(state, "dynos")) })
 	routerAddr := freeAddr(b)
 	d := startDaemon(b, state, "file://"+repo, routerAddr, "1h")
-	client := &http.Client{Timeout: 5 * time.Second}
-	// answers is nil when host answers 200.
-	answers := func(host string) error {
-		req, err := http.NewRequest(http.MethodGet, "http://"+routerAddr+"/", nil)
-		if err != nil {
-			return err
-		}
-		req.Host = host
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	}
 	waitFor := func(host string, timeout time.Duration) {
 		b.Helper()
-		eventually(b, timeout, host+" answering", func() error { return answers(host) })
+		eventually(b, timeout, host+" answering", func() error {
+			_, err := d.get(host)
+			return err
+		})
 	}
 	waitFor("hello.default.localhost", 2*time.Minute)
 	const pulls = 10
@@ -167,26 +152,9 @@ func BenchmarkRefToReviewApp(b *testing.B) {
 		host := fmt.Sprintf("hello.pr-%d.localhost", i)
 		start := time.Now()
 		git(b, repo, "update-ref", "-d", fmt.Sprintf("refs/pull/%d/head", i))
-		lastHook := time.Time{}
-		eventually(b, time.Minute, host+" gone after its ref went", func() error {
-			if answers(host) != nil {
-				return nil
-			}
-			// The second listing needs a second pass: a webhook every 250 ms
-			// stands for the next event or poll (the webhook limits bursts).
-			if time.Since(lastHook) > 250*time.Millisecond {
-				d.hook(b)
-				lastHook = time.Now()
-			}
-			return fmt.Errorf("%s still answers", host)
-		})
-		teardown = append(teardown, time.Since(start))
+		teardown = append(teardown, d.waitTornDown(b, host, start))
 	}
 	b.StopTimer()
-	slices.Sort(took)
-	slices.Sort(teardown)
-	b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "p50-ms")
-	b.ReportMetric(float64(took[(len(took)*99)/100].Milliseconds()), "p99-ms")
-	b.ReportMetric(float64(teardown[len(teardown)/2].Milliseconds()), "teardown-p50-ms")
-	b.ReportMetric(float64(teardown[(len(teardown)*99)/100].Milliseconds()), "teardown-p99-ms")
+	reportMillis(b, "", took)
+	reportMillis(b, "teardown-", teardown)
 }

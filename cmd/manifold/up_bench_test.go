@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,9 +60,7 @@ func BenchmarkCommitToDyno(b *testing.B) {
 				took = append(took, time.Since(start))
 			}
 			b.StopTimer()
-			slices.Sort(took)
-			b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "p50-ms")
-			b.ReportMetric(float64(took[(len(took)*99)/100].Milliseconds()), "p99-ms")
+			reportMillis(b, "", took)
 		})
 	}
 }
