@@ -11,13 +11,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/manifold-paas/manifold/reconciler/secret/secrettest"
 
 	"github.com/manifold-paas/manifold/reconciler/notify"
 	"github.com/manifold-paas/manifold/reconciler/secret"
@@ -116,15 +116,7 @@ func TestNotifySealedEndToEnd(t *testing.T) {
 	ops, team := newSignedReceiver(t, opsKey, ""), newSignedReceiver(t, teamKey, "")
 	copied, forge := newSignedReceiver(t, opsKey, ""), newSignedReceiver(t, "", token)
 
-	identity := filepath.Join(t.TempDir(), "daemon.key")
-	out, err := exec.Command("age-keygen", "-o", identity).CombinedOutput()
-	if err != nil {
-		t.Fatalf("age-keygen (Debian's age package, .ci/deps): %v\n%s", err, out)
-	}
-	if err := os.Chmod(identity, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	recipient := recipientOf(t, identity)
+	identity, recipient := secrettest.Keygen(t)
 
 	repo := t.TempDir()
 	manifold := strings.NewReplacer("%RECIPIENT%", recipient, "%OPS%", ops.srv.URL, "%COPIED%", copied.srv.URL, "%FORGE%", forge.srv.URL)

@@ -4,12 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/manifold-paas/manifold/reconciler/secret/secrettest"
 
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/secret"
@@ -18,18 +19,8 @@ import (
 // reviewCanary is the review overlay's secret; canary (secret_test.go) production's.
 const reviewCanary = "canary-52d7e1-review-value"
 
-// ageKey makes an identity with Debian's age-keygen and returns the file and its
-// public key.
-func ageKey(t *testing.T) (file, recipient string) {
-	t.Helper()
-	file = filepath.Join(t.TempDir(), "key")
-	out, err := exec.Command("age-keygen", "-o", file).CombinedOutput()
-	if err != nil {
-		t.Fatalf("age-keygen (Debian's age package, .ci/deps): %v\n%s", err, out)
-	}
-	_, recipient, _ = strings.Cut(strings.TrimSpace(string(out)), "Public key: ")
-	return file, recipient
-}
+// ageKey is secrettest.Keygen.
+var ageKey = secrettest.Keygen
 
 // envFile is an environment file whose hello has the secrets given (in order).
 func envFile(env, recipient string, secrets ...string) string {
@@ -64,7 +55,7 @@ func TestReviewSecretsEndToEnd(t *testing.T) {
 	prodKey, prodRecipient := ageKey(t)
 	reviewKey, reviewRecipient := ageKey(t)
 	identity := filepath.Join(t.TempDir(), "daemon.key")
-	if err := os.WriteFile(identity, []byte(mustRead(t, filepath.Dir(prodKey), "key")+mustRead(t, filepath.Dir(reviewKey), "key")), 0o600); err != nil {
+	if err := os.WriteFile(identity, []byte(mustRead(t, filepath.Dir(prodKey), filepath.Base(prodKey))+mustRead(t, filepath.Dir(reviewKey), filepath.Base(reviewKey))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 

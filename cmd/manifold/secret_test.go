@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/manifold-paas/manifold/reconciler/secret/secrettest"
+
 	"github.com/manifold-paas/manifold/reconciler"
 	"github.com/manifold-paas/manifold/reconciler/secret"
 )
@@ -49,15 +51,7 @@ func secretsRepo(t *testing.T) (repo, identity string) {
 `)
 	writeFile(t, repo, "apps/site.hcl", "app \"site\" {\n  source { path = \"../src/site\" }\n}\n")
 
-	identity = filepath.Join(t.TempDir(), "daemon.key")
-	out, err := exec.Command("age-keygen", "-o", identity).CombinedOutput()
-	if err != nil {
-		t.Fatalf("age-keygen (Debian's age package, .ci/deps): %v\n%s", err, out)
-	}
-	_, daemonRecipient, _ := strings.Cut(strings.TrimSpace(string(out)), "Public key: ")
-	if err := os.Chmod(identity, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	identity, daemonRecipient := secrettest.Keygen(t)
 	operatorKey := filepath.Join(t.TempDir(), "operator.key")
 	code, _, errOut := runCLI(t, "secret", "keygen", "-o", operatorKey)
 	_, operatorRecipient, _ := strings.Cut(strings.TrimSpace(errOut), "Public key: ")

@@ -7,34 +7,19 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/manifold-paas/manifold/reconciler/secret/secrettest"
 
 	"github.com/manifold-paas/manifold/reconciler/notify"
 	"github.com/manifold-paas/manifold/reconciler/secret"
 	"github.com/manifold-paas/manifold/spec"
 )
 
-// ageKeygen makes an identity file with Debian's age-keygen and returns its path and
-// public key.
-func ageKeygen(t *testing.T) (path, recipient string) {
-	t.Helper()
-	path = filepath.Join(t.TempDir(), "key.txt")
-	out, err := exec.Command("age-keygen", "-o", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("age-keygen (install Debian's age package: .ci/deps): %v\n%s", err, out)
-	}
-	_, recipient, ok := strings.Cut(strings.TrimSpace(string(out)), "Public key: ")
-	if !ok {
-		t.Fatalf("age-keygen said %q", out)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path, recipient
-}
+// ageKeygen is secrettest.Keygen.
+var ageKeygen = secrettest.Keygen
 
 // ageEncrypt seals value for where with Debian's age CLI, in the envelope `manifold
 // secret encrypt` writes: what a user without manifold's CLI could do.

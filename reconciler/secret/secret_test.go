@@ -6,32 +6,16 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/manifold-paas/manifold/reconciler/secret/secrettest"
 
 	"github.com/manifold-paas/manifold/reconciler/secret"
 )
 
-// ageKeygen makes an identity file with Debian's age-keygen and returns its path and
-// public key.
-func ageKeygen(t *testing.T) (path, recipient string) {
-	t.Helper()
-	path = filepath.Join(t.TempDir(), "key.txt")
-	out, err := exec.Command("age-keygen", "-o", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("age-keygen (install Debian's age package: .ci/deps): %v\n%s", err, out)
-	}
-	// age-keygen prints "Public key: age1…" on stderr.
-	_, recipient, ok := strings.Cut(strings.TrimSpace(string(out)), "Public key: ")
-	if !ok {
-		t.Fatalf("age-keygen said %q", out)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path, recipient
-}
+// ageKeygen is secrettest.Keygen.
+var ageKeygen = secrettest.Keygen
 
 func generate(t *testing.T) (*secret.Keyring, string) {
 	t.Helper()
